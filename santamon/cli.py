@@ -73,7 +73,7 @@ def dev_keys(args: argparse.Namespace) -> int:
   analyst key: $(grep SANTAMON_ADMIN_KEY {path} | cut -d= -f2-)
 Try:
   . ./{path} && curl -s -H "X-API-Key: $SANTAMON_API_KEY" -H 'Content-Type: application/json' \\
-      --data @../shared/samples/signal-file-access.json http://127.0.0.1:{port}/ingest
+      --data @tests/samples/signal-file-access.json http://127.0.0.1:{port}/ingest
   . ./{path} && curl -s -H "Authorization: Bearer $SANTAMON_ADMIN_KEY" \\
       http://127.0.0.1:{port}/signals
 Console: http://127.0.0.1:{port}/ui (log in with the analyst key)""")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"  # copies of ../shared/samples
 AGENT_KEY = "agent-key-0123456789abcdef"
 AGENT_KEY_2 = "agent-key-rotated-0123456789"
 ANALYST_KEY = "analyst-key-0123456789abcdef"
