@@ -1258,7 +1258,8 @@
     const json = JSON.stringify(value, null, 2);
     const pre = el('pre', { class: 'kv-nested', text: json });
     if (COLLAPSED_KEYS.has(key) || json.length > 600) {
-      const size = Array.isArray(value) ? `${value.length} items` : `${Object.keys(value).length} fields`;
+      const count = Array.isArray(value) ? value.length : Object.keys(value).length;
+      const size = `${count} ${Array.isArray(value) ? 'item' : 'field'}${count === 1 ? '' : 's'}`;
       return el('dd', {}, el('details', { class: 'nested' }, el('summary', { text: `${size} — show` }), pre));
     }
     return el('dd', {}, pre);
