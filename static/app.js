@@ -498,10 +498,9 @@
     const byStatus = isPlainObject(stats.by_status) ? stats.by_status : {};
     setText('card-total-sub', STATUSES.map((s) => `${fmtNum(byStatus[s] || 0)} ${s === 'acknowledged' ? 'ack' : s}`).join(' · '));
     setText('card-24h-value', fmtNum(stats.last_24h));
-    const hosts = Array.isArray(stats.by_host) ? stats.by_host : [];
-    const topHost = hosts[0];
-    setText('card-24h-sub', topHost && typeof topHost === 'object'
-      ? `busiest host ${topHost.host_id ?? topHost.host ?? ''} (${fmtNum(topHost.count)})` : '');
+    // by_host and top_rules are {name: count}, busiest first.
+    const hosts = isPlainObject(stats.by_host) ? Object.entries(stats.by_host) : [];
+    setText('card-24h-sub', hosts.length ? `top host, all time: ${hosts[0][0]} (${fmtNum(hosts[0][1])})` : '');
 
     const open = isPlainObject(stats.open_by_severity) ? stats.open_by_severity : null;
     const card = $('#card-open');
@@ -521,9 +520,8 @@
     setText('card-agents-sub', `${fmtNum(agents.total ?? active + stale)} reporting agents`);
     $('#card-agents').classList.toggle('is-stale', stale > 0);
 
-    fillDatalist('#host-options', hosts.map((h) => h && (h.host_id ?? h.host)));
-    const rules = Array.isArray(stats.top_rules) ? stats.top_rules : [];
-    fillDatalist('#rule-options', rules.map((r) => r && (r.rule_id ?? r.rule)));
+    fillDatalist('#host-options', hosts.map(([host]) => host));
+    fillDatalist('#rule-options', isPlainObject(stats.top_rules) ? Object.keys(stats.top_rules) : []);
   }
 
   function fillDatalist(selector, values) {
@@ -729,6 +727,7 @@
       box.hidden = true;
     }
     $('#agents').replaceChildren(...agents.map(renderAgent));
+    fillDatalist('#host-options', agents.map((a) => String(a.agent_id)));
 
     const banner = $('#stale-banner');
     if (stale.length) {

@@ -9,9 +9,11 @@ from aiohttp import web
 from ..config import Settings
 from ..store import SQLiteStore
 from .auth import KeyRing
-from .keys import KEYRING, SETTINGS, STORE
+from .console import add_security_headers
+from .keys import KEYRING, SESSIONS, SETTINGS, STORE
 from .middlewares import auth_middleware, error_middleware
 from .routes import setup_routes
+from .session import SessionStore
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
 
@@ -31,6 +33,8 @@ def create_app(settings: Settings) -> web.Application:
                           middlewares=[error_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
+    app[SESSIONS] = SessionStore()
+    app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(_store_ctx)
     setup_routes(app)
     return app

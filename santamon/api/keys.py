@@ -5,10 +5,12 @@ from aiohttp import web
 from ..config import Settings
 from ..store import Store
 from .auth import KeyRing, Role
+from .session import SessionStore
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 KEYRING = web.AppKey("keyring", KeyRing)
+SESSIONS = web.AppKey("sessions", SessionStore)
 
 # Per request: the caller's role, set by the auth middleware.
 PRINCIPAL = web.RequestKey("principal", Role)
