@@ -278,6 +278,8 @@
 
   function enterConsole() {
     state.signedIn = true;
+    // The sign-in button just vanished; keys like j/k/Enter belong to the queue now.
+    if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
     showView('console');
     applyFiltersToControls();
     refreshAll({ resetQueue: true });
@@ -808,7 +810,7 @@
 
   function setQueueState(kind, title, message, action) {
     const box = $('#queue-state');
-    if (!kind) { box.hidden = true; box.replaceChildren(); return; }
+    if (!kind) { box.hidden = true; box.className = 'queue-state'; box.replaceChildren(); return; }
     box.className = `queue-state is-${kind}`;
     const children = [];
     if (kind === 'loading') children.push(el('span', { class: 'spinner', 'aria-hidden': 'true' }));
