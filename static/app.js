@@ -512,6 +512,8 @@
       setText('card-open-value', fmtNum(crit + high));
       setText('card-open-sub', `${fmtNum(crit)} critical · ${fmtNum(high)} high`);
       card.classList.toggle('is-hot', crit + high > 0);
+      // A background tab still says when something urgent is waiting.
+      document.title = `${crit + high ? `(${crit + high}) ` : ''}Santamon · Signals`;
     }
 
     const agents = isPlainObject(stats.agents) ? stats.agents : {};
@@ -661,7 +663,8 @@
     for (const hit of $$('.bucket-hit.is-active')) hit.classList.remove('is-active');
     const data = state.volume;
     if (!data || index < 0 || index >= data.buckets.length) {
-      readout.replaceChildren(el('span', { class: 'muted', text: 'Hover a bar for its counts; click it to list those signals.' }));
+      const how = window.matchMedia('(hover: none)').matches ? 'Tap a bar to list its signals.' : 'Hover a bar for its counts; click it to list those signals.';
+      readout.replaceChildren(el('span', { class: 'muted', text: how }));
       return;
     }
     const hit = $(`.bucket-hit[data-index="${index}"]`);
@@ -756,6 +759,7 @@
       class: `agent${isStale ? ' is-stale' : ''}`,
       title: `Last heartbeat received ${fmtUtc(seen)} UTC${a.first_seen ? ` · first seen ${fmtUtc(parseTs(a.first_seen))} UTC` : ''}`,
       tabindex: '0',
+      'aria-label': `${a.agent_id}: ${isStale ? 'stale' : 'active'}. Show its signals`,
       'data-agent': String(a.agent_id),
     },
     el('span', { class: 'agent-dot', 'aria-hidden': 'true' }),

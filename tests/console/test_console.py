@@ -302,10 +302,16 @@ def test_cross_site_style_writes_are_refused(ui: Console):
 
 def test_screenshots(ui: Console, phone_ui: Console):
     desktop = ui.sign_in().page
+    desktop.mouse.move(0, 0)
     ui.screenshot("desktop-console")
     ui.rows.filter(has_text="SM-002").first.locator(".sig-row").click()
     desktop.wait_for_selector(".ptree")
     ui.screenshot("desktop-console-full", full_page=True)
+    for row in range(2, 5):
+        ui.rows.nth(row).locator(".sig-check input").check()
+    desktop.emulate_media(color_scheme="light")
+    desktop.locator("#queue-panel").scroll_into_view_if_needed()
+    ui.screenshot("desktop-light-selection")
 
     phone = phone_ui.open().page
     phone.wait_for_selector("#login-key")
