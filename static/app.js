@@ -829,20 +829,25 @@
     const seq = ++state.queueSeq;
     const previousIds = new Set(state.signals.map((s) => s.signal_id));
     let limit = PAGE_SIZE;
+    const panel = $('#queue-panel');
     if (reset) {
-      resetQueue();
-      setQueueState('loading', 'Loading signals…');
+      // The old rows stay, dimmed, until the new ones arrive: no flash on every filter click.
+      panel.setAttribute('aria-busy', 'true');
+      if (!state.signals.length) setQueueState('loading', 'Loading signals…');
       $('#load-more').hidden = true;
       setText('queue-end', '');
     } else {
       // A background refresh reloads everything already on screen so scrolled-to rows stay.
       limit = Math.min(MAX_LIMIT, Math.max(PAGE_SIZE, state.signals.length));
     }
+    const done = () => { if (seq === state.queueSeq) panel.removeAttribute('aria-busy'); };
     let data;
     try {
       data = await api('GET', `/signals${signalQuery({ limit })}`);
     } catch (err) {
+      done();
       if (seq !== state.queueSeq || err.status === 401) return false;
+      if (reset) resetQueue();
       if (reset || !state.signals.length) {
         setQueueState('error', 'Could not load signals', `${err.message}. Check the filters or try again.`,
           { label: 'Retry', run: () => loadSignals({ reset: true }) });
@@ -852,6 +857,8 @@
       return false;
     }
     if (seq !== state.queueSeq) return true;
+    done();
+    if (reset) resetQueue();
     const signals = (data && Array.isArray(data.signals) ? data.signals : []).filter((s) => isPlainObject(s) && typeof s.signal_id === 'string');
     const freshIds = reset ? new Set() : new Set(signals.filter((s) => !previousIds.has(s.signal_id)).map((s) => s.signal_id));
     if (!reset) {
@@ -1247,9 +1254,10 @@
       for (const key of keys) dl.append(el('dt', { text: key }), renderValue(key, context[key]));
       wrap.append(dl);
     }
+    const raw = JSON.stringify(context, null, 2);
     wrap.append(el('details', { class: 'raw' },
-      el('summary', { text: 'Raw JSON' }),
-      el('pre', { class: 'json', text: JSON.stringify(context, null, 2) })));
+      el('summary', {}, 'Raw JSON ', copyButton(() => raw, 'context JSON')),
+      el('pre', { class: 'json', text: raw })));
     return wrap;
   }
 
@@ -1307,9 +1315,40 @@
       ['Received', Number.isFinite(parseTs(data.received_at)) ? `${fmtUtc(parseTs(data.received_at))} UTC` : data.received_at],
     ];
     if (data.shipped_at) rows.push(['Forwarded', `${fmtUtc(parseTs(data.shipped_at))} UTC`]);
+    const pivots = {
+      Host: (v) => ({ host_id: v }),
+      Rule: (v) => ({ rule_id: v }),
+    };
     const dl = el('dl', { class: 'facts' });
-    for (const [k, v] of rows) if (v !== undefined && v !== null) dl.append(el('dt', { text: k }), el('dd', { text: String(v) }));
+    for (const [k, v] of rows) {
+      if (v === undefined || v === null) continue;
+      let value = String(v);
+      if (k in pivots) {
+        value = el('button', {
+          type: 'button', class: 'pivot', text: value, title: `Show only signals with this ${k.toLowerCase()}`,
+          onclick: () => setFilters(pivots[k](String(v))),
+        });
+      } else if (k === 'Signal ID') {
+        value = el('span', {}, value, ' ', copyButton(() => String(v), 'signal ID'));
+      }
+      dl.append(el('dt', { text: k }), el('dd', {}, value));
+    }
     return dl;
+  }
+
+  function copyButton(getText, what) {
+    return el('button', {
+      type: 'button', class: 'copy', text: 'copy', title: `Copy the ${what}`,
+      onclick: async (e) => {
+        e.stopPropagation();
+        try {
+          await navigator.clipboard.writeText(getText());
+          toast(`Copied the ${what}`);
+        } catch {
+          toast('The browser did not allow copying; select the text instead.', true);
+        }
+      },
+    });
   }
 
   function renderHistory(history) {

@@ -160,7 +160,7 @@ class Console:
         return self
 
     def wait_idle(self) -> None:
-        sync_api.expect(self.page.locator("#queue-state.is-loading")).to_have_count(0)
+        sync_api.expect(self.page.locator("#queue-panel[aria-busy]")).to_have_count(0)
 
     def row(self, text: str) -> Any:
         return self.rows.filter(has_text=text)

@@ -166,6 +166,7 @@ def test_detail_draws_the_process_tree_from_the_oldest_ancestor(ui: Console):
     expect(detail.locator(".kv")).to_contain_text("/Users/alice/.ssh/id_ed25519")
     detail.locator("details.raw summary").click()
     expect(detail.locator("pre.json")).to_contain_text('"spool_archive_path"')
+    page.locator("#queue-panel").evaluate("panel => panel.scrollIntoView()")
     ui.screenshot("desktop-detail")
 
 
