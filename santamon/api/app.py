@@ -12,9 +12,11 @@ from ..jobs.board import JobBoard
 from ..jobs.scheduler import scheduler_ctx
 from ..store import SQLiteStore
 from .auth import KeyRing
-from .keys import HTTP_SESSION, JOB_BOARD, KEYRING, SETTINGS, STORE
+from .console import add_security_headers
+from .keys import HTTP_SESSION, JOB_BOARD, KEYRING, SESSIONS, SETTINGS, STORE
 from .middlewares import auth_middleware, error_middleware
 from .routes import setup_routes
+from .session import SessionStore
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
 
@@ -41,6 +43,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
     app[JOB_BOARD] = JobBoard()
+    app[SESSIONS] = SessionStore()
+    app.on_response_prepare.append(add_security_headers)
     # Started in this order and stopped in reverse: the scheduler stops before the HTTP
     # session and the store close.
     app.cleanup_ctx.extend([_store_ctx, _http_session_ctx, scheduler_ctx])

@@ -89,6 +89,17 @@ class Store(Protocol):
 
     async def stats(self) -> dict[str, Any]: ...
 
+    async def signal_volume(self, since: str, until: str,
+                            bucket_seconds: int) -> dict[int, dict[str, int]]:
+        """Signals with `since <= ts < until` counted per severity and bucket of event time.
+
+        Buckets are aligned to multiples of `bucket_seconds` since the epoch and keyed by their
+        start in epoch seconds; empty buckets are absent.
+        """
+
+    async def first_signal_ts(self) -> str | None:
+        """The earliest event time stored, or None when there are no signals."""
+
     async def check_writable(self) -> None:
         """Raise StoreUnavailable unless a write can be committed now."""
 

@@ -392,17 +392,38 @@ class SQLiteStore:
                                    "GROUP BY host_id ORDER BY n DESC, host_id LIMIT 10")
             top_rules = await counts("SELECT rule_id, count(*) AS n FROM signals "
                                      "GROUP BY rule_id ORDER BY n DESC, rule_id LIMIT 10")
+            open_by_severity = await counts("SELECT severity, count(*) FROM signals "
+                                            "WHERE status = 'open' GROUP BY severity")
             agents = await counts("SELECT status, count(*) FROM agents GROUP BY status")
         return {
             "total_signals": total,
             "last_24h": last_24h,
             "by_severity": by_severity,
             "by_status": by_status,
+            "open_by_severity": open_by_severity,
             "by_host": by_host,
             "top_rules": top_rules,
             "agents": {"active": agents.get("active", 0), "stale": agents.get("stale", 0),
                        "total": sum(agents.values())},
         }
+
+    async def signal_volume(self, since: str, until: str,
+                            bucket_seconds: int) -> dict[int, dict[str, int]]:
+        # Stored times are fixed-width UTC, so the first 19 characters are whole seconds.
+        sql = ("SELECT CAST(strftime('%s', substr(ts, 1, 19)) AS INTEGER) / ?1 * ?1 AS start, "
+               "severity, count(*) FROM signals WHERE ts >= ?2 AND ts < ?3 "
+               "GROUP BY start, severity")
+        volume: dict[int, dict[str, int]] = {}
+        async with self._reader() as conn, conn.execute(
+                sql, (bucket_seconds, since, until)) as cur:
+            for start, severity, count in await cur.fetchall():
+                volume.setdefault(start, {})[severity] = count
+        return volume
+
+    async def first_signal_ts(self) -> str | None:
+        async with self._reader() as conn, conn.execute("SELECT min(ts) FROM signals") as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
 
 
 def _escape_like(text: str) -> str:
