@@ -19,6 +19,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/signals/{signal_id}", views.get_signal)
     app.router.add_patch("/signals/{signal_id}/status", views.update_status)
     app.router.add_get("/stats", views.stats)
+    app.router.add_get("/jobs", views.jobs)
     app.router.add_get("/ui", console.console_page)
     app.router.add_post("/session", console.create_session)
     app.router.add_get("/session", console.get_session)

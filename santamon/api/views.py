@@ -27,7 +27,7 @@ from ..models import (
 )
 from ..store import NewSignal, StoreUnavailable
 from .auth import Role, requires
-from .keys import STORE
+from .keys import JOB_BOARD, STORE
 from .responses import ApiError, json_response
 
 ANALYST_ACTOR = "analyst"
@@ -176,6 +176,21 @@ async def list_agents(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     return json_response(await request.app[STORE].stats())
+
+
+async def jobs(request: web.Request) -> web.Response:
+    board = request.app[JOB_BOARD]
+    forwarder = board.forwarder
+    forwarding: dict[str, object] = {"sinks": [], "backlog": None}
+    if forwarder is not None:
+        forwarding = {
+            "sinks": [sink.name for sink in forwarder.sinks],
+            "min_severity": forwarder.severities[0],
+            "backlog": await request.app[STORE].forward_backlog(forwarder.severities),
+            "consecutive_failures": forwarder.consecutive_failures,
+            "retry_in_seconds": round(forwarder.retry_in, 3),
+        }
+    return json_response({"jobs": board.snapshot(), "forwarding": forwarding})
 
 
 class HealthCheck:
