@@ -60,8 +60,9 @@ def test_headline_cards_chart_and_signals(ui: Console):
 
     # Newest first, one page of 50, then the rest through the cursor.
     expect(ui.rows).to_have_count(50)
-    expect(ui.rows.first).to_contain_text("SM-666")
-    expect(ui.rows.nth(1)).to_contain_text("SSH private keys read by non-ssh process")
+    expect(ui.rows.first).to_contain_text("Agent mbp-stale stopped sending heartbeats")
+    expect(ui.rows.nth(1)).to_contain_text("SM-666")
+    expect(ui.rows.nth(2)).to_contain_text("SSH private keys read by non-ssh process")
     page.click("#load-more")
     expect(ui.rows).to_have_count(OPEN_IN_24H + 1)  # + the AGENT-STALE alert
     expect(page.locator("#load-more")).to_be_hidden()
