@@ -201,6 +201,21 @@
     return data;
   }
 
+  // What went wrong, and what to do about it, in one sentence for the analyst.
+  function advice(err) {
+    if (err.status === 0) return 'The server cannot be reached. Check the network or the service; the console retries on its next refresh.';
+    if (err.status === 422 || err.status === 400) {
+      const detail = err.body && Array.isArray(err.body.details) && err.body.details[0];
+      const field = detail && Array.isArray(detail.loc) ? detail.loc.join('.') : '';
+      const msg = detail && typeof detail.msg === 'string' ? detail.msg : err.message;
+      return `The server did not accept ${field ? `the ${field} filter` : 'the filters'}: ${msg}. Adjust it or clear the filters.`;
+    }
+    if (err.status === 403) return 'The server refused the request. Sign out and in again.';
+    if (err.status === 503) return 'The database is unavailable right now. Try again in a few seconds.';
+    if (err.status >= 500) return `The server had a problem (HTTP ${err.status}). Try again shortly; if it persists, check the service log.`;
+    return `${err.message}.`;
+  }
+
   function qs(params) {
     const search = new URLSearchParams();
     for (const [key, value] of Object.entries(params)) {
@@ -558,7 +573,7 @@
       if (err.status === 401) return false;
       state.volume = null;
       const canvas = $('#chart-canvas');
-      canvas.replaceChildren(el('div', { class: 'chart-empty', text: `Could not load the volume: ${err.message}` }));
+      canvas.replaceChildren(el('div', { class: 'chart-empty', text: `Could not load the volume. ${advice(err)}` }));
       return false;
     }
     renderVolume();
@@ -699,7 +714,7 @@
     } catch (err) {
       if (err.status === 401) return false;
       const box = $('#agents-state');
-      box.textContent = `Could not load agents: ${err.message}. They will be retried on the next refresh.`;
+      box.textContent = `Could not load agents. ${advice(err)}`;
       box.hidden = false;
       return false;
     }
@@ -849,7 +864,7 @@
       if (seq !== state.queueSeq || err.status === 401) return false;
       if (reset) resetQueue();
       if (reset || !state.signals.length) {
-        setQueueState('error', 'Could not load signals', `${err.message}. Check the filters or try again.`,
+        setQueueState('error', 'Could not load signals', advice(err),
           { label: 'Retry', run: () => loadSignals({ reset: true }) });
       } else if (!quiet) {
         toast(`Refresh failed: ${err.message}`, true);
@@ -1107,7 +1122,7 @@
     try {
       await api('PATCH', `/signals/${encodeURIComponent(id)}/status`, body);
     } catch (err) {
-      if (err.status !== 401) toast(`Could not set the status: ${err.message}`, true);
+      if (err.status !== 401) toast(`Could not set the status. ${advice(err)}`, true);
       return false;
     }
     applyLocalStatus([id], status);
@@ -1135,7 +1150,7 @@
       toast(`${verb(status)} ${fmtNum(updated)} signal${updated === 1 ? '' : 's'}${missing.size ? ` · ${missing.size} no longer exist` : ''}`);
       loadStats();
     } catch (err) {
-      if (err.status !== 401) toast(`Bulk update failed: ${err.message}`, true);
+      if (err.status !== 401) toast(`Bulk update failed. ${advice(err)}`, true);
     } finally {
       updateBulkbar();
     }
@@ -1465,7 +1480,7 @@
       state.csrf = data.csrf_token;
       enterConsole();
     } catch (err) {
-      showLogin(err.status === 401 || err.status === 403 ? '' : `The server did not answer (${err.message}). Reload to try again.`);
+      showLogin(err.status === 401 || err.status === 403 ? '' : `${advice(err)} Reload the page to try again.`);
     }
   }
 

@@ -71,6 +71,30 @@ def test_headline_cards_chart_and_signals(ui: Console):
         "els => els.map(e => e.getAttribute('datetime'))")
     assert times == sorted(times, reverse=True)
 
+    # A bar of the chart opens its hour in the queue.
+    page.locator("#chart-canvas .bucket-hit").last.click()
+    ui.wait_idle()
+    assert "window=custom" in page.url
+    expect(ui.rows.first).to_contain_text("Agent mbp-stale stopped sending heartbeats")
+    assert ui.rows.count() < OPEN_IN_24H
+
+
+def test_errors_say_what_to_do(ui: Console):
+    page = ui.sign_in().page
+    page.route("**/signals?*", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body='{"error": "storage unavailable, retry later"}'))
+    page.click("#f-severity [data-sev=high]")
+    ui.wait_idle()
+    state = page.locator("#queue-state")
+    expect(state).to_contain_text("Could not load signals")
+    expect(state).to_contain_text("database is unavailable")
+    page.unroute("**/signals?*")
+    state.get_by_role("button", name="Retry").click()
+    ui.wait_idle()
+    expect(ui.rows.nth(1)).to_contain_text("SM-666")
+    expect(state).to_be_hidden()
+
 
 def test_each_filter_narrows_the_queue_and_lives_in_the_url(ui: Console):
     page = ui.sign_in().page
