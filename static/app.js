@@ -1135,18 +1135,23 @@
     const ids = [...state.selected];
     if (!ids.length) return;
     const note = $('#bulk-note').value.trim();
-    const body = { signal_ids: ids, status };
-    if (note) body.note = note;
     const buttons = $$('#bulkbar [data-bulk]');
     for (const b of buttons) b.disabled = true;
     try {
-      const res = await api('POST', '/signals/status', body);
-      const missing = new Set(Array.isArray(res && res.not_found) ? res.not_found : []);
-      applyLocalStatus(ids.filter((id) => !missing.has(id)), status);
+      const missing = new Set();
+      let updated = 0;
+      for (let start = 0; start < ids.length; start += MAX_LIMIT) {  // the API takes 1,000 a call
+        const chunk = ids.slice(start, start + MAX_LIMIT);
+        const body = { signal_ids: chunk, status };
+        if (note) body.note = note;
+        const res = await api('POST', '/signals/status', body);
+        for (const id of Array.isArray(res && res.not_found) ? res.not_found : []) missing.add(id);
+        updated += res && typeof res.updated === 'number' ? res.updated : chunk.length;
+        applyLocalStatus(chunk.filter((id) => !missing.has(id)), status);
+      }
       state.selected.clear();
       for (const id of ids) refreshRow(id);
       $('#bulk-note').value = '';
-      const updated = res && typeof res.updated === 'number' ? res.updated : ids.length - missing.size;
       toast(`${verb(status)} ${fmtNum(updated)} signal${updated === 1 ? '' : 's'}${missing.size ? ` · ${missing.size} no longer exist` : ''}`);
       loadStats();
     } catch (err) {
@@ -1164,14 +1169,19 @@
 
   async function loadDetail(id, { force = false } = {}) {
     if (!force && state.details.has(id)) { renderDetail(id); return; }
-    if (!state.details.has(id)) renderDetail(id);
+    const before = state.details.get(id);
+    if (!before) renderDetail(id);
+    let next;
     try {
       const detail = await api('GET', `/signals/${encodeURIComponent(id)}`);
-      state.details.set(id, isPlainObject(detail) ? detail : {});
+      next = isPlainObject(detail) ? detail : {};
     } catch (err) {
       if (err.status === 401) return;
-      state.details.set(id, { error: err.status === 404 ? 'This signal no longer exists.' : err.message });
+      next = { error: err.status === 404 ? 'This signal no longer exists.' : advice(err) };
     }
+    // A refresh that changed nothing leaves the open sections and scroll positions alone.
+    if (before && JSON.stringify(before) === JSON.stringify(next)) return;
+    state.details.set(id, next);
     renderDetail(id);
   }
 
