@@ -42,9 +42,9 @@ def create_app(settings: Settings) -> web.Application:
                           middlewares=[error_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
+    app[JOB_BOARD] = JobBoard()
     app[SESSIONS] = SessionStore()
     app.on_response_prepare.append(add_security_headers)
-    app[JOB_BOARD] = JobBoard()
     # Started in this order and stopped in reverse: the scheduler stops before the HTTP
     # session and the store close.
     app.cleanup_ctx.extend([_store_ctx, _http_session_ctx, scheduler_ctx])

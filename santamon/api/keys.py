@@ -12,9 +12,9 @@ from .session import SessionStore
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 KEYRING = web.AppKey("keyring", KeyRing)
-SESSIONS = web.AppKey("sessions", SessionStore)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)  # for forwarding
 JOB_BOARD = web.AppKey("job_board", JobBoard)
+SESSIONS = web.AppKey("sessions", SessionStore)
 
 # Per request: the caller's role, set by the auth middleware.
 PRINCIPAL = web.RequestKey("principal", Role)

@@ -383,20 +383,25 @@ class SQLiteStore:
                 async with conn.execute(sql) as cur:
                     return {row[0]: row[1] for row in await cur.fetchall()}
 
-            total = await scalar("SELECT count(*) FROM signals")
             last_24h = await scalar("SELECT count(*) FROM signals WHERE ts >= ?", since_24h)
-            by_severity = await counts(
-                "SELECT severity, count(*) FROM signals GROUP BY severity")
-            by_status = await counts("SELECT status, count(*) FROM signals GROUP BY status")
-            by_host = await counts("SELECT host_id, count(*) AS n FROM signals "
-                                   "GROUP BY host_id ORDER BY n DESC, host_id LIMIT 10")
-            top_rules = await counts("SELECT rule_id, count(*) AS n FROM signals "
-                                     "GROUP BY rule_id ORDER BY n DESC, rule_id LIMIT 10")
-            open_by_severity = await counts("SELECT severity, count(*) FROM signals "
-                                            "WHERE status = 'open' GROUP BY severity")
+            async with conn.execute("SELECT severity, status, n FROM signal_counts "
+                                    "WHERE n > 0") as cur:
+                by_severity_status = await cur.fetchall()
+            by_host = await counts("SELECT host_id, n FROM host_counts WHERE n > 0 "
+                                   "ORDER BY n DESC, host_id LIMIT 10")
+            top_rules = await counts("SELECT rule_id, n FROM rule_counts WHERE n > 0 "
+                                     "ORDER BY n DESC, rule_id LIMIT 10")
             agents = await counts("SELECT status, count(*) FROM agents GROUP BY status")
+        by_severity: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        open_by_severity: dict[str, int] = {}
+        for severity, status, n in by_severity_status:
+            by_severity[severity] = by_severity.get(severity, 0) + n
+            by_status[status] = by_status.get(status, 0) + n
+            if status == "open":
+                open_by_severity[severity] = n
         return {
-            "total_signals": total,
+            "total_signals": sum(by_status.values()),
             "last_24h": last_24h,
             "by_severity": by_severity,
             "by_status": by_status,
