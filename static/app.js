@@ -482,6 +482,7 @@
     const results = await Promise.allSettled([
       loadStats(), loadAgents(), loadVolume(), loadSignals({ reset, quiet: !reset }),
     ]);
+    loadJobs();
     const failed = results.find((r) => r.status === 'rejected' || r.value === false);
     const sync = $('#sync-status');
     if (!state.signedIn) return;
@@ -493,6 +494,33 @@
       sync.textContent = `Updated ${pad(now.getUTCHours())}:${pad(now.getUTCMinutes())}:${pad(now.getUTCSeconds())} UTC`;
       sync.classList.remove('is-error');
     }
+  }
+
+  // ---------------------------------------------------------------- background jobs
+
+  // A failing stale-agent or forwarding job blinds the analyst quietly; say so in the top bar.
+  async function loadJobs() {
+    const box = $('#jobs-health');
+    let data;
+    try {
+      data = await api('GET', '/jobs');
+    } catch {
+      box.hidden = true;
+      return;
+    }
+    const jobs = (data && Array.isArray(data.jobs) ? data.jobs : []).filter(isPlainObject);
+    const forwarding = data && isPlainObject(data.forwarding) ? data.forwarding : {};
+    const failing = jobs.filter((j) => j.enabled !== false && Number(j.consecutive_failures) > 0);
+    const forwards = Array.isArray(forwarding.sinks) && forwarding.sinks.length > 0;
+    const backlog = forwards ? Number(forwarding.backlog) || 0 : 0;
+    const lines = jobs.map((j) => `${j.id}: ${j.last_outcome ?? 'not run yet'}${j.last_message ? ` — ${j.last_message}` : ''}`);
+    if (forwards) lines.push(`forwarding backlog: ${backlog}`);
+    box.title = lines.join('\n');
+    box.className = `health${failing.length ? ' is-bad' : ''}`;
+    box.textContent = failing.length
+      ? `${failing.length} background job${failing.length === 1 ? '' : 's'} failing: ${failing.map((j) => j.id).join(', ')}`
+      : backlog > 0 ? `jobs ok · ${fmtNum(backlog)} to forward` : 'jobs ok';
+    box.hidden = jobs.length === 0;
   }
 
   // ---------------------------------------------------------------- headline cards

@@ -55,6 +55,7 @@ def test_headline_cards_chart_and_signals(ui: Console):
     # The tree sample (critical); XSS, ack target, stale alert and correlation sample (high).
     expect(page.locator("#card-open-value")).to_have_text("5")
     expect(page.locator("#card-agents-value")).to_have_text("2 / 1")
+    expect(page.locator("#jobs-health")).to_have_text("jobs ok")
     assert page.locator("#chart-canvas svg rect.bar").count() > 5
     expect(page.locator("#volume-legend")).to_contain_text("critical 1")
 
@@ -94,6 +95,16 @@ def test_errors_say_what_to_do(ui: Console):
     ui.wait_idle()
     expect(ui.rows.nth(1)).to_contain_text("SM-666")
     expect(state).to_be_hidden()
+
+    page.route("**/jobs", lambda route: route.fulfill(
+        status=200, content_type="application/json",
+        body='{"jobs": [{"id": "forwarding", "enabled": true, "consecutive_failures": 3, '
+             '"last_outcome": "failed", "last_message": "webhook: HTTP 502"}], '
+             '"forwarding": {"sinks": ["webhook"], "backlog": 12}}'))
+    page.click("#refresh-now")
+    health = page.locator("#jobs-health")
+    expect(health).to_have_text("1 background job failing: forwarding")
+    expect(health).to_have_attribute("title", re.compile("webhook: HTTP 502"))
 
 
 def test_each_filter_narrows_the_queue_and_lives_in_the_url(ui: Console):
