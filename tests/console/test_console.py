@@ -8,13 +8,14 @@ import urllib.error
 import pytest
 from playwright.sync_api import expect
 
-from ..helpers import AGENT_KEY
+from ..helpers import AGENT, AGENT_KEY, make_signal
 from .conftest import (
     FILLERS,
     XSS_KEY,
     XSS_TITLE,
     XSS_VALUE,
     Console,
+    ago,
     api,
 )
 
@@ -299,6 +300,33 @@ def test_hostile_signal_renders_as_inert_text(ui: Console):
     page.wait_for_timeout(300)  # give any injected handler a chance to fire
     assert page.locator("#queue img, #queue script, #queue b").count() == 0
     assert ui.dialogs == []
+
+
+def test_auto_refresh_brings_new_signals_and_can_be_turned_off(ui: Console):
+    page = ui.page
+    page.clock.install()
+    ui.sign_in("?host_id=mbp-live")
+    expect(page.locator("#auto-refresh")).to_be_checked()
+    expect(page.locator("#queue-state")).to_contain_text("No signals match")
+
+    api(ui.server, "POST", "/ingest", make_signal("11" * 16, host_id="mbp-live",
+                                                  ts=ago(seconds=5), title="Arrived live"),
+        headers=AGENT)
+    page.clock.run_for(31_000)
+    expect(ui.rows).to_have_count(1)
+    expect(ui.rows.first).to_contain_text("Arrived live")
+    expect(ui.rows.first).to_have_class(re.compile(r"\bis-new\b"))
+
+    page.locator("#auto-refresh").uncheck(force=True)
+    api(ui.server, "POST", "/ingest", make_signal("12" * 16, host_id="mbp-live",
+                                                  ts=ago(seconds=4), title="Arrived later"),
+        headers=AGENT)
+    page.clock.run_for(65_000)
+    page.wait_for_timeout(300)
+    expect(ui.rows).to_have_count(1)
+    page.reload()  # the choice is remembered
+    expect(page.locator("#auto-refresh")).not_to_be_checked()
+    expect(ui.rows).to_have_count(2)
 
 
 def test_expired_session_returns_to_the_login_form(ui: Console):
