@@ -6,10 +6,12 @@ import os
 import re
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
 from santamon.api import console
-from santamon.api.session import COOKIE_NAME, CSRF_HEADER, SessionStore
+from santamon.api.session import COOKIE_NAME, CSRF_HEADER, SessionStore, set_session_cookie
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal
 
@@ -34,6 +36,16 @@ async def test_sign_in_sets_a_strict_httponly_cookie(client):
     assert not cookie["secure"]  # plain HTTP here; `secure` follows the request's scheme
     assert ANALYST_KEY not in response.headers["Set-Cookie"]
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_cookie_is_secure_under_tls():
+    request = make_mocked_request("POST", "/session").clone(scheme="https")
+    response = web.Response()
+    set_session_cookie(request, response, "session-id", 60)
+    cookie = response.cookies[COOKIE_NAME]
+    assert cookie["secure"] is True
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
 
 
 @pytest.mark.parametrize("key", [AGENT_KEY, "wrong-key-0123456789", ""])
