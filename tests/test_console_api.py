@@ -10,7 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
-from santamon.api import console
+from santamon.api import console, routes
+from santamon.api.app import create_app
 from santamon.api.session import COOKIE_NAME, CSRF_HEADER, SessionStore, set_session_cookie
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal
@@ -229,6 +230,15 @@ async def test_static_serves_only_the_console_folder(client, path):
     response = await client.get(URL(path, encoded=True), headers=ANALYST)
     assert response.status in (403, 404)
     assert b"[metadata]" not in await response.read()
+
+
+async def test_the_api_runs_without_the_console_files(aiohttp_client, settings, monkeypatch,
+                                                      tmp_path):
+    monkeypatch.setattr(routes, "STATIC_DIR", tmp_path / "missing")
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/health")).status == 200
+    assert (await client.get("/ui")).status in (401, 404)
+    assert (await client.post("/session", json={"key": ANALYST_KEY})).status == 200
 
 
 async def test_static_does_not_follow_symlinks(client, tmp_path):
