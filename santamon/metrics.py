@@ -1,0 +1,108 @@
+"""Prometheus metrics, all named `santamon_*`, in a registry owned by one app.
+
+A registry per app (not the process-global default) keeps tests independent and lets two
+apps live in one process. Values that are cheap to read at scrape time (agents by status,
+database size) are set by the /metrics handler just before rendering.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from santamon import __version__
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Ingest outcomes; `reason` is only set for rejected and unauthorised requests.
+STORED, DUPLICATE, REJECTED, UNAUTHORIZED = "stored", "duplicate", "rejected", "unauthorized"
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(namespace="santamon", registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+
+        Gauge("santamon_build_info", "Version of this server.", ["version"], registry=r).labels(
+            version=__version__
+        ).set(1)
+        self.ingest = Counter(
+            "santamon_ingest_signals",
+            "Signals received on /ingest by outcome (stored, duplicate, rejected, unauthorized).",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.heartbeats = Counter(
+            "santamon_heartbeats", "Heartbeats received by outcome.", ["outcome"], registry=r
+        )
+        self.requests = Counter(
+            "santamon_http_requests",
+            "HTTP requests by route, method and status code.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "santamon_http_request_duration_seconds",
+            "Time from receiving a request to having its response ready, by route.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "santamon_auth_failures",
+            "Failed authentications by reason (missing, invalid, forbidden, rate_limited).",
+            ["reason"],
+            registry=r,
+        )
+        self.write_batch = Histogram(
+            "santamon_store_write_batch_size",
+            "Operations committed per group commit by the store's writer.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "santamon_store_commit_seconds",
+            "Time one group commit of the store's writer took.",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.agents = Gauge("santamon_agents", "Known agents by status.", ["status"], registry=r)
+        self.db_size = Gauge(
+            "santamon_database_size_bytes",
+            "Size of the database files (main file, WAL and shared memory).",
+            registry=r,
+        )
+        self.job_runs = Counter(
+            "santamon_job_runs",
+            "Background job runs by job and outcome (ok, failed).",
+            ["job", "outcome"],
+            registry=r,
+        )
+
+    def count_ingest(self, outcome: str, n: int = 1, reason: str = "") -> None:
+        if n:
+            self.ingest.labels(outcome=outcome, reason=reason).inc(n)
+
+    def observe_commit(self, batch_size: int, seconds: float) -> None:
+        """Hook for the store's writer, called once per group commit."""
+        self.write_batch.observe(batch_size)
+        self.commit_seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
