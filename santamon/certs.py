@@ -77,6 +77,10 @@ def _valid_dns_name(name: str) -> bool:
     )
 
 
+def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(Path(path).read_bytes())
+
+
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint in the colon-separated form `openssl x509 -fingerprint` prints."""
     return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))

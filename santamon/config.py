@@ -69,6 +69,7 @@ class Settings(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("api_key")
     @classmethod

@@ -23,8 +23,18 @@ from santamon import __version__
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-# Ingest outcomes; `reason` is only set for rejected and unauthorised requests.
-STORED, DUPLICATE, REJECTED, UNAUTHORIZED = "stored", "duplicate", "rejected", "unauthorized"
+# Ingest outcomes per signal, and the reasons a whole /ingest request is refused.
+STORED, DUPLICATE = "stored", "duplicate"
+REJECT_REASONS = {
+    400: "malformed",
+    401: "unauthorized",
+    403: "forbidden",
+    408: "timeout",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
@@ -44,12 +54,16 @@ class Metrics:
         ).set(1)
         self.ingest = Counter(
             "santamon_ingest_signals",
-            "Signals received on /ingest by outcome (stored, duplicate, rejected, unauthorized).",
-            ["outcome", "reason"],
+            "Signals accepted on /ingest by outcome (stored, duplicate).",
+            ["outcome"],
             registry=r,
         )
-        self.heartbeats = Counter(
-            "santamon_heartbeats", "Heartbeats received by outcome.", ["outcome"], registry=r
+        self.ingest_rejected = Counter(
+            "santamon_ingest_rejected",
+            "Requests to /ingest refused, by reason (malformed, invalid, too_large, "
+            "unauthorized, forbidden, rate_limited, timeout, unavailable, error).",
+            ["reason"],
+            registry=r,
         )
         self.requests = Counter(
             "santamon_http_requests",
@@ -66,7 +80,7 @@ class Metrics:
         )
         self.auth_failures = Counter(
             "santamon_auth_failures",
-            "Failed authentications by reason (missing, invalid, forbidden, rate_limited).",
+            "Failed authentications by reason (missing, invalid, rate_limited).",
             ["reason"],
             registry=r,
         )
@@ -82,22 +96,22 @@ class Metrics:
             buckets=COMMIT_BUCKETS,
             registry=r,
         )
+        self.signals = Gauge(
+            "santamon_signals", "Stored signals by triage status.", ["status"], registry=r
+        )
         self.agents = Gauge("santamon_agents", "Known agents by status.", ["status"], registry=r)
         self.db_size = Gauge(
             "santamon_database_size_bytes",
             "Size of the database files (main file, WAL and shared memory).",
             registry=r,
         )
-        self.job_runs = Counter(
-            "santamon_job_runs",
-            "Background job runs by job and outcome (ok, failed).",
-            ["job", "outcome"],
-            registry=r,
-        )
 
-    def count_ingest(self, outcome: str, n: int = 1, reason: str = "") -> None:
-        if n:
-            self.ingest.labels(outcome=outcome, reason=reason).inc(n)
+    def count_ingest(self, stored: int, duplicates: int) -> None:
+        self.ingest.labels(outcome=STORED).inc(stored)
+        self.ingest.labels(outcome=DUPLICATE).inc(duplicates)
+
+    def count_ingest_rejected(self, status: int) -> None:
+        self.ingest_rejected.labels(reason=REJECT_REASONS.get(status, "error")).inc()
 
     def observe_commit(self, batch_size: int, seconds: float) -> None:
         """Hook for the store's writer, called once per group commit."""

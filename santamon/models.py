@@ -12,7 +12,15 @@ import binascii
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    WithJsonSchema,
+)
 
 from . import timeutil
 
@@ -118,7 +126,9 @@ class SignalQuery(BaseModel):
     since: Timestamp | None = None
     until: Timestamp | None = None
     limit: int = Field(100, ge=1, le=1000)
-    cursor: Annotated[Cursor | None, BeforeValidator(Cursor.decode)] = None
+    cursor: Annotated[Cursor | None, BeforeValidator(Cursor.decode),
+                      WithJsonSchema({"type": "string", "description": "`next_cursor` of the "
+                                      "previous page."})] = None
 
 
 class AgentQuery(BaseModel):
@@ -127,3 +137,151 @@ class AgentQuery(BaseModel):
     since: Timestamp | None = None
     status: Annotated[Literal["active", "stale", "all"], BeforeValidator(_lower)] = "all"
     limit: int = Field(200, ge=1, le=2000)
+
+
+# -- Responses ------------------------------------------------------------------------------
+# What the API answers with. The views build plain dicts (stored JSON is passed through as
+# `orjson.Fragment`, never decoded), and these models describe them for /openapi.json; the
+# schemathesis test checks real responses against that document.
+
+class IngestItemResult(BaseModel):
+    signal_id: str
+    duplicate: bool = Field(description="True when a signal with this id was already stored.")
+
+
+class IngestResult(BaseModel):
+    """One signal received (stored now, or already stored)."""
+
+    status: Literal["received"]
+    signal_id: str
+    duplicate: bool
+
+
+class IngestBatchResult(BaseModel):
+    """A batch received: all of it stored or already present, in one transaction."""
+
+    status: Literal["received"]
+    received: int
+    stored: int
+    duplicates: int
+    results: list[IngestItemResult]
+
+
+class IngestResponse(RootModel[IngestResult | IngestBatchResult]):
+    """A single signal's result, or a batch's."""
+
+
+class HeartbeatAck(BaseModel):
+    """Heartbeat recorded."""
+
+    status: Literal["ok"]
+    agent_id: str
+
+
+class SignalOut(BaseModel):
+    """A stored signal; `ts` and `received_at` in UTC with nanoseconds."""
+
+    signal_id: str
+    ts: str
+    host_id: str
+    rule_id: str
+    rule_description: str | None
+    severity: str
+    title: str
+    tags: list[Any]
+    context: dict[str, Any]
+    status: str
+    received_at: str | None
+
+
+class HistoryEntry(BaseModel):
+    from_status: str | None
+    to_status: str
+    changed_at: str
+    note: str | None
+    actor: str | None
+
+
+class SignalDetail(SignalOut):
+    """A stored signal with its triage history and when it was forwarded."""
+
+    history: list[HistoryEntry]
+    shipped_at: str | None
+
+
+class SignalPageOut(BaseModel):
+    """A page of signals, newest first; pass `next_cursor` back as `cursor` for the next."""
+
+    count: int
+    signals: list[SignalOut]
+    next_cursor: str | None
+
+
+class StatusChanged(BaseModel):
+    """The signal's new status."""
+
+    signal_id: str
+    status: Status
+
+
+class BulkStatusResult(BaseModel):
+    """How many signals changed status, and the ids that do not exist."""
+
+    updated: int
+    not_found: list[str]
+    status: Status
+
+
+class AgentOut(BaseModel):
+    agent_id: str
+    timestamp: str | None
+    version: str | None
+    os_version: str | None
+    uptime_seconds: float | None
+    received_at: str | None
+    first_seen: str | None
+    last_seen: str | None
+    status: str
+    stale_since: str | None
+
+
+class AgentList(BaseModel):
+    """Every agent with its latest heartbeat, stale ones first."""
+
+    count: int
+    heartbeats: list[AgentOut]
+
+
+class AgentCounts(BaseModel):
+    active: int
+    stale: int
+    total: int
+
+
+class StatsOut(BaseModel):
+    """Totals and breakdowns of stored signals, and agents by status."""
+
+    total_signals: int
+    last_24h: int
+    by_severity: dict[str, int]
+    by_status: dict[str, int]
+    by_host: dict[str, int]
+    top_rules: dict[str, int]
+    agents: AgentCounts
+
+
+class HealthOut(BaseModel):
+    """The database took a committed write."""
+
+    status: Literal["healthy", "unhealthy"]
+    timestamp: str
+    error: str | None = None
+    detail: str | None = None
+
+
+class IndexOut(BaseModel):
+    """Name, version and the endpoints of this service."""
+
+    name: str
+    version: str
+    endpoints: list[str]

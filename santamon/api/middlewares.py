@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from ..store import StoreUnavailable
 from .auth import Role, presented_key, required_role
-from .keys import KEYRING, PRINCIPAL
+from .keys import AUTH_LIMITER, KEYRING, METRICS, PRINCIPAL
 from .responses import ApiError, error_response
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     key = presented_key(request)
     role = request.app[KEYRING].role_for(key) if key else None
     if role is None:
+        # Only failures are limited: a valid key always passes, even from a throttled address.
+        wait = request.app[AUTH_LIMITER].failure(request.remote)
+        reason = "rate_limited" if wait else "invalid" if key else "missing"
+        request.app[METRICS].auth_failures.labels(reason=reason).inc()
+        if wait:
+            raise ApiError(429, "too many failed authentications from this address",
+                           headers={"Retry-After": str(wait)}, retry_after=wait)
         raise ApiError(401, "missing or invalid API key",
                        headers={"WWW-Authenticate": 'Bearer realm="santamon"'})
     if role < needed:

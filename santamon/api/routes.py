@@ -17,3 +17,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/signals/{signal_id}", views.get_signal)
     app.router.add_patch("/signals/{signal_id}/status", views.update_status)
     app.router.add_get("/stats", views.stats)
+    app.router.add_get("/metrics", views.prometheus_metrics)
+    app.router.add_get("/openapi.json", views.openapi_json)
+    app.router.add_get("/docs", views.swagger_ui)
+    app.router.add_get("/redoc", views.redoc)
+    app.router.add_static("/static", views.STATIC_DIR)

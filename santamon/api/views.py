@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from pathlib import Path
 from typing import Annotated
 
 import orjson
 from aiohttp import web
 from pydantic import Field, TypeAdapter
 
-from .. import __version__, timeutil
+from .. import __version__, metrics, timeutil
 from ..models import (
     MAX_BATCH,
     MAX_CONTEXT_BYTES,
@@ -23,9 +25,10 @@ from ..models import (
 )
 from ..store import NewSignal, StoreUnavailable
 from .auth import Role, requires
-from .keys import STORE
+from .keys import AGENT_ID, METRICS, OPENAPI, SETTINGS, STORE
 from .responses import ApiError, json_response
 
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 ANALYST_ACTOR = "analyst"
 HEALTH_CACHE_SECONDS = 1.0
 HEALTH_TIMEOUT_SECONDS = 5.0
@@ -53,7 +56,11 @@ async def ingest(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if body.lstrip()[:1] == b"[":
         batch = [_to_new_signal(s, i) for i, s in enumerate(_signal_batch.validate_json(body))]
+        hosts = {s.host_id for s in batch}
+        if len(hosts) == 1:
+            request[AGENT_ID] = hosts.pop()
         stored = await store.insert_signals(batch) if batch else []
+        request.app[METRICS].count_ingest(sum(stored), len(stored) - sum(stored))
         return json_response({
             "status": "received",
             "received": len(batch),
@@ -63,7 +70,9 @@ async def ingest(request: web.Request) -> web.Response:
                         for s, new in zip(batch, stored, strict=True)],
         })
     signal = _to_new_signal(SignalIn.model_validate_json(body))
+    request[AGENT_ID] = signal.host_id
     (stored,) = await store.insert_signals([signal])
+    request.app[METRICS].count_ingest(int(stored), int(not stored))
     return json_response({"status": "received", "signal_id": signal.signal_id,
                           "duplicate": not stored})
 
@@ -71,6 +80,7 @@ async def ingest(request: web.Request) -> web.Response:
 @requires(Role.AGENT)
 async def heartbeat(request: web.Request) -> web.Response:
     beat = HeartbeatIn.model_validate_json(await request.read())
+    request[AGENT_ID] = beat.agent_id
     await request.app[STORE].record_heartbeat(beat)
     return json_response({"status": "ok", "agent_id": beat.agent_id})
 
@@ -145,3 +155,40 @@ async def index(request: web.Request) -> web.Response:
                         if route.method != "HEAD" and route.resource is not None})
     return json_response({"name": "Santamon Backend", "version": __version__,
                           "endpoints": endpoints})
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """Counters as they stand, plus gauges read now: agents and signals by status, DB size."""
+    registry = request.app[METRICS]
+    with contextlib.suppress(StoreUnavailable, TimeoutError):
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            counts = await request.app[STORE].stats()
+        for status in ("active", "stale"):
+            registry.agents.labels(status=status).set(counts["agents"][status])
+        for status, n in counts["by_status"].items():
+            registry.signals.labels(status=status).set(n)
+    registry.db_size.set(_database_size(request.app[SETTINGS].db_path))
+    return web.Response(body=registry.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+def _database_size(path: Path) -> int:
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            total += path.with_name(path.name + suffix).stat().st_size
+    return total
+
+
+@requires(Role.PUBLIC)
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+@requires(Role.PUBLIC)
+async def swagger_ui(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "docs" / "swagger.html")
+
+
+@requires(Role.PUBLIC)
+async def redoc(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "docs" / "redoc.html")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,10 @@ def signal_row(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, readers: int = 4) -> None:
+    def __init__(self, path: str | Path, *, readers: int = 4,
+                 on_commit: Callable[[int, float], None] | None = None) -> None:
         self.path = Path(path)
+        self._on_commit = on_commit  # (operations in the commit, seconds it took)
         self._reader_count = readers
         self._writer_conn: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
@@ -158,6 +161,7 @@ class SQLiteStore:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_WriteOp]) -> None:
+        started = time.perf_counter()
         try:
             results = await self._transaction(batch)
         except Exception as exc:  # every caller must hear about it
@@ -173,6 +177,8 @@ class SQLiteStore:
             if not op.future.done():
                 op.future.set_exception(exc)
             return
+        if self._on_commit is not None:
+            self._on_commit(len(batch), time.perf_counter() - started)
         for op, result in zip(batch, results, strict=True):
             if not op.future.done():
                 op.future.set_result(result)
