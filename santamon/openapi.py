@@ -132,17 +132,16 @@ def _schemas(operations: Sequence[Operation]) -> tuple[Refs, dict[str, Any]]:
     for op in operations:
         if op.body:
             wanted[(op.body.model, "validation")] = None
-        if op.query:
-            wanted[(op.query, "validation")] = None
         for resp in op.responses.values():
             if isinstance(resp, type):
                 wanted[(resp, "serialization")] = None
     refs, top = models_json_schema(list(wanted), ref_template=REF)
-    return dict(refs), dict(sorted(top.get("$defs", {}).items()))
-
-
-def _resolve(ref: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
-    return schemas[ref["$ref"].rsplit("/", 1)[1]]
+    schemas = dict(top.get("$defs", {}))
+    for op in operations:
+        # Query models become parameters, not components; only their nested models are kept.
+        if op.query:
+            schemas.update(op.query.model_json_schema(ref_template=REF).get("$defs", {}))
+    return dict(refs), dict(sorted(schemas.items()))
 
 
 def build_openapi(
@@ -214,7 +213,7 @@ def _operation(op: Operation, refs: Refs, schemas: dict[str, Any]) -> dict[str, 
         for name, text in op.path_params.items()
     ]
     if op.query:
-        params += _query_parameters(_resolve(refs[(op.query, "validation")], schemas))
+        params += _query_parameters(op.query.model_json_schema(ref_template=REF))
     if params:
         doc["parameters"] = params
     if op.body:
@@ -239,9 +238,10 @@ def _operation(op: Operation, refs: Refs, schemas: dict[str, Any]) -> dict[str, 
         elif status >= 400:
             responses[str(status)] = _error_response(resp)
         else:
+            kind = "object" if op.content_type == "application/json" else "string"
             responses[str(status)] = {
                 "description": resp,
-                "content": {op.content_type: {"schema": {"type": "string"}}},
+                "content": {op.content_type: {"schema": {"type": kind}}},
             }
     implied = set()
     if op.auth != "public":
