@@ -67,8 +67,9 @@ def _error_schema() -> dict[str, Any]:
             "error": {"type": "string"},
             "details": {
                 "type": "array",
-                "items": {"type": "object"},
-                "description": "Validation errors (422 only): location, message, type.",
+                "items": {"anyOf": [{"type": "object"}, {"type": "string"}]},
+                "description": "422: one object per invalid field (`loc`, `msg`, `type`); "
+                "400: the parser's messages.",
             },
         },
         "additionalProperties": True,
