@@ -52,6 +52,7 @@ ERRORS = {
     401: "Missing or wrong key.",
     403: "The key is valid but its role may not call this endpoint.",
     404: "No such resource.",
+    408: "The request body did not arrive in time.",
     413: "Request body too large.",
     422: "The request is well-formed JSON but fails validation; `details` says where.",
     429: "Too many failed authentications from this address; see `Retry-After`.",
@@ -250,7 +251,7 @@ def _operation(op: Operation, refs: Refs, schemas: dict[str, Any]) -> dict[str, 
     if op.auth == "analyst":
         implied.add(403)
     if op.body:
-        implied |= {400, 413, 422}
+        implied |= {400, 408, 413, 422}
     if op.query or op.path_params:
         implied |= {400, 422}
     for status in implied:

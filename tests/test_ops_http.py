@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from santamon.api import app as app_module
+from santamon.api import hardening
 from santamon.api.app import create_app
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal, sample
@@ -182,3 +184,23 @@ async def test_one_log_line_per_request_with_the_agent_and_never_a_key(client, c
     everything = caplog.text + "".join(map(str, fields))
     for secret in (AGENT_KEY, ANALYST_KEY, "not-a-key-0123456789"):
         assert secret not in everything
+
+
+async def test_a_body_that_trickles_in_is_cut_off_with_408(client, monkeypatch):
+    monkeypatch.setattr(hardening, "BODY_READ_TIMEOUT_SECONDS", 0.3)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(f"POST /ingest HTTP/1.1\r\nHost: x\r\nX-API-Key: {AGENT_KEY}\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode())
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status_line.split()[1] == b"408"
+    s = _samples(await (await client.get("/metrics", headers=ANALYST)).text())
+    assert s[("santamon_ingest_rejected_total", (("reason", "timeout"),))] == 1
+
+
+async def test_an_oversized_body_is_refused_with_413(client):
+    big = b"[" + b" " * (9 * 1024 * 1024) + b"]"
+    response = await client.post("/ingest", data=big, headers=AGENT)
+    assert response.status == 413
+    assert (await response.json())["error"]

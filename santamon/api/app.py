@@ -12,9 +12,10 @@ from ..metrics import Metrics
 from ..ratelimit import FailedAuthLimiter
 from ..store import SQLiteStore
 from .auth import KeyRing
+from .hardening import body_deadline_middleware, security_headers
 from .keys import AUTH_LIMITER, KEYRING, METRICS, OPENAPI, SETTINGS, STORE
 from .middlewares import auth_middleware, error_middleware
-from .observe import observe_middleware, security_headers
+from .observe import observe_middleware
 from .routes import setup_routes
 from .spec import openapi_document
 
@@ -36,7 +37,8 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
     app = web.Application(client_max_size=MAX_BODY_BYTES,
-                          middlewares=[observe_middleware, error_middleware, auth_middleware])
+                          middlewares=[observe_middleware, error_middleware, auth_middleware,
+                                       body_deadline_middleware])
     app[SETTINGS] = settings
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)

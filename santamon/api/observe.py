@@ -1,4 +1,4 @@
-"""What every request leaves behind: one log line, metrics, and the security headers."""
+"""What every request leaves behind: one log line and its metrics."""
 
 from __future__ import annotations
 
@@ -47,40 +47,3 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
             metrics.count_ingest_rejected(status)
         log_request(request.method, request.path, status, elapsed,
                     agent_id=request.get(AGENT_ID), remote=request.remote)
-
-
-# The console and the API: nothing but this origin, no inline code or styles.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-            "form-action 'self'")
-# Swagger UI and ReDoc set inline styles from their scripts and ReDoc searches in a worker.
-DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-            "form-action 'self'")
-DOC_PAGES = frozenset({"/docs", "/redoc"})
-HSTS = "max-age=31536000"
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-}
-
-
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare` hook, so it covers every response, files and errors included."""
-    headers = response.headers
-    for name, value in SECURITY_HEADERS.items():
-        headers.setdefault(name, value)
-    headers.setdefault("Content-Security-Policy",
-                       DOCS_CSP if request.path in DOC_PAGES else PAGE_CSP)
-    # API answers are live data and may be secret: never stored by a browser or proxy.
-    # Static files may be cached but are revalidated (their paths carry no version).
-    headers.setdefault("Cache-Control",
-                       "no-cache" if request.path.startswith("/static/") else "no-store")
-    if request.secure:
-        headers["Strict-Transport-Security"] = HSTS
-    headers["Server"] = "santamon"
