@@ -41,7 +41,7 @@ def test_unit_runs_the_server_as_a_dedicated_user_with_hardening():
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_accepts_the_unit(tmp_path):
     # verify checks that the executable exists, so point it at one that does.
-    text = UNIT.read_text().replace("/opt/santamon/bin/santamon", shutil.which("true"))
+    text = UNIT.read_text().replace("/opt/santamon/venv/bin/santamon", shutil.which("true"))
     (tmp_path / "santamon.service").write_text(text)
     result = subprocess.run(
         ["systemd-analyze", "verify", "./santamon.service"],
