@@ -131,6 +131,22 @@ class SignalQuery(BaseModel):
                                       "previous page."})] = None
 
 
+class SessionLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class VolumeQuery(BaseModel):
+    """GET /signals/volume: a window of event time and a bucket width (or `auto`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    bucket: str = Field("1h", max_length=16)
+
+
 class AgentQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -265,6 +281,7 @@ class StatsOut(BaseModel):
     last_24h: int
     by_severity: dict[str, int]
     by_status: dict[str, int]
+    open_by_severity: dict[str, int]
     by_host: dict[str, int]
     top_rules: dict[str, int]
     agents: AgentCounts
@@ -285,3 +302,70 @@ class IndexOut(BaseModel):
     name: str
     version: str
     endpoints: list[str]
+
+
+class VolumeBucket(BaseModel):
+    start: str
+    critical: int
+    high: int
+    medium: int
+    low: int
+    info: int
+
+
+class VolumeOut(BaseModel):
+    """Signals per bucket of event time, by severity; empty buckets included."""
+
+    bucket_seconds: int
+    since: str
+    until: str
+    buckets: list[VolumeBucket]
+
+
+class JobOut(BaseModel):
+    id: str
+    description: str
+    interval_seconds: float
+    enabled: bool
+    last_run: str | None
+    last_outcome: str | None
+    last_message: str | None
+    last_duration_seconds: float | None
+    consecutive_failures: int
+    runs: int
+    failures: int
+    next_run: str | None
+
+
+class ForwardingOut(BaseModel):
+    sinks: list[str]
+    backlog: int | None
+    min_severity: str | None = None
+    consecutive_failures: int | None = None
+    retry_in_seconds: float | None = None
+
+
+class JobsOut(BaseModel):
+    """What each background job last did, and the forwarder's state."""
+
+    jobs: list[JobOut]
+    forwarding: ForwardingOut
+
+
+class SessionCreated(BaseModel):
+    """Signed in: the session cookie is set; send `csrf_token` as X-CSRF-Token on writes."""
+
+    csrf_token: str
+    expires_in: int
+
+
+class SessionInfo(BaseModel):
+    """The current session's CSRF token."""
+
+    csrf_token: str
+
+
+class SignedOut(BaseModel):
+    """The session is gone (or there was none)."""
+
+    status: Literal["signed out"]

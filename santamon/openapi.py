@@ -184,6 +184,13 @@ def build_openapi(
                     "scheme": "bearer",
                     "description": "The analyst key as `Authorization: Bearer <key>`.",
                 },
+                "consoleSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "santamon_session",
+                    "description": "The console's session cookie from `POST /session`; "
+                    "writes must also send its `X-CSRF-Token`.",
+                },
             },
         },
     }
@@ -256,13 +263,15 @@ def _operation(op: Operation, refs: Refs, schemas: dict[str, Any]) -> dict[str, 
         implied |= {400, 422}
     for status in implied:
         responses.setdefault(str(status), _error_response(ERRORS[status]))
-    if 429 in implied:
+    if "429" in responses:
         responses["429"]["headers"] = {
             "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
         }
     doc["responses"] = dict(sorted(responses.items()))
     if op.auth == "public":
         doc["security"] = []
-    else:
+    elif op.auth == "agent":
         doc["security"] = [{"apiKey": []}, {"bearer": []}]
+    else:
+        doc["security"] = [{"apiKey": []}, {"bearer": []}, {"consoleSession": []}]
     return doc

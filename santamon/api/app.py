@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import orjson
 from aiohttp import web
 
 from ..config import Settings
+from ..jobs.board import JobBoard
+from ..jobs.scheduler import scheduler_ctx
 from ..metrics import Metrics
 from ..ratelimit import FailedAuthLimiter
 from ..store import SQLiteStore
 from .auth import KeyRing
 from .hardening import body_deadline_middleware, security_headers
-from .keys import AUTH_LIMITER, KEYRING, METRICS, OPENAPI, SETTINGS, STORE
+from .keys import (
+    AUTH_LIMITER,
+    HTTP_SESSION,
+    JOB_BOARD,
+    KEYRING,
+    METRICS,
+    OPENAPI,
+    SESSIONS,
+    SETTINGS,
+    STORE,
+)
 from .middlewares import auth_middleware, error_middleware
 from .observe import observe_middleware
 from .routes import setup_routes
+from .session import SessionStore
 from .spec import openapi_document
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
@@ -33,6 +47,12 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(headers={"User-Agent": "santamon-backend"}) as session:
+        app[HTTP_SESSION] = session
+        yield
+
+
 def create_app(settings: Settings) -> web.Application:
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
@@ -41,10 +61,15 @@ def create_app(settings: Settings) -> web.Application:
                                        body_deadline_middleware])
     app[SETTINGS] = settings
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
+    app[JOB_BOARD] = JobBoard()
+    app[SESSIONS] = SessionStore()
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
     app[METRICS] = Metrics()
+    app[METRICS].watch_jobs(app[JOB_BOARD])
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(security_headers)
-    app.cleanup_ctx.append(_store_ctx)
+    # Started in this order and stopped in reverse: the scheduler stops before the HTTP
+    # session and the store close.
+    app.cleanup_ctx.extend([_store_ctx, _http_session_ctx, scheduler_ctx])
     setup_routes(app)
     return app

@@ -33,10 +33,10 @@ def requires(role: Role) -> Callable[[Handler], Handler]:
 
 
 def required_role(request: web.Request) -> Role:
-    route = request.match_info.route
-    if isinstance(route.resource, web.StaticResource):
-        return Role.PUBLIC  # the console's and the API docs' files hold no data
-    return getattr(route.handler, ROLE_ATTRIBUTE, Role.ANALYST)
+    if isinstance(request.match_info.route.resource, web.StaticResource):
+        return Role.PUBLIC  # the console's own files
+    handler = request.match_info.route.handler
+    return getattr(handler, ROLE_ATTRIBUTE, Role.ANALYST)
 
 
 def _digest(key: str) -> bytes:

@@ -30,13 +30,11 @@ async def body_deadline_middleware(request: web.Request,
 
 # The console and the API: nothing but this origin, no inline code or styles.
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-            "form-action 'self'")
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 # Swagger UI and ReDoc set inline styles from their scripts and ReDoc searches in a worker.
 DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-            "form-action 'self'")
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 DOC_PAGES = frozenset({"/docs", "/redoc"})
 HSTS = "max-age=31536000"
 SECURITY_HEADERS = {

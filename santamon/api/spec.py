@@ -14,13 +14,20 @@ from ..models import (
     HeartbeatIn,
     IndexOut,
     IngestResponse,
+    JobsOut,
+    SessionCreated,
+    SessionInfo,
+    SessionLogin,
     SignalDetail,
     SignalIn,
     SignalPageOut,
     SignalQuery,
+    SignedOut,
     StatsOut,
     StatusChanged,
     StatusUpdate,
+    VolumeOut,
+    VolumeQuery,
 )
 from ..openapi import Body, Operation, build_openapi
 
@@ -63,6 +70,26 @@ OPERATIONS = [
         {200: AgentList}, query=AgentQuery,
     ),
     Operation("GET", "/stats", "Totals and breakdowns", "signals", "analyst", {200: StatsOut}),
+    Operation(
+        "GET", "/signals/volume", "Signals per time bucket, by severity", "signals", "analyst",
+        {200: VolumeOut}, query=VolumeQuery,
+        description="`bucket` is a duration of at least 1m (e.g. `15m`, `1h`) or `auto`; "
+                    "at most 2,000 buckets.",
+    ),
+    Operation("GET", "/jobs", "Background jobs and forwarding", "operations", "analyst",
+              {200: JobsOut}),
+    Operation(
+        "POST", "/session", "Sign the console in with the analyst key", "console", "public",
+        {200: SessionCreated, 401: "Not the analyst key.",
+         429: "Too many failed sign-ins from this address; see `Retry-After`."},
+        body=Body(SessionLogin),
+    ),
+    Operation("GET", "/session", "The console session's CSRF token", "console", "public",
+              {200: SessionInfo, 401: "Not signed in."}),
+    Operation("DELETE", "/session", "Sign the console out", "console", "public",
+              {200: SignedOut, 403: "The session cookie came without its X-CSRF-Token."}),
+    Operation("GET", "/ui", "The console", "console", "public", {200: "An HTML page."},
+              content_type="text/html"),
     Operation(
         "GET", "/health", "Whether the database takes writes", "operations", "public",
         {200: HealthOut, 503: "The database cannot be written."},

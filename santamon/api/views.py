@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,25 +14,35 @@ from aiohttp import web
 from pydantic import Field, TypeAdapter
 
 from .. import __version__, metrics, timeutil
+from ..config import parse_duration
 from ..models import (
     MAX_BATCH,
     MAX_CONTEXT_BYTES,
+    SEVERITIES,
+    STATUSES,
     AgentQuery,
     BulkStatusUpdate,
     HeartbeatIn,
     SignalIn,
     SignalQuery,
     StatusUpdate,
+    VolumeQuery,
 )
 from ..store import NewSignal, StoreUnavailable
 from .auth import Role, requires
-from .keys import AGENT_ID, METRICS, OPENAPI, SETTINGS, STORE
+from .console import STATIC_DIR
+from .keys import AGENT_ID, JOB_BOARD, METRICS, OPENAPI, SETTINGS, STORE
 from .responses import ApiError, json_response
 
-STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 ANALYST_ACTOR = "analyst"
 HEALTH_CACHE_SECONDS = 1.0
 HEALTH_TIMEOUT_SECONDS = 5.0
+NS = 1_000_000_000
+# `bucket=auto` takes the first of these widths that draws the window in at most ~120 bars.
+AUTO_BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+AUTO_BUCKET_TARGET = 120
+MIN_BUCKET_SECONDS = 60
+MAX_VOLUME_BUCKETS = 2000
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
@@ -118,6 +129,56 @@ async def bulk_update_status(request: web.Request) -> web.Response:
                           "status": update.status})
 
 
+def _volume_error(field: str, message: str) -> ApiError:
+    return ApiError(422, "validation failed",
+                    details=[{"loc": [field], "msg": message, "type": "value_error"}])
+
+
+def _bucket_seconds(bucket: str, span_seconds: float) -> int:
+    if bucket.strip().lower() == "auto":
+        return next((width for width in AUTO_BUCKETS
+                     if span_seconds / width <= AUTO_BUCKET_TARGET), AUTO_BUCKETS[-1])
+    try:
+        seconds = parse_duration(bucket)
+    except ValueError as exc:
+        raise _volume_error("bucket", f"{exc}, or auto") from None
+    if seconds < MIN_BUCKET_SECONDS or seconds != int(seconds):
+        raise _volume_error("bucket", "a bucket is a whole number of seconds, at least 1m")
+    return int(seconds)
+
+
+async def signal_volume(request: web.Request) -> web.Response:
+    """Signals per bucket of event time, by severity, every bucket of the window included."""
+    query = VolumeQuery.model_validate(dict(request.query))
+    store = request.app[STORE]
+    until_ns = timeutil.parse_ns(query.until) if query.until else timeutil.now_ns()
+    if query.since:
+        since_ns = timeutil.parse_ns(query.since)
+    else:  # the whole history, or the last day when there is none yet
+        first = await store.first_signal_ts()
+        first_ns = timeutil.parse_ns(first) if first else until_ns
+        since_ns = first_ns if first_ns < until_ns else until_ns - 86_400 * NS
+    if since_ns >= until_ns:
+        raise _volume_error("since", "since must be before until")
+    bucket = _bucket_seconds(query.bucket, (until_ns - since_ns) / NS)
+    first_start = since_ns // NS // bucket * bucket
+    count = math.ceil((until_ns / NS - first_start) / bucket)
+    if count > MAX_VOLUME_BUCKETS:
+        raise _volume_error("bucket", f"{count} buckets; use a wider bucket or a shorter "
+                                      f"window (at most {MAX_VOLUME_BUCKETS})")
+    volume = await store.signal_volume(timeutil.format_utc(since_ns),
+                                       timeutil.format_utc(until_ns), bucket)
+    severities = SEVERITIES[::-1]
+    buckets = []
+    for index in range(count):
+        start = first_start + index * bucket
+        counts = volume.get(start, {})
+        buckets.append({"start": timeutil.format_utc(start * NS),
+                        **{severity: counts.get(severity, 0) for severity in severities}})
+    return json_response({"bucket_seconds": bucket, "since": timeutil.format_utc(since_ns),
+                          "until": timeutil.format_utc(until_ns), "buckets": buckets})
+
+
 async def list_agents(request: web.Request) -> web.Response:
     query = AgentQuery.model_validate(dict(request.query))
     agents = await request.app[STORE].list_agents(query)
@@ -126,6 +187,21 @@ async def list_agents(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     return json_response(await request.app[STORE].stats())
+
+
+async def jobs(request: web.Request) -> web.Response:
+    board = request.app[JOB_BOARD]
+    forwarder = board.forwarder
+    forwarding: dict[str, object] = {"sinks": [], "backlog": None}
+    if forwarder is not None:
+        forwarding = {
+            "sinks": [sink.name for sink in forwarder.sinks],
+            "min_severity": forwarder.severities[0],
+            "backlog": await request.app[STORE].forward_backlog(forwarder.severities),
+            "consecutive_failures": forwarder.consecutive_failures,
+            "retry_in_seconds": round(forwarder.retry_in, 3),
+        }
+    return json_response({"jobs": board.snapshot(), "forwarding": forwarding})
 
 
 class HealthCheck:
@@ -158,15 +234,21 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def prometheus_metrics(request: web.Request) -> web.Response:
-    """Counters as they stand, plus gauges read now: agents and signals by status, DB size."""
-    registry = request.app[METRICS]
+    """Counters as they stand, plus gauges read now: agents and signals by status, forwarding
+    backlog, database size."""
+    registry, store = request.app[METRICS], request.app[STORE]
+    forwarder = request.app[JOB_BOARD].forwarder
     with contextlib.suppress(StoreUnavailable, TimeoutError):
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-            counts = await request.app[STORE].stats()
+            counts = await store.stats()
+            backlog = (await store.forward_backlog(forwarder.severities)
+                       if forwarder is not None and forwarder.sinks else None)
         for status in ("active", "stale"):
             registry.agents.labels(status=status).set(counts["agents"][status])
-        for status, n in counts["by_status"].items():
-            registry.signals.labels(status=status).set(n)
+        for status in STATUSES:
+            registry.signals.labels(status=status).set(counts["by_status"].get(status, 0))
+        if backlog is not None:
+            registry.forward_backlog.set(backlog)
     registry.db_size.set(_database_size(request.app[SETTINGS].db_path))
     return web.Response(body=registry.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
