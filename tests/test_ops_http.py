@@ -204,3 +204,38 @@ async def test_an_oversized_body_is_refused_with_413(client):
     response = await client.post("/ingest", data=big, headers=AGENT)
     assert response.status == 413
     assert (await response.json())["error"]
+
+
+async def test_job_and_forwarding_metrics(aiohttp_client, settings, tmp_path):
+    # A directory as the forwarding file: every delivery fails, so the backlog stays.
+    app = create_app(settings.model_copy(update={
+        "stale_check_interval": 0.1, "retention_interval": 3600, "forward_interval": 0.1,
+        "forward_file": tmp_path}))
+    client = await aiohttp_client(app)
+    batch = [make_signal(_id(n)) for n in range(5)]
+    assert (await client.post("/ingest", json=batch, headers=AGENT)).status == 200
+    for _ in range(100):
+        s = _samples(await (await client.get("/metrics", headers=ANALYST)).text())
+        if (s.get(("santamon_job_failures_total", (("job", "forward"),)), 0) >= 1
+                and s.get(("santamon_job_runs_total", (("job", "stale-agents"),)), 0) >= 1):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the jobs did not run")
+    assert s[("santamon_forward_backlog", ())] == 5
+    assert s[("santamon_forward_consecutive_failures", ())] >= 1
+    assert s[("santamon_job_consecutive_failures", (("job", "forward"),))] >= 1
+    assert s[("santamon_job_failures_total", (("job", "stale-agents"),))] == 0
+    assert ("santamon_job_runs_total", (("job", "retention"),)) in s
+
+
+async def test_console_sign_in_guesses_are_rate_limited_too(aiohttp_client, settings,
+                                                            monkeypatch):
+    monkeypatch.setattr(app_module, "AUTH_FAILURE_BURST", 2)
+    client = await aiohttp_client(create_app(settings))
+    guesses = [await client.post("/session", json={"key": f"guess-{n}-0123456789abcdef"})
+               for n in range(3)]
+    assert [r.status for r in guesses] == [401, 401, 429]
+    assert int(guesses[-1].headers["Retry-After"]) >= 1
+    # The analyst still signs in from the same address.
+    assert (await client.post("/session", json={"key": ANALYST_KEY})).status == 200
