@@ -72,7 +72,9 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-SECRET_SETTINGS = frozenset({"api_key", "admin_key"})
+SECRET_SETTINGS = frozenset({"api_key", "admin_key", "forward_webhook_secret"})
+# A webhook URL's path and query are often its credential (Slack, Teams): show the origin only.
+SECRET_URL_SETTINGS = frozenset({"forward_webhook_url"})
 
 
 def mask_secret(value: str) -> str:
@@ -86,6 +88,10 @@ def _shown(name: str, value: Any) -> str:
         return "(unset)"
     if name in SECRET_SETTINGS:
         value = [mask_secret(v) for v in value] if isinstance(value, list) else mask_secret(value)
+    elif name in SECRET_URL_SETTINGS:
+        url = str(value)
+        origin = url.split("/", 3)[:3]
+        value = "/".join(origin) + "/" + mask_secret(url) if len(origin) == 3 else mask_secret(url)
     if isinstance(value, list):
         return "[" + ", ".join(_shown("", v) for v in value) + "]"
     return str(value) if isinstance(value, int | float) else f'"{value}"'

@@ -95,7 +95,10 @@ async def test_tls_serving_with_a_generated_certificate_sends_hsts(tmp_path, cap
 
 def test_check_config_validates_and_masks_secrets(tmp_path, monkeypatch, capsys):
     config = tmp_path / "santamon.toml"
-    config.write_text(f'api_key = ["{AGENT_KEY}"]\nport = 9443\n')
+    hook = "https://hooks.slack.com/services/T000/B000/XXXXsecretpath"
+    config.write_text(f'api_key = ["{AGENT_KEY}"]\nport = 9443\n'
+                      f'forward_webhook_url = "{hook}"\n'
+                      'forward_webhook_secret = "hmac-secret-value"\n')
     for name in ("SANTAMON_API_KEY", "SANTAMON_ADMIN_KEY", "SANTAMON_PORT", "SANTAMON_TLS_CERT",
                  "SANTAMON_TLS_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -105,12 +108,15 @@ def test_check_config_validates_and_masks_secrets(tmp_path, monkeypatch, capsys)
 
     assert main(["check-config", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert AGENT_KEY not in out and ANALYST_KEY not in out
+    for secret in (AGENT_KEY, ANALYST_KEY, "XXXXsecretpath", "T000", "hmac-secret-value"):
+        assert secret not in out
     lines = {line.split("=", 1)[0].strip(): line for line in out.splitlines() if " = " in line}
     assert "<secret: 26 chars, sha256 " in lines["api_key"] and "config file" in lines["api_key"]
     assert "environment SANTAMON_ADMIN_KEY" in lines["admin_key"]
     assert "9443" in lines["port"] and "config file" in lines["port"]
     assert "default" in lines["host"]
+    assert '"https://hooks.slack.com/<secret: ' in lines["forward_webhook_url"]
+    assert "<secret: 17 chars" in lines["forward_webhook_secret"]
     assert not (tmp_path / "x.db.admin-key").exists()
 
     monkeypatch.setenv("SANTAMON_PORT", "eighty")
