@@ -13,6 +13,7 @@ from yarl import URL
 from santamon.api import app as app_module
 from santamon.api import hardening
 from santamon.api.app import create_app
+from santamon.jobs.forwarding import WebhookSink
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal, sample
 
@@ -239,3 +240,10 @@ async def test_console_sign_in_guesses_are_rate_limited_too(aiohttp_client, sett
     assert int(guesses[-1].headers["Retry-After"]) >= 1
     # The analyst still signs in from the same address.
     assert (await client.post("/session", json={"key": ANALYST_KEY})).status == 200
+
+
+def test_a_webhook_is_named_by_its_origin_only():
+    """The sink's name goes to logs and /jobs; a Slack-style URL path is a credential."""
+    sink = WebhookSink(None, "https://hooks.slack.com/services/T0/B0/secretpath?token=x",  # type: ignore[arg-type]
+                       None, "slack")
+    assert sink.name == "webhook https://hooks.slack.com"
