@@ -53,8 +53,27 @@ Timestamp = Annotated[str, AfterValidator(timeutil.normalize)]
 Tag = Annotated[str, Field(max_length=64)]
 
 
+# What the agent really sends (agent-wire.md), shown in /docs and used by the fuzz tests.
+SIGNAL_EXAMPLE = {
+    "signal_id": "6f1c2a9e0b7d4c3f8a1e2d3c4b5a6978",
+    "ts": "2026-11-03T14:22:07.120934551-08:00",
+    "host_id": "mbp-alice",
+    "rule_id": "SM-002",
+    "rule_description": "Any non-ssh process reading ~/.ssh key material.",
+    "status": "open",
+    "severity": "critical",
+    "title": "SSH private keys read by non-ssh process",
+    "tags": ["T1552.004", "credential-access"],
+    "context": {"actor_path": "/usr/local/bin/python3.12", "kind": "file_access",
+                "target_path": "/Users/alice/.ssh/id_ed25519",
+                "execution.args": ["python3", "exfil.py"]},
+}
+HEARTBEAT_EXAMPLE = {"agent_id": "mbp-alice", "timestamp": "2026-11-03T14:22:30.004417-08:00",
+                     "version": "v0.3.1", "os_version": "15.4.1", "uptime_seconds": 86400.5}
+
+
 class SignalIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [SIGNAL_EXAMPLE]})
 
     signal_id: str = Field(min_length=1, max_length=256)
     ts: Timestamp
@@ -72,7 +91,7 @@ class SignalIn(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [HEARTBEAT_EXAMPLE]})
 
     agent_id: str = Field(min_length=1, max_length=255)
     timestamp: Timestamp

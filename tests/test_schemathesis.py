@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from santamon.api.spec import openapi_document
+from santamon.models import SIGNAL_EXAMPLE
 
 from .helpers import ANALYST, ServerProcess, make_signal
 
@@ -46,6 +47,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
             headers={**ANALYST, "Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=5).close()
     yield proc
+    # The documented example (the agent's real payload) was sent in the explicit phase and
+    # stored, with its Go timestamp normalised to UTC.
+    request = urllib.request.Request(
+        f"{proc.url}/signals/{SIGNAL_EXAMPLE['signal_id']}", headers=ANALYST)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.load(response)["ts"] == "2026-11-03T22:22:07.120934551Z"
     assert proc.stop() == 0, proc.log()
 
 
