@@ -107,6 +107,9 @@ class Metrics:
         self.signals = Gauge(
             "santamon_signals", "Stored signals by triage status.", ["status"], registry=r
         )
+        self.open_signals = Gauge(
+            "santamon_open_signals", "Signals still open, by severity.", ["severity"], registry=r
+        )
         self.agents = Gauge("santamon_agents", "Known agents by status.", ["status"], registry=r)
         self.forward_backlog = Gauge(
             "santamon_forward_backlog",

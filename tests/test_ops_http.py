@@ -139,6 +139,8 @@ async def test_metrics_count_ingest_outcomes_commits_latency_and_agents(client):
               (("method", "POST"), ("route", "/ingest"), ("status", "422")))] == 1
     assert s[("santamon_agents", (("status", "active"),))] == 1
     assert s[("santamon_signals", (("status", "open"),))] == 3
+    assert s[("santamon_open_signals", (("severity", "critical"),))] == 3
+    assert s[("santamon_open_signals", (("severity", "low"),))] == 0
     assert s[("santamon_database_size_bytes", ())] > 0
 
 

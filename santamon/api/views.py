@@ -247,6 +247,9 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
             registry.agents.labels(status=status).set(counts["agents"][status])
         for status in STATUSES:
             registry.signals.labels(status=status).set(counts["by_status"].get(status, 0))
+        for severity in SEVERITIES:
+            registry.open_signals.labels(severity=severity).set(
+                counts["open_by_severity"].get(severity, 0))
         if backlog is not None:
             registry.forward_backlog.set(backlog)
     registry.db_size.set(_database_size(request.app[SETTINGS].db_path))
