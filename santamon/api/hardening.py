@@ -17,8 +17,8 @@ BODY_READ_TIMEOUT_SECONDS = 30.0
 @web.middleware
 async def body_deadline_middleware(request: web.Request,
                                    handler: Handler) -> web.StreamResponse:
-    """Read the body before the handler, within a deadline. Runs after authentication, so an
-    unauthenticated client never gets its body read at all."""
+    """Read the body before the handler, within a deadline. Runs after authentication, so on a
+    protected route a client without a valid key never has its body read at all."""
     if request.body_exists:
         try:
             async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
