@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +92,10 @@ def signal_row(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, readers: int = 4) -> None:
+    def __init__(self, path: str | Path, *, readers: int = 4,
+                 on_commit: Callable[[int, float], None] | None = None) -> None:
         self.path = Path(path)
+        self._on_commit = on_commit  # (operations in the commit, seconds it took)
         self._reader_count = readers
         self._writer_conn: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
@@ -175,6 +178,7 @@ class SQLiteStore:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_WriteOp]) -> None:
+        started = time.perf_counter()
         outside = [op for op in batch if not op.in_transaction]
         if outside:
             batch = [op for op in batch if op.in_transaction]
@@ -198,6 +202,8 @@ class SQLiteStore:
             if not op.future.done():
                 op.future.set_exception(exc)
             return
+        if self._on_commit is not None:
+            self._on_commit(len(batch), time.perf_counter() - started)
         for op, result in zip(batch, results, strict=True):
             if not op.future.done():
                 op.future.set_result(result)
