@@ -15,7 +15,7 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,11 @@ MAX_OPS_PER_COMMIT = 2000
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
 DAY_NS = 86_400 * 1_000_000_000
 SEARCH_BY_RULE_MAX_ROWS = 20_000
+CHECKPOINT_INTERVAL_SECONDS = 1.0
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
 
+AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
+                "received_at", "first_seen", "last_seen", "status", "stale_since")
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
                   "context, status, received_at")
 
@@ -75,19 +78,21 @@ def _placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
-def signal_row(row: sqlite3.Row) -> dict[str, Any]:
+def signal_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A row that starts with SIGNAL_COLUMNS, as the API shows a signal (by position: name
+    lookups on sqlite3.Row cost more than the rest of the page)."""
     return {
-        "signal_id": row["signal_id"],
-        "ts": row["ts"],
-        "host_id": row["host_id"],
-        "rule_id": row["rule_id"],
-        "rule_description": row["rule_description"],
-        "severity": row["severity"],
-        "title": row["title"],
-        "tags": orjson.Fragment(row["tags"] or "[]"),
-        "context": orjson.Fragment(row["context"] or "{}"),
-        "status": row["status"],
-        "received_at": row["received_at"],
+        "signal_id": row[0],
+        "ts": row[1],
+        "host_id": row[2],
+        "rule_id": row[3],
+        "rule_description": row[4],
+        "severity": row[5],
+        "title": row[6],
+        "tags": orjson.Fragment(row[7] or "[]"),
+        "context": orjson.Fragment(row[8] or "{}"),
+        "status": row[9],
+        "received_at": row[10],
     }
 
 
@@ -102,6 +107,8 @@ class SQLiteStore:
         self._reader_conns: list[aiosqlite.Connection] = []
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
+        self._checkpoint_conn: aiosqlite.Connection | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self._closing = False
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -112,11 +119,17 @@ class SQLiteStore:
         await migrate(self._writer_conn)
         # WAL is a property of the file: set once by the writer, after any upgrade.
         await pragma(self._writer_conn, "journal_mode = WAL")
+        # Checkpoints run beside the writer (see _checkpoint_loop), not inside its commits.
+        await pragma(self._writer_conn, "wal_autocheckpoint = 0")
+        self._writer_conn.isolation_level = "IMMEDIATE"
+        self._checkpoint_conn = await self._connect(readonly=False)
         for _ in range(self._reader_count):
             conn = await self._connect(readonly=True)
             self._reader_conns.append(conn)
             self._readers.put_nowait(conn)
         self._writer_task = asyncio.create_task(self._write_loop(), name="santamon-writer")
+        self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(),
+                                                    name="santamon-checkpoint")
 
     async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -138,12 +151,34 @@ class SQLiteStore:
         if self._writer_task is not None:
             self._queue.put_nowait(_STOP)
             await self._writer_task
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+        if self._checkpoint_conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await pragma(self._checkpoint_conn, "wal_checkpoint(TRUNCATE)")
+            await self._checkpoint_conn.close()
         for conn in self._reader_conns:
             await conn.close()
         if self._writer_conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 await pragma(self._writer_conn, "optimize")
             await self._writer_conn.close()
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy committed pages from the WAL into the file on a connection of its own.
+
+        Inside the writer's commits (SQLite's default) a checkpoint stalls every commit that
+        triggers one; here it overlaps them, and a PASSIVE checkpoint never waits for anyone.
+        """
+        assert self._checkpoint_conn is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+            try:
+                await pragma(self._checkpoint_conn, "wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                log.warning("WAL checkpoint failed (will retry): %s", exc)
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -227,15 +262,17 @@ class SQLiteStore:
         for op in batch:
             groups.setdefault(op.run, []).append(op)
         results: dict[int, Any] = {}
-        await conn.execute("BEGIN IMMEDIATE")
+        # The connection begins the transaction (BEGIN IMMEDIATE) by itself at the first
+        # write, saving a thread hand-off per commit; reads before it see the same data,
+        # since this task is the only writer.
         try:
             for run, ops in groups.items():
                 outcome = await run(conn, [op.payload for op in ops], now)
                 results.update(zip(map(id, ops), outcome, strict=True))
-            await conn.execute("COMMIT")
+            await conn.commit()
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
-                await conn.execute("ROLLBACK")
+                await conn.rollback()
             raise
         return [results[id(op)] for op in batch]
 
@@ -279,15 +316,14 @@ class SQLiteStore:
         async with self._reader() as conn:
             position = await self._forward_position(conn)
             async with conn.execute(
-                    f"SELECT rowid, {SIGNAL_COLUMNS}, EXISTS (SELECT 1 FROM shipped "
+                    f"SELECT {SIGNAL_COLUMNS}, rowid, EXISTS (SELECT 1 FROM shipped "
                     "WHERE shipped.signal_id = signals.signal_id) AS is_shipped "
                     "FROM signals WHERE rowid > ? ORDER BY rowid LIMIT ?",
                     (position, limit)) as cur:
                 rows = await cur.fetchall()
-        pending = [row for row in rows if not row["is_shipped"]]
-        return ForwardBatch([signal_row(row) for row in pending],
-                            [row["rowid"] for row in pending],
-                            rows[-1]["rowid"] if rows else position, len(rows) == limit)
+        pending = [row for row in rows if not row[12]]  # not shipped
+        return ForwardBatch([signal_row(row) for row in pending], [row[11] for row in pending],
+                            rows[-1][11] if rows else position, len(rows) == limit)
 
     async def forward_backlog(self, severities: list[str]) -> int:
         async with self._reader() as conn:
@@ -346,7 +382,7 @@ class SQLiteStore:
             # `ts <= ?` bounds the index range; the OR then skips the rows already returned.
             where.append("ts <= ? AND (ts < ? OR rowid < ?)")
             params.extend((query.cursor.ts, query.cursor.ts, query.cursor.rowid))
-        sql = (f"SELECT rowid, {SIGNAL_COLUMNS} FROM signals"
+        sql = (f"SELECT {SIGNAL_COLUMNS}, rowid FROM signals"
                + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY ts DESC, rowid DESC LIMIT ?")
         params.append(query.limit + 1)
@@ -355,7 +391,7 @@ class SQLiteStore:
         next_cursor = None
         if len(rows) > query.limit:
             last = rows[query.limit - 1]
-            next_cursor = Cursor(ts=last["ts"], rowid=last["rowid"]).encode()
+            next_cursor = Cursor(ts=last[1], rowid=last[11]).encode()
             rows = rows[:query.limit]
         return SignalPage([signal_row(row) for row in rows], next_cursor)
 
@@ -380,7 +416,7 @@ class SQLiteStore:
                     "WHERE signal_id = ? ORDER BY id", (signal_id,)) as cur:
                 history = [dict(entry) for entry in await cur.fetchall()]
         signal = signal_row(row)
-        signal["shipped_at"] = row["shipped_at"]
+        signal["shipped_at"] = row[11]
         signal["history"] = history
         return signal
 
@@ -400,7 +436,7 @@ class SQLiteStore:
                + " ORDER BY status = 'stale' DESC, last_seen DESC, agent_id LIMIT ?")
         params.append(query.limit)
         async with self._reader() as conn, conn.execute(sql, params) as cur:
-            return [dict(row) for row in await cur.fetchall()]
+            return [dict(zip(AGENT_FIELDS, row, strict=True)) for row in await cur.fetchall()]
 
     async def stats(self) -> dict[str, Any]:
         since_24h = timeutil.format_utc(timeutil.now_ns() - DAY_NS)
@@ -470,33 +506,39 @@ def _escape_like(text: str) -> str:
 
 async def _insert_signals(conn: aiosqlite.Connection, batches: list[list[NewSignal]],
                           now: str) -> list[list[bool]]:
-    ids = list(dict.fromkeys(s.signal_id for batch in batches for s in batch))
-    seen = set(await _existing_ids(conn, ids))
     rows = []
+    first: dict[str, bool] = {}  # within this commit, only an id's first occurrence is written
+    for batch in batches:
+        for s in batch:
+            if s.signal_id not in first:
+                first[s.signal_id] = True
+                rows.append((s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title,
+                             s.tags_json, s.context_json, now, s.status, s.rule_description))
+    cursor = await conn.executemany(
+        "INSERT OR IGNORE INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
+        "context, received_at, status, rule_description) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    if cursor.rowcount != len(rows):
+        # Some ids existed before: they are the ones not received in this commit.
+        for signal_id in await _ids_received_before(conn, list(first), now):
+            first[signal_id] = False
     results = []
     for batch in batches:
         flags = []
         for s in batch:
-            is_new = s.signal_id not in seen
-            if is_new:
-                seen.add(s.signal_id)
-                rows.append((s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title,
-                             s.tags_json, s.context_json, now, s.status, s.rule_description))
-            flags.append(is_new)
+            flags.append(first[s.signal_id])
+            first[s.signal_id] = False  # a repeat within the commit is a duplicate
         results.append(flags)
-    if rows:
-        await conn.executemany(
-            "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
-            "context, received_at, status, rule_description) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return results
 
 
-async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> list[str]:
+async def _ids_received_before(conn: aiosqlite.Connection, ids: list[str],
+                               now: str) -> list[str]:
     found: list[str] = []
     for chunk in _chunks(ids):
-        async with conn.execute("SELECT signal_id FROM signals WHERE signal_id IN "
-                                f"({_placeholders(len(chunk))})", chunk) as cur:
+        async with conn.execute("SELECT signal_id FROM signals WHERE received_at != ? AND "
+                                f"signal_id IN ({_placeholders(len(chunk))})",
+                                (now, *chunk)) as cur:
             found.extend(row[0] for row in await cur.fetchall())
     return found
 
