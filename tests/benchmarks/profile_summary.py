@@ -11,7 +11,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-
 _LINE = re.compile(r":\d+\)$")
 
 
