@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh Debian machine with Python 3.11:
+#   make run   - install into .venv and start the service (SQLite, development keys)
+#   make test  - install what the tests need (Debian packages included) and run the suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEV_KEYS := .dev-keys.env
+# Debian packages the test suite drives (the console tests use Debian's Chromium).
+TEST_DEBIAN_PACKAGES := chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: run test lint debian-test-packages clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	@if [ -z "$$SANTAMON_API_KEY" ]; then \
+	  $(BIN)/santamon dev-keys $(DEV_KEYS) --port "$${SANTAMON_PORT:-8443}"; \
+	  set -a; . ./$(DEV_KEYS); set +a; \
+	fi; \
+	exec $(BIN)/santamon serve $(if $(CONFIG),--config $(CONFIG))
+
+debian-test-packages:
+	@missing=$$(for p in $(TEST_DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check santamon tests
+
+test: $(VENV)/.installed-test debian-test-packages lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,19 @@
+"""The URL map, and nothing else."""
+
+from aiohttp import web
+
+from . import views
+
+
+def setup_routes(app: web.Application) -> None:
+    health = views.HealthCheck()
+    app.router.add_get("/", views.index)
+    app.router.add_get("/health", health.handle)
+    app.router.add_post("/ingest", views.ingest)
+    app.router.add_post("/agents/heartbeat", views.heartbeat)
+    app.router.add_get("/agents", views.list_agents)
+    app.router.add_get("/signals", views.list_signals)
+    app.router.add_post("/signals/status", views.bulk_update_status)
+    app.router.add_get("/signals/{signal_id}", views.get_signal)
+    app.router.add_patch("/signals/{signal_id}/status", views.update_status)
+    app.router.add_get("/stats", views.stats)

@@ -1,0 +1,147 @@
+"""Request handlers: parse and validate, call the store, shape the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+import orjson
+from aiohttp import web
+from pydantic import Field, TypeAdapter
+
+from .. import __version__, timeutil
+from ..models import (
+    MAX_BATCH,
+    MAX_CONTEXT_BYTES,
+    AgentQuery,
+    BulkStatusUpdate,
+    HeartbeatIn,
+    SignalIn,
+    SignalQuery,
+    StatusUpdate,
+)
+from ..store import NewSignal, StoreUnavailable
+from .auth import Role, requires
+from .keys import STORE
+from .responses import ApiError, json_response
+
+ANALYST_ACTOR = "analyst"
+HEALTH_CACHE_SECONDS = 1.0
+HEALTH_TIMEOUT_SECONDS = 5.0
+
+_signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
+
+
+def _to_new_signal(signal: SignalIn, index: int | None = None) -> NewSignal:
+    context_json = signal.context_json()
+    if len(context_json) > MAX_CONTEXT_BYTES:
+        where = "" if index is None else f" (item {index})"
+        raise ApiError(413, f"context is {len(context_json)} bytes{where}; the limit is "
+                            f"{MAX_CONTEXT_BYTES}", signal_id=signal.signal_id)
+    return NewSignal(
+        signal_id=signal.signal_id, ts=signal.ts, host_id=signal.host_id,
+        rule_id=signal.rule_id, severity=signal.severity, title=signal.title,
+        tags_json=orjson.dumps(signal.tags or []), context_json=context_json,
+        status=signal.status, rule_description=signal.rule_description)
+
+
+@requires(Role.AGENT)
+async def ingest(request: web.Request) -> web.Response:
+    """One signal object, or a JSON array of up to 1,000 (all stored, or none)."""
+    body = await request.read()
+    store = request.app[STORE]
+    if body.lstrip()[:1] == b"[":
+        batch = [_to_new_signal(s, i) for i, s in enumerate(_signal_batch.validate_json(body))]
+        stored = await store.insert_signals(batch) if batch else []
+        return json_response({
+            "status": "received",
+            "received": len(batch),
+            "stored": sum(stored),
+            "duplicates": len(stored) - sum(stored),
+            "results": [{"signal_id": s.signal_id, "duplicate": not new}
+                        for s, new in zip(batch, stored, strict=True)],
+        })
+    signal = _to_new_signal(SignalIn.model_validate_json(body))
+    (stored,) = await store.insert_signals([signal])
+    return json_response({"status": "received", "signal_id": signal.signal_id,
+                          "duplicate": not stored})
+
+
+@requires(Role.AGENT)
+async def heartbeat(request: web.Request) -> web.Response:
+    beat = HeartbeatIn.model_validate_json(await request.read())
+    await request.app[STORE].record_heartbeat(beat)
+    return json_response({"status": "ok", "agent_id": beat.agent_id})
+
+
+async def list_signals(request: web.Request) -> web.Response:
+    query = SignalQuery.model_validate(dict(request.query))
+    page = await request.app[STORE].list_signals(query)
+    return json_response({"count": len(page.signals), "signals": page.signals,
+                          "next_cursor": page.next_cursor})
+
+
+async def get_signal(request: web.Request) -> web.Response:
+    signal_id = request.match_info["signal_id"]
+    signal = await request.app[STORE].get_signal(signal_id)
+    if signal is None:
+        raise ApiError(404, "no such signal", signal_id=signal_id)
+    return json_response(signal)
+
+
+async def update_status(request: web.Request) -> web.Response:
+    signal_id = request.match_info["signal_id"]
+    update = StatusUpdate.model_validate_json(await request.read())
+    result = await request.app[STORE].set_status([signal_id], update.status, update.note,
+                                                 ANALYST_ACTOR)
+    if result.not_found:
+        raise ApiError(404, "no such signal", signal_id=signal_id)
+    return json_response({"signal_id": signal_id, "status": update.status})
+
+
+async def bulk_update_status(request: web.Request) -> web.Response:
+    update = BulkStatusUpdate.model_validate_json(await request.read())
+    result = await request.app[STORE].set_status(update.signal_ids, update.status, update.note,
+                                                 ANALYST_ACTOR)
+    return json_response({"updated": result.updated, "not_found": result.not_found,
+                          "status": update.status})
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    query = AgentQuery.model_validate(dict(request.query))
+    agents = await request.app[STORE].list_agents(query)
+    return json_response({"count": len(agents), "heartbeats": agents})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return json_response(await request.app[STORE].stats())
+
+
+class HealthCheck:
+    """Proves the database takes a committed write, at most once a second."""
+
+    def __init__(self) -> None:
+        self._last_ok = float("-inf")
+
+    @requires(Role.PUBLIC)
+    async def handle(self, request: web.Request) -> web.Response:
+        if time.monotonic() - self._last_ok > HEALTH_CACHE_SECONDS:
+            try:
+                async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                    await request.app[STORE].check_writable()
+            except (StoreUnavailable, TimeoutError) as exc:
+                return json_response({"status": "unhealthy", "error": "database cannot be "
+                                      "written", "detail": str(exc) or "timed out",
+                                      "timestamp": timeutil.utc_now()}, status=503)
+            self._last_ok = time.monotonic()
+        return json_response({"status": "healthy", "timestamp": timeutil.utc_now()})
+
+
+@requires(Role.PUBLIC)
+async def index(request: web.Request) -> web.Response:
+    endpoints = sorted({f"{route.method} {route.resource.canonical}"
+                        for route in request.app.router.routes()
+                        if route.method != "HEAD" and route.resource is not None})
+    return json_response({"name": "Santamon Backend", "version": __version__,
+                          "endpoints": endpoints})

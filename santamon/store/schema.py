@@ -1,0 +1,203 @@
+"""Versioned schema for the SQLite store (PRAGMA user_version).
+
+Version 0 is either an empty file or a database written by the seed backend: same tables and
+column names, agents' raw `ts` strings with mixed offsets, naive-UTC `received_at`. Upgrading
+keeps every row and rewrites timestamps into the stored UTC form, so that comparing two
+timestamps as strings compares the instants.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiosqlite
+
+from .. import timeutil
+
+log = logging.getLogger(__name__)
+
+SIGNALS_TABLE = """
+CREATE TABLE signals (
+    signal_id TEXT PRIMARY KEY,
+    ts TEXT NOT NULL,
+    host_id TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    tags TEXT,
+    context TEXT,
+    received_at TEXT NOT NULL,
+    status TEXT DEFAULT 'open',
+    rule_description TEXT
+)"""
+
+HEARTBEATS_TABLE = """
+CREATE TABLE heartbeats (
+    agent_id TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    version TEXT,
+    os_version TEXT,
+    uptime_seconds REAL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (agent_id, timestamp)
+)"""
+
+V1_TABLES = [
+    """CREATE TABLE IF NOT EXISTS shipped (
+        signal_id TEXT PRIMARY KEY,
+        shipped_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE agents (
+        agent_id TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        last_timestamp TEXT,
+        version TEXT,
+        os_version TEXT,
+        uptime_seconds REAL,
+        status TEXT NOT NULL DEFAULT 'active',
+        stale_since TEXT
+    )""",
+    """CREATE TABLE signal_history (
+        id INTEGER PRIMARY KEY,
+        signal_id TEXT NOT NULL,
+        from_status TEXT,
+        to_status TEXT NOT NULL,
+        changed_at TEXT NOT NULL,
+        note TEXT,
+        actor TEXT NOT NULL
+    )""",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+]
+
+# Each filter of GET /signals has an index that also serves the newest-first order
+# (rowid, the tie-breaker, is implicitly the last column of every index).
+V1_INDEXES = [
+    "CREATE INDEX idx_signals_ts ON signals(ts)",
+    "CREATE INDEX idx_signals_status_ts ON signals(status, ts)",
+    "CREATE INDEX idx_signals_severity_ts ON signals(severity, ts)",
+    "CREATE INDEX idx_signals_host_ts ON signals(host_id, ts)",
+    "CREATE INDEX idx_signals_rule_ts ON signals(rule_id, ts)",
+    "CREATE INDEX idx_heartbeat_agent ON heartbeats(agent_id, received_at DESC)",
+    "CREATE INDEX idx_history_signal ON signal_history(signal_id, id)",
+    "CREATE INDEX idx_agents_status ON agents(status, last_seen)",
+]
+
+SEED_INDEXES = ["idx_ts", "idx_host_id", "idx_severity", "idx_status", "idx_heartbeat_agent"]
+
+
+def _normalize_or_none(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return timeutil.normalize(value)
+    except ValueError:
+        return None
+
+
+async def _table_exists(conn: aiosqlite.Connection, name: str) -> bool:
+    async with conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) as cur:
+        return await cur.fetchone() is not None
+
+
+async def _columns(conn: aiosqlite.Connection, table: str) -> set[str]:
+    async with conn.execute(f"PRAGMA table_info({table})") as cur:
+        return {row[1] for row in await cur.fetchall()}
+
+
+async def _to_v1(conn: aiosqlite.Connection) -> None:
+    if await _table_exists(conn, "signals"):
+        await _upgrade_seed(conn)
+    else:
+        await conn.execute(SIGNALS_TABLE)
+        await conn.execute(HEARTBEATS_TABLE)
+    for statement in V1_TABLES:
+        await conn.execute(statement)
+    for statement in V1_INDEXES:
+        await conn.execute(statement)
+    if await _table_exists(conn, "heartbeats"):
+        await _agents_from_heartbeats(conn)
+
+
+async def _upgrade_seed(conn: aiosqlite.Connection) -> None:
+    """Rebuild the seed's tables with timestamps in stored form, keeping every row."""
+    await conn.create_function("santamon_ts", 1, _normalize_or_none, deterministic=True)
+    for index in SEED_INDEXES:
+        await conn.execute(f"DROP INDEX IF EXISTS {index}")
+    columns = await _columns(conn, "signals")
+    status = "COALESCE(status, 'open')" if "status" in columns else "'open'"
+    description = "rule_description" if "rule_description" in columns else "NULL"
+    await conn.execute("ALTER TABLE signals RENAME TO seed_signals")
+    await conn.execute(SIGNALS_TABLE)
+    # Unparseable seed timestamps fall back to when the seed received the signal.
+    await conn.execute(f"""
+        INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, context,
+                             received_at, status, rule_description)
+        SELECT signal_id,
+               COALESCE(santamon_ts(ts), santamon_ts(received_at),
+                        '1970-01-01T00:00:00.000000000Z'),
+               host_id, rule_id, lower(severity), title,
+               CASE WHEN json_valid(tags) AND json_type(tags) = 'array' THEN tags ELSE '[]' END,
+               CASE WHEN json_valid(context) AND json_type(context) = 'object' THEN context
+                    WHEN context IS NULL THEN '{{}}'
+                    ELSE json_object('raw', context) END,
+               COALESCE(santamon_ts(received_at), '1970-01-01T00:00:00.000000000Z'),
+               {status}, {description}
+        FROM seed_signals ORDER BY rowid""")
+    await conn.execute("DROP TABLE seed_signals")
+    async with conn.execute("SELECT count(*) FROM signals") as cur:
+        (count,) = await cur.fetchone()
+    log.info("upgraded a seed-schema database: %d signals kept", count)
+
+    if await _table_exists(conn, "heartbeats"):
+        await conn.execute("ALTER TABLE heartbeats RENAME TO seed_heartbeats")
+        await conn.execute(HEARTBEATS_TABLE)
+        await conn.execute("""
+            INSERT OR IGNORE INTO heartbeats
+                (agent_id, timestamp, version, os_version, uptime_seconds, received_at)
+            SELECT agent_id, COALESCE(santamon_ts(timestamp), timestamp), version, os_version,
+                   uptime_seconds,
+                   COALESCE(santamon_ts(received_at), '1970-01-01T00:00:00.000000000Z')
+            FROM seed_heartbeats""")
+        await conn.execute("DROP TABLE seed_heartbeats")
+    else:
+        await conn.execute(HEARTBEATS_TABLE)
+
+
+async def _agents_from_heartbeats(conn: aiosqlite.Connection) -> None:
+    await conn.execute("""
+        INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version,
+                            os_version, uptime_seconds, status)
+        SELECT h.agent_id, f.first_seen, h.received_at, h.timestamp, h.version, h.os_version,
+               h.uptime_seconds, 'active'
+        FROM heartbeats h
+        JOIN (SELECT agent_id, min(received_at) AS first_seen, max(received_at) AS last_seen
+              FROM heartbeats GROUP BY agent_id) f
+          ON f.agent_id = h.agent_id AND h.received_at = f.last_seen
+        WHERE true
+        ON CONFLICT (agent_id) DO NOTHING""")
+
+
+MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def migrate(conn: aiosqlite.Connection) -> None:
+    """Bring the database to SCHEMA_VERSION, one transaction per version."""
+    async with conn.execute("PRAGMA user_version") as cur:
+        (version,) = await cur.fetchone()
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema version {version} is newer than this "
+                           f"server's ({SCHEMA_VERSION}); upgrade the server")
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await MIGRATIONS[target - 1](conn)
+            await conn.execute(f"PRAGMA user_version = {target}")
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        log.info("database schema upgraded to version %d", target)

@@ -1,0 +1,426 @@
+"""SQLite store: one group-commit writer and a pool of readers, all through aiosqlite.
+
+Every write is an operation queued to a single writer task. The writer takes whatever has
+queued up, runs it as one transaction (merging signal inserts and heartbeats into one
+`executemany` each), commits, and only then answers each caller. Many concurrent ingests thus
+share one fsync, and a caller never hears "stored" before its row is durable. Readers use their
+own connections; under WAL they never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from .. import timeutil
+from ..models import AgentQuery, Cursor, HeartbeatIn, SignalQuery
+from .base import AgentReturn, NewSignal, SignalPage, StatusResult, StoreUnavailable
+from .schema import migrate
+
+log = logging.getLogger(__name__)
+
+MAX_OPS_PER_COMMIT = 2000
+SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
+DAY_NS = 86_400 * 1_000_000_000
+
+SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
+                  "context, status, received_at")
+
+Runner = Callable[[aiosqlite.Connection, list[Any], str], Awaitable[list[Any]]]
+
+
+@dataclass(slots=True)
+class _WriteOp:
+    run: Runner  # runs every queued op that shares this runner, in one go
+    payload: Any
+    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
+                                        .create_future())
+
+
+_STOP = object()
+
+
+def _chunks(items: list[Any], size: int = SQL_PARAMS_PER_QUERY) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _placeholders(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def signal_row(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "signal_id": row["signal_id"],
+        "ts": row["ts"],
+        "host_id": row["host_id"],
+        "rule_id": row["rule_id"],
+        "rule_description": row["rule_description"],
+        "severity": row["severity"],
+        "title": row["title"],
+        "tags": orjson.Fragment(row["tags"] or "[]"),
+        "context": orjson.Fragment(row["context"] or "{}"),
+        "status": row["status"],
+        "received_at": row["received_at"],
+    }
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, *, readers: int = 4) -> None:
+        self.path = Path(path)
+        self._reader_count = readers
+        self._writer_conn: aiosqlite.Connection | None = None
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._reader_conns: list[aiosqlite.Connection] = []
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer_conn = await self._connect(readonly=False)
+        await migrate(self._writer_conn)
+        for _ in range(self._reader_count):
+            conn = await self._connect(readonly=True)
+            self._reader_conns.append(conn)
+            self._readers.put_nowait(conn)
+        self._writer_task = asyncio.create_task(self._write_loop(), name="santamon-writer")
+
+    async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in ("journal_mode = WAL",
+                       "synchronous = FULL",  # a 200 promises the row survives power loss too
+                       "busy_timeout = 10000",
+                       "foreign_keys = ON",
+                       "temp_store = MEMORY",
+                       f"cache_size = {-16000 if readonly else -32000}"):
+            await conn.execute(f"PRAGMA {pragma}")
+        if readonly:
+            await conn.execute("PRAGMA query_only = ON")
+            conn.row_factory = sqlite3.Row
+        return conn
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._writer_task is not None:
+            self._queue.put_nowait(_STOP)
+            await self._writer_task
+        for conn in self._reader_conns:
+            await conn.close()
+        if self._writer_conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self._writer_conn.execute("PRAGMA optimize")
+            await self._writer_conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        conn = await self._readers.get()
+        try:
+            yield conn
+        finally:
+            self._readers.put_nowait(conn)
+
+    # -- the writer -------------------------------------------------------------------------
+
+    async def _submit(self, run: Runner, payload: Any) -> Any:
+        if self._closing:
+            raise StoreUnavailable("the store is shutting down")
+        op = _WriteOp(run, payload)
+        self._queue.put_nowait(op)
+        return await op.future
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            while len(batch) < MAX_OPS_PER_COMMIT and not self._queue.empty():
+                op = self._queue.get_nowait()
+                if op is _STOP:
+                    stopping = True
+                    break
+                batch.append(op)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_WriteOp]) -> None:
+        try:
+            results = await self._transaction(batch)
+        except Exception as exc:  # every caller must hear about it
+            if len(batch) > 1:
+                # One bad operation must not fail the others: retry each on its own.
+                for op in batch:
+                    await self._commit([op])
+                return
+            op = batch[0]
+            if isinstance(exc, sqlite3.Error):
+                log.error("write failed: %s", exc)
+                exc = StoreUnavailable(str(exc))
+            if not op.future.done():
+                op.future.set_exception(exc)
+            return
+        for op, result in zip(batch, results, strict=True):
+            if not op.future.done():
+                op.future.set_result(result)
+
+    async def _transaction(self, batch: list[_WriteOp]) -> list[Any]:
+        conn = self._writer_conn
+        assert conn is not None
+        now = timeutil.utc_now()
+        groups: dict[Runner, list[_WriteOp]] = {}
+        for op in batch:
+            groups.setdefault(op.run, []).append(op)
+        results: dict[int, Any] = {}
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for run, ops in groups.items():
+                outcome = await run(conn, [op.payload for op in ops], now)
+                results.update(zip(map(id, ops), outcome, strict=True))
+            await conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await conn.execute("ROLLBACK")
+            raise
+        return [results[id(op)] for op in batch]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def insert_signals(self, signals: list[NewSignal]) -> list[bool]:
+        return await self._submit(_insert_signals, signals)
+
+    async def record_heartbeat(self, heartbeat: HeartbeatIn) -> AgentReturn | None:
+        return await self._submit(_record_heartbeats, heartbeat)
+
+    async def set_status(self, signal_ids: list[str], status: str, note: str | None,
+                         actor: str) -> StatusResult:
+        return await self._submit(_set_status, (signal_ids, status, note, actor))
+
+    async def check_writable(self) -> None:
+        await self._submit(_touch, None)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def list_signals(self, query: SignalQuery) -> SignalPage:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.status != "all":
+            where.append("status = ?")
+            params.append(query.status)
+        if query.severity:
+            where.append(f"severity IN ({_placeholders(len(query.severity))})")
+            params.extend(query.severity)
+        if query.host_id:
+            where.append("host_id = ?")
+            params.append(query.host_id)
+        if query.rule_id:
+            where.append("rule_id = ?")
+            params.append(query.rule_id)
+        if query.search:
+            pattern = "%" + _escape_like(query.search) + "%"
+            where.append("(title LIKE ? ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\')")
+            params.extend((pattern, pattern))
+        if query.since:
+            where.append("ts >= ?")
+            params.append(query.since)
+        if query.until:
+            where.append("ts < ?")
+            params.append(query.until)
+        if query.cursor:
+            # `ts <= ?` bounds the index range; the OR then skips the rows already returned.
+            where.append("ts <= ? AND (ts < ? OR rowid < ?)")
+            params.extend((query.cursor.ts, query.cursor.ts, query.cursor.rowid))
+        sql = (f"SELECT rowid, {SIGNAL_COLUMNS} FROM signals"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY ts DESC, rowid DESC LIMIT ?")
+        params.append(query.limit + 1)
+        async with self._reader() as conn, conn.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = rows[query.limit - 1]
+            next_cursor = Cursor(ts=last["ts"], rowid=last["rowid"]).encode()
+            rows = rows[:query.limit]
+        return SignalPage([signal_row(row) for row in rows], next_cursor)
+
+    async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
+        async with self._reader() as conn:
+            async with conn.execute(
+                    f"SELECT {SIGNAL_COLUMNS}, (SELECT shipped_at FROM shipped "
+                    "WHERE shipped.signal_id = signals.signal_id) AS shipped_at "
+                    "FROM signals WHERE signal_id = ?", (signal_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            async with conn.execute(
+                    "SELECT from_status, to_status, changed_at, note, actor FROM signal_history "
+                    "WHERE signal_id = ? ORDER BY id", (signal_id,)) as cur:
+                history = [dict(entry) for entry in await cur.fetchall()]
+        signal = signal_row(row)
+        signal["shipped_at"] = row["shipped_at"]
+        signal["history"] = history
+        return signal
+
+    async def list_agents(self, query: AgentQuery) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.status != "all":
+            where.append("status = ?")
+            params.append(query.status)
+        if query.since:
+            where.append("last_seen >= ?")
+            params.append(query.since)
+        sql = ("SELECT agent_id, last_timestamp AS timestamp, version, os_version, "
+               "uptime_seconds, last_seen AS received_at, first_seen, last_seen, status, "
+               "stale_since FROM agents"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY status = 'stale' DESC, last_seen DESC, agent_id LIMIT ?")
+        params.append(query.limit)
+        async with self._reader() as conn, conn.execute(sql, params) as cur:
+            return [dict(row) for row in await cur.fetchall()]
+
+    async def stats(self) -> dict[str, Any]:
+        since_24h = timeutil.format_utc(timeutil.now_ns() - DAY_NS)
+        async with self._reader() as conn:
+            async def scalar(sql: str, *params: Any) -> int:
+                async with conn.execute(sql, params) as cur:
+                    row = await cur.fetchone()
+                    return row[0] or 0
+
+            async def counts(sql: str) -> dict[str, int]:
+                async with conn.execute(sql) as cur:
+                    return {row[0]: row[1] for row in await cur.fetchall()}
+
+            total = await scalar("SELECT count(*) FROM signals")
+            last_24h = await scalar("SELECT count(*) FROM signals WHERE ts >= ?", since_24h)
+            by_severity = await counts(
+                "SELECT severity, count(*) FROM signals GROUP BY severity")
+            by_status = await counts("SELECT status, count(*) FROM signals GROUP BY status")
+            by_host = await counts("SELECT host_id, count(*) AS n FROM signals "
+                                   "GROUP BY host_id ORDER BY n DESC, host_id LIMIT 10")
+            top_rules = await counts("SELECT rule_id, count(*) AS n FROM signals "
+                                     "GROUP BY rule_id ORDER BY n DESC, rule_id LIMIT 10")
+            agents = await counts("SELECT status, count(*) FROM agents GROUP BY status")
+        return {
+            "total_signals": total,
+            "last_24h": last_24h,
+            "by_severity": by_severity,
+            "by_status": by_status,
+            "by_host": by_host,
+            "top_rules": top_rules,
+            "agents": {"active": agents.get("active", 0), "stale": agents.get("stale", 0),
+                       "total": sum(agents.values())},
+        }
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# -- write runners: each runs every queued op of its kind inside the writer's transaction ----
+
+async def _insert_signals(conn: aiosqlite.Connection, batches: list[list[NewSignal]],
+                          now: str) -> list[list[bool]]:
+    ids = list(dict.fromkeys(s.signal_id for batch in batches for s in batch))
+    seen = set(await _existing_ids(conn, ids))
+    rows = []
+    results = []
+    for batch in batches:
+        flags = []
+        for s in batch:
+            is_new = s.signal_id not in seen
+            if is_new:
+                seen.add(s.signal_id)
+                rows.append((s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title,
+                             s.tags_json, s.context_json, now, s.status, s.rule_description))
+            flags.append(is_new)
+        results.append(flags)
+    if rows:
+        await conn.executemany(
+            "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
+            "context, received_at, status, rule_description) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return results
+
+
+async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> list[str]:
+    found: list[str] = []
+    for chunk in _chunks(ids):
+        async with conn.execute("SELECT signal_id FROM signals WHERE signal_id IN "
+                                f"({_placeholders(len(chunk))})", chunk) as cur:
+            found.extend(row[0] for row in await cur.fetchall())
+    return found
+
+
+async def _record_heartbeats(conn: aiosqlite.Connection, heartbeats: list[HeartbeatIn],
+                             now: str) -> list[AgentReturn | None]:
+    await conn.executemany(
+        "INSERT OR IGNORE INTO heartbeats (agent_id, timestamp, version, os_version, "
+        "uptime_seconds, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [(hb.agent_id, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, now)
+         for hb in heartbeats])
+    agent_ids = list(dict.fromkeys(hb.agent_id for hb in heartbeats))
+    stale: dict[str, str] = {}
+    for chunk in _chunks(agent_ids):
+        async with conn.execute("SELECT agent_id, stale_since FROM agents WHERE status = 'stale' "
+                                f"AND agent_id IN ({_placeholders(len(chunk))})", chunk) as cur:
+            stale.update((row[0], row[1]) for row in await cur.fetchall())
+    await conn.executemany(
+        "INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, "
+        "os_version, uptime_seconds, status, stale_since) "
+        "VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, 'active', NULL) "
+        "ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
+        "last_timestamp = excluded.last_timestamp, version = excluded.version, "
+        "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
+        "status = 'active', stale_since = NULL",
+        [(hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds)
+         for hb in heartbeats])
+    results: list[AgentReturn | None] = []
+    for hb in heartbeats:
+        since = stale.pop(hb.agent_id, None)
+        results.append(AgentReturn(hb.agent_id, since) if since else None)
+    return results
+
+
+async def _set_status(conn: aiosqlite.Connection,
+                      requests: list[tuple[list[str], str, str | None, str]],
+                      now: str) -> list[StatusResult]:
+    results = []
+    for signal_ids, status, note, actor in requests:
+        ids = list(dict.fromkeys(signal_ids))
+        current: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            async with conn.execute("SELECT signal_id, status FROM signals WHERE signal_id IN "
+                                    f"({_placeholders(len(chunk))})", chunk) as cur:
+                current.update((row[0], row[1]) for row in await cur.fetchall())
+        changed = [sid for sid in ids if sid in current and current[sid] != status]
+        await conn.executemany("UPDATE signals SET status = ? WHERE signal_id = ?",
+                               [(status, sid) for sid in changed])
+        # A note on an unchanged status is still worth keeping in the history.
+        recorded = [sid for sid in ids if sid in current and (current[sid] != status or note)]
+        await conn.executemany(
+            "INSERT INTO signal_history (signal_id, from_status, to_status, changed_at, note, "
+            "actor) VALUES (?, ?, ?, ?, ?, ?)",
+            [(sid, current[sid], status, now, note, actor) for sid in recorded])
+        results.append(StatusResult(updated=len(current),
+                                    not_found=[sid for sid in ids if sid not in current]))
+    return results
+
+
+async def _touch(conn: aiosqlite.Connection, payloads: list[None], now: str) -> list[None]:
+    await conn.execute("INSERT INTO meta (key, value) VALUES ('last_write_check', ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (now,))
+    return [None] * len(payloads)

@@ -1,0 +1,98 @@
+"""Shared test material: keys, the agent's sample payloads, and a real server subprocess."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO.parent / "shared" / "samples"
+AGENT_KEY = "agent-key-0123456789abcdef"
+AGENT_KEY_2 = "agent-key-rotated-0123456789"
+ANALYST_KEY = "analyst-key-0123456789abcdef"
+AGENT = {"X-API-Key": AGENT_KEY}
+ANALYST = {"Authorization": f"Bearer {ANALYST_KEY}"}
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / f"{name}.json").read_text())
+
+
+def sample_bytes(name: str) -> bytes:
+    return (SAMPLES / f"{name}.json").read_bytes()
+
+
+def make_signal(signal_id: str, /, **changes: Any) -> dict[str, Any]:
+    """The file-access sample with another id (and any field changed)."""
+    signal = copy.deepcopy(sample("signal-file-access"))
+    signal["signal_id"] = signal_id
+    signal.update(changes)
+    return signal
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`santamon serve` as a subprocess on a free loopback port."""
+
+    def __init__(self, db_path: Path, *, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        self.db_path = db_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "SANTAMON_API_KEY": f"{AGENT_KEY},{AGENT_KEY_2}",
+                    "SANTAMON_ADMIN_KEY": ANALYST_KEY, "SANTAMON_DB_PATH": str(db_path),
+                    "SANTAMON_HOST": "127.0.0.1", "SANTAMON_PORT": str(self.port),
+                    **(env or {})}
+        self.cwd = cwd or db_path.parent
+        self.log_path = db_path.with_suffix(".log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([sys.executable, "-m", "santamon", "serve"], env=self.env,
+                                     cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
