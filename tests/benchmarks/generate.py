@@ -294,10 +294,14 @@ def generate(path: Path, n: int, seed: int = 5, end_s: int | None = None) -> dic
             "generator_version": GENERATOR_VERSION}
 
 
+def cached_database_path(n: int, cache_dir: Path) -> Path:
+    return cache_dir / f"seed-v{GENERATOR_VERSION}-{n}.db"
+
+
 def cached_database(n: int, cache_dir: Path, log=print) -> Path:
     """A seed-schema file with n signals under cache_dir, generated once per N and version."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"seed-v{GENERATOR_VERSION}-{n}.db"
+    path = cached_database_path(n, cache_dir)
     meta = path.with_suffix(".json")
     if path.exists() and meta.exists():
         return path

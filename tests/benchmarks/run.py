@@ -436,6 +436,9 @@ def main() -> int:
     parser.add_argument("--ingest-rate", type=float, default=500)
     parser.add_argument("--results", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--server", default=str(ROOT / ".venv" / "bin" / "santamon"))
+    parser.add_argument("--db", type=Path, default=None,
+                        help="start from a copy of this database instead of the generated seed "
+                             "file (e.g. one already upgraded, to iterate on ingest quickly)")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["ingest", "queries", "under-ingest"])
     args = parser.parse_args()
@@ -456,8 +459,13 @@ def main() -> int:
     shutil.rmtree(rundir, ignore_errors=True)
     ackdir = rundir / "acked"
     ackdir.mkdir(parents=True)
-    seed = generate.cached_database(args.signals, results, log=log)
-    meta = json.loads(seed.with_suffix(".json").read_text())
+    if args.db is not None:
+        seed = args.db
+        meta_path = generate.cached_database_path(args.signals, results).with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    else:
+        seed = generate.cached_database(args.signals, results, log=log)
+        meta = json.loads(seed.with_suffix(".json").read_text())
     db_path = rundir / "santamon.db"
     log(f"copying {seed.name} ({seed.stat().st_size / 1e6:.0f} MB) to {db_path}")
     shutil.copyfile(seed, db_path)
