@@ -44,6 +44,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The scheduler's own INFO lines (every job run) would drown the service's.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     settings, key_file = ensure_admin_key(settings)
     if key_file is not None:
         log.info("analyst key: read it from %s (set SANTAMON_ADMIN_KEY to choose one)", key_file)
@@ -69,11 +71,10 @@ def dev_keys(args: argparse.Namespace) -> int:
     else:
         print(f"Using the development keys in {path}.")
     port = args.port
-    print(f"""  agent key:   $(grep SANTAMON_API_KEY {path} | cut -d= -f2-)
-  analyst key: $(grep SANTAMON_ADMIN_KEY {path} | cut -d= -f2-)
+    print(f"""It holds SANTAMON_API_KEY (the agent key) and SANTAMON_ADMIN_KEY (the analyst key).
 Try:
   . ./{path} && curl -s -H "X-API-Key: $SANTAMON_API_KEY" -H 'Content-Type: application/json' \\
-      --data @../shared/samples/signal-file-access.json http://127.0.0.1:{port}/ingest
+      --data @tests/samples/signal-file-access.json http://127.0.0.1:{port}/ingest
   . ./{path} && curl -s -H "Authorization: Bearer $SANTAMON_ADMIN_KEY" \\
       http://127.0.0.1:{port}/signals
 Console: http://127.0.0.1:{port}/ui (log in with the analyst key)""")

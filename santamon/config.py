@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+)
 
 ENV_PREFIX = "SANTAMON_"
 MIN_KEY_LENGTH = 16
@@ -69,6 +77,19 @@ class Settings(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Background jobs (santamon/jobs/)
+    stale_after: Duration = Field(180.0, gt=0)
+    stale_check_interval: Duration = Field(30.0, gt=0)
+    heartbeat_retention: Duration = Field(7 * 86400.0, gt=0)
+    signal_retention: Duration = 90 * 86400.0  # resolved signals only; 0 keeps them all
+    retention_interval: Duration = Field(3600.0, gt=0)
+    forward_webhook_url: HttpUrl | None = None
+    forward_webhook_secret: str | None = None
+    forward_webhook_format: Literal["json", "slack"] = "json"
+    forward_file: Path | None = None
+    forward_min_severity: Literal["info", "low", "medium", "high", "critical"] = "info"
+    forward_interval: Duration = Field(5.0, gt=0)
 
     @field_validator("api_key")
     @classmethod

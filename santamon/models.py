@@ -121,6 +121,22 @@ class SignalQuery(BaseModel):
     cursor: Annotated[Cursor | None, BeforeValidator(Cursor.decode)] = None
 
 
+class SessionLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class VolumeQuery(BaseModel):
+    """GET /signals/volume: a window of event time and a bucket width (or `auto`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    bucket: str = Field("1h", max_length=16)
+
+
 class AgentQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

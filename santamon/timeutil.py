@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import date
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NS = 1_000_000_000
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_MIN_NS = (date(1, 1, 1).toordinal() - _EPOCH_DAY) * 86_400 * _NS
+_MAX_NS = (date(9999, 12, 31).toordinal() - _EPOCH_DAY + 1) * 86_400 * _NS - 1
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})"
     r"(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))?"
 )
 
 
@@ -26,33 +28,35 @@ def parse_ns(text: str) -> int:
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         raise ValueError("not an RFC 3339 timestamp (e.g. 2026-11-03T14:22:07.120934551-08:00)")
-    year, month, day, hour, minute, second, fraction, _z, sign, off_h, off_m = match.groups()
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    hour, minute, second = int(hour), int(minute), int(second)
     try:
-        wall = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                        tzinfo=UTC)
+        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_DAY
     except ValueError as exc:
-        raise ValueError(f"invalid date or time: {exc}") from None
-    offset = 0
+        raise ValueError(f"invalid date: {exc}") from None
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError("invalid time of day")
+    seconds = days * 86_400 + hour * 3600 + minute * 60 + second
     if sign:
-        if int(off_h) > 23 or int(off_m) > 59:
+        off_h, off_m = int(off_h), int(off_m)
+        if off_h > 23 or off_m > 59:
             raise ValueError("invalid zone offset")
-        offset = (int(off_h) * 3600 + int(off_m) * 60) * (1 if sign == "+" else -1)
-    seconds = (wall - _EPOCH) // timedelta(seconds=1) - offset
-    nanos = int(fraction.ljust(9, "0")) if fraction else 0
-    ns = seconds * _NS + nanos
-    format_utc(ns)  # rejects instants that fall outside years 1-9999 once moved to UTC
+        seconds -= (off_h * 3600 + off_m * 60) * (1 if sign == "+" else -1)
+    ns = seconds * _NS + (int(fraction.ljust(9, "0")) if fraction else 0)
+    if not _MIN_NS <= ns <= _MAX_NS:
+        raise ValueError("timestamp out of range once moved to UTC")
     return ns
 
 
 def format_utc(ns: int) -> str:
     """The stored form: fixed-width UTC with nanoseconds, sortable as a string."""
+    if not _MIN_NS <= ns <= _MAX_NS:
+        raise ValueError("timestamp out of range")
     seconds, nanos = divmod(ns, _NS)
-    try:
-        moment = _EPOCH + timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError("timestamp out of range") from None
-    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-            f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{nanos:09d}Z")
+    days, rest = divmod(seconds, 86_400)
+    day = date.fromordinal(days + _EPOCH_DAY)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ" % (  # noqa: UP031 - the fastest here
+        day.year, day.month, day.day, rest // 3600, rest // 60 % 60, rest % 60, nanos)
 
 
 def normalize(text: str) -> str:

@@ -23,6 +23,13 @@ async def client(aiohttp_client, settings: Settings) -> AsyncIterator[TestClient
     yield await aiohttp_client(create_app(settings))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_server_outlives_the_tests() -> Iterator[None]:
+    yield
+    for proc in ServerProcess.started:
+        proc.kill()
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path / "signals.db").start()

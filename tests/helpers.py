@@ -12,10 +12,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"  # copies of ../shared/samples
 AGENT_KEY = "agent-key-0123456789abcdef"
 AGENT_KEY_2 = "agent-key-rotated-0123456789"
 ANALYST_KEY = "analyst-key-0123456789abcdef"
@@ -48,6 +48,8 @@ def free_port() -> int:
 class ServerProcess:
     """`santamon serve` as a subprocess on a free loopback port."""
 
+    started: ClassVar[list[ServerProcess]] = []  # killed at the end of the session, whatever
+
     def __init__(self, db_path: Path, *, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:
         self.db_path = db_path
@@ -66,6 +68,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([sys.executable, "-m", "santamon", "serve"], env=self.env,
                                      cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
+        ServerProcess.started.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

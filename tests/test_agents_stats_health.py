@@ -106,3 +106,34 @@ async def test_health_is_503_when_the_database_cannot_be_written(client, setting
     finally:
         blocker.rollback()
         blocker.close()
+
+
+async def test_stats_counters_match_the_rows_after_every_kind_of_write(client, settings):
+    """Counters are kept by triggers; they must equal a full count after inserts, duplicates,
+    triage, bulk triage and retention deletes."""
+    from santamon.api.keys import STORE
+    from santamon.jobs.retention import prune
+
+    severities = ["info", "low", "medium", "high", "critical"]
+    await client.post("/ingest", headers=AGENT, json=[
+        make_signal(f"m{i}", severity=severities[i % 5], host_id=f"h{i % 7}",
+                    rule_id=f"R{i % 4}", ts="2001-01-01T00:00:00Z") for i in range(60)])
+    await client.post("/ingest", headers=AGENT, json=[make_signal("m1"), make_signal("m2")])
+    await client.post("/signals/status", headers=ANALYST, json={
+        "signal_ids": [f"m{i}" for i in range(0, 60, 3)], "status": "resolved"})
+    await client.patch("/signals/m1/status", json={"status": "acknowledged"}, headers=ANALYST)
+    with sqlite3.connect(settings.db_path) as conn:
+        conn.execute("UPDATE signals SET received_at = '2001-01-01T00:00:00.000000000Z'")
+    await prune(client.app[STORE], settings.model_copy(update={"signal_retention": 60}))
+    stats = await (await client.get("/stats", headers=ANALYST)).json()
+    with sqlite3.connect(settings.db_path) as conn:
+        def grouped(column):
+            return dict(conn.execute(f"SELECT {column}, count(*) FROM signals GROUP BY 1"))
+        assert stats["total_signals"] == conn.execute("SELECT count(*) FROM signals").fetchone()[0]
+        assert stats["total_signals"] < 60  # retention really deleted some
+        assert stats["by_severity"] == grouped("severity")
+        assert stats["by_status"] == grouped("status")
+        assert stats["by_host"] == grouped("host_id")
+        assert stats["top_rules"] == grouped("rule_id")
+        assert stats["open_by_severity"] == dict(conn.execute(
+            "SELECT severity, count(*) FROM signals WHERE status = 'open' GROUP BY 1"))

@@ -4,6 +4,7 @@ import json
 import sqlite3
 
 from santamon.api.app import create_app
+from santamon.store.schema import SCHEMA_VERSION
 
 from .helpers import AGENT, ANALYST, make_signal
 
@@ -78,7 +79,7 @@ async def test_seed_database_is_upgraded_keeping_every_row(aiohttp_client, setti
     # and it keeps working as a normal database
     assert (await client.post("/ingest", json=make_signal("new"), headers=AGENT)).status == 200
     with sqlite3.connect(settings.db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert conn.execute("SELECT count(*) FROM heartbeats").fetchone() == (3,)
         assert conn.execute("SELECT count(*) FROM signals").fetchone() == (5,)
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -33,6 +33,8 @@ def requires(role: Role) -> Callable[[Handler], Handler]:
 
 
 def required_role(request: web.Request) -> Role:
+    if isinstance(request.match_info.route.resource, web.StaticResource):
+        return Role.PUBLIC  # the console's own files
     handler = request.match_info.route.handler
     return getattr(handler, ROLE_ATTRIBUTE, Role.ANALYST)
 

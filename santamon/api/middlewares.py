@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from ..store import StoreUnavailable
 from .auth import Role, presented_key, required_role
-from .keys import KEYRING, PRINCIPAL
+from .keys import KEYRING, PRINCIPAL, SESSIONS
 from .responses import ApiError, error_response
+from .session import check_csrf, session_from_cookie
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if needed is Role.PUBLIC:
         return await handler(request)
     key = presented_key(request)
-    role = request.app[KEYRING].role_for(key) if key else None
+    if key:
+        role = request.app[KEYRING].role_for(key)
+    elif (session := session_from_cookie(request, request.app[SESSIONS])) is not None:
+        check_csrf(request, session)
+        role = Role.ANALYST  # only the analyst key can open a console session
+    else:
+        role = None
     if role is None:
         raise ApiError(401, "missing or invalid API key",
                        headers={"WWW-Authenticate": 'Bearer realm="santamon"'})

@@ -2,7 +2,8 @@
 
 from aiohttp import web
 
-from . import views
+from . import console, views
+from .console import STATIC_DIR
 
 
 def setup_routes(app: web.Application) -> None:
@@ -14,6 +15,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/agents", views.list_agents)
     app.router.add_get("/signals", views.list_signals)
     app.router.add_post("/signals/status", views.bulk_update_status)
+    app.router.add_get("/signals/volume", views.signal_volume)
     app.router.add_get("/signals/{signal_id}", views.get_signal)
     app.router.add_patch("/signals/{signal_id}/status", views.update_status)
     app.router.add_get("/stats", views.stats)
+    app.router.add_get("/jobs", views.jobs)
+    app.router.add_get("/ui", console.console_page)
+    app.router.add_post("/session", console.create_session)
+    app.router.add_get("/session", console.get_session)
+    app.router.add_delete("/session", console.delete_session)
+    app.router.add_static("/static", STATIC_DIR, follow_symlinks=False, show_index=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Annotated
 
@@ -11,24 +12,33 @@ from aiohttp import web
 from pydantic import Field, TypeAdapter
 
 from .. import __version__, timeutil
+from ..config import parse_duration
 from ..models import (
     MAX_BATCH,
     MAX_CONTEXT_BYTES,
+    SEVERITIES,
     AgentQuery,
     BulkStatusUpdate,
     HeartbeatIn,
     SignalIn,
     SignalQuery,
     StatusUpdate,
+    VolumeQuery,
 )
 from ..store import NewSignal, StoreUnavailable
 from .auth import Role, requires
-from .keys import STORE
+from .keys import JOB_BOARD, STORE
 from .responses import ApiError, json_response
 
 ANALYST_ACTOR = "analyst"
 HEALTH_CACHE_SECONDS = 1.0
 HEALTH_TIMEOUT_SECONDS = 5.0
+NS = 1_000_000_000
+# `bucket=auto` takes the first of these widths that draws the window in at most ~120 bars.
+AUTO_BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+AUTO_BUCKET_TARGET = 120
+MIN_BUCKET_SECONDS = 60
+MAX_VOLUME_BUCKETS = 2000
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
@@ -108,6 +118,56 @@ async def bulk_update_status(request: web.Request) -> web.Response:
                           "status": update.status})
 
 
+def _volume_error(field: str, message: str) -> ApiError:
+    return ApiError(422, "validation failed",
+                    details=[{"loc": [field], "msg": message, "type": "value_error"}])
+
+
+def _bucket_seconds(bucket: str, span_seconds: float) -> int:
+    if bucket.strip().lower() == "auto":
+        return next((width for width in AUTO_BUCKETS
+                     if span_seconds / width <= AUTO_BUCKET_TARGET), AUTO_BUCKETS[-1])
+    try:
+        seconds = parse_duration(bucket)
+    except ValueError as exc:
+        raise _volume_error("bucket", f"{exc}, or auto") from None
+    if seconds < MIN_BUCKET_SECONDS or seconds != int(seconds):
+        raise _volume_error("bucket", "a bucket is a whole number of seconds, at least 1m")
+    return int(seconds)
+
+
+async def signal_volume(request: web.Request) -> web.Response:
+    """Signals per bucket of event time, by severity, every bucket of the window included."""
+    query = VolumeQuery.model_validate(dict(request.query))
+    store = request.app[STORE]
+    until_ns = timeutil.parse_ns(query.until) if query.until else timeutil.now_ns()
+    if query.since:
+        since_ns = timeutil.parse_ns(query.since)
+    else:  # the whole history, or the last day when there is none yet
+        first = await store.first_signal_ts()
+        first_ns = timeutil.parse_ns(first) if first else until_ns
+        since_ns = first_ns if first_ns < until_ns else until_ns - 86_400 * NS
+    if since_ns >= until_ns:
+        raise _volume_error("since", "since must be before until")
+    bucket = _bucket_seconds(query.bucket, (until_ns - since_ns) / NS)
+    first_start = since_ns // NS // bucket * bucket
+    count = math.ceil((until_ns / NS - first_start) / bucket)
+    if count > MAX_VOLUME_BUCKETS:
+        raise _volume_error("bucket", f"{count} buckets; use a wider bucket or a shorter "
+                                      f"window (at most {MAX_VOLUME_BUCKETS})")
+    volume = await store.signal_volume(timeutil.format_utc(since_ns),
+                                       timeutil.format_utc(until_ns), bucket)
+    severities = SEVERITIES[::-1]
+    buckets = []
+    for index in range(count):
+        start = first_start + index * bucket
+        counts = volume.get(start, {})
+        buckets.append({"start": timeutil.format_utc(start * NS),
+                        **{severity: counts.get(severity, 0) for severity in severities}})
+    return json_response({"bucket_seconds": bucket, "since": timeutil.format_utc(since_ns),
+                          "until": timeutil.format_utc(until_ns), "buckets": buckets})
+
+
 async def list_agents(request: web.Request) -> web.Response:
     query = AgentQuery.model_validate(dict(request.query))
     agents = await request.app[STORE].list_agents(query)
@@ -116,6 +176,21 @@ async def list_agents(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     return json_response(await request.app[STORE].stats())
+
+
+async def jobs(request: web.Request) -> web.Response:
+    board = request.app[JOB_BOARD]
+    forwarder = board.forwarder
+    forwarding: dict[str, object] = {"sinks": [], "backlog": None}
+    if forwarder is not None:
+        forwarding = {
+            "sinks": [sink.name for sink in forwarder.sinks],
+            "min_severity": forwarder.severities[0],
+            "backlog": await request.app[STORE].forward_backlog(forwarder.severities),
+            "consecutive_failures": forwarder.consecutive_failures,
+            "retry_in_seconds": round(forwarder.retry_in, 3),
+        }
+    return json_response({"jobs": board.snapshot(), "forwarding": forwarding})
 
 
 class HealthCheck:

@@ -39,6 +39,17 @@ class AgentReturn:
 
     agent_id: str
     stale_since: str
+    silent_seconds: float
+
+
+@dataclass(slots=True)
+class ForwardBatch:
+    """Signals not yet shipped, oldest first, and how far the scan reached."""
+
+    signals: list[dict[str, Any]]
+    positions: list[int]  # where each signal stands in the scan
+    end: int  # how far the scan reached; pass to mark_shipped when the batch is dealt with
+    more: bool  # the scan stopped at its limit: there may be more after `end`
 
 
 @dataclass(slots=True)
@@ -78,5 +89,39 @@ class Store(Protocol):
 
     async def stats(self) -> dict[str, Any]: ...
 
+    async def signal_volume(self, since: str, until: str,
+                            bucket_seconds: int) -> dict[int, dict[str, int]]:
+        """Signals with `since <= ts < until` counted per severity and bucket of event time.
+
+        Buckets are aligned to multiples of `bucket_seconds` since the epoch and keyed by their
+        start in epoch seconds; empty buckets are absent.
+        """
+
+    async def first_signal_ts(self) -> str | None:
+        """The earliest event time stored, or None when there are no signals."""
+
     async def check_writable(self) -> None:
         """Raise StoreUnavailable unless a write can be committed now."""
+
+    # -- maintenance (santamon/jobs) --------------------------------------------------------
+
+    async def mark_stale_agents(self, cutoff: str, threshold_seconds: float) -> list[str]:
+        """Mark active agents last seen before `cutoff` stale, raising one alert each."""
+
+    async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
+        """Delete up to `limit` heartbeats received before `cutoff`, keeping each agent's
+        latest; returns how many went."""
+
+    async def prune_resolved_signals(self, cutoff: str, limit: int) -> int:
+        """Delete up to `limit` resolved signals older than `cutoff` with their history and
+        shipped rows; returns how many went."""
+
+    async def compact(self) -> None:
+        """Checkpoint the write-ahead log and refresh the planner's statistics."""
+
+    async def unshipped(self, limit: int) -> ForwardBatch: ...
+
+    async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
+        """Record these signals as shipped and everything up to `position` as dealt with."""
+
+    async def forward_backlog(self, severities: list[str]) -> int: ...

@@ -180,7 +180,44 @@ async def _agents_from_heartbeats(conn: aiosqlite.Connection) -> None:
         ON CONFLICT (agent_id) DO NOTHING""")
 
 
-MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1]
+# Counts for /stats, kept by triggers so every write path (ingest, triage, retention, a
+# migration) keeps them exact, and /stats never scans the signals.
+V2_COUNTERS = [
+    """CREATE TABLE signal_counts (
+        severity TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (severity, status)) WITHOUT ROWID""",
+    "CREATE TABLE host_counts (host_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE rule_counts (rule_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+    """CREATE TRIGGER signals_count_insert AFTER INSERT ON signals BEGIN
+        INSERT INTO signal_counts VALUES (NEW.severity, NEW.status, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+        INSERT INTO host_counts VALUES (NEW.host_id, 1) ON CONFLICT DO UPDATE SET n = n + 1;
+        INSERT INTO rule_counts VALUES (NEW.rule_id, 1) ON CONFLICT DO UPDATE SET n = n + 1;
+    END""",
+    """CREATE TRIGGER signals_count_delete AFTER DELETE ON signals BEGIN
+        UPDATE signal_counts SET n = n - 1 WHERE severity = OLD.severity AND status = OLD.status;
+        UPDATE host_counts SET n = n - 1 WHERE host_id = OLD.host_id;
+        UPDATE rule_counts SET n = n - 1 WHERE rule_id = OLD.rule_id;
+    END""",
+    """CREATE TRIGGER signals_count_status AFTER UPDATE OF status, severity ON signals
+    WHEN OLD.status IS NOT NEW.status OR OLD.severity IS NOT NEW.severity BEGIN
+        UPDATE signal_counts SET n = n - 1 WHERE severity = OLD.severity AND status = OLD.status;
+        INSERT INTO signal_counts VALUES (NEW.severity, NEW.status, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+    END""",
+    """INSERT INTO signal_counts SELECT severity, status, count(*) FROM signals
+       GROUP BY severity, status""",
+    "INSERT INTO host_counts SELECT host_id, count(*) FROM signals GROUP BY host_id",
+    "INSERT INTO rule_counts SELECT rule_id, count(*) FROM signals GROUP BY rule_id",
+]
+
+
+async def _to_v2(conn: aiosqlite.Connection) -> None:
+    for statement in V2_COUNTERS:
+        await conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1, _to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -23,7 +24,14 @@ import orjson
 
 from .. import timeutil
 from ..models import AgentQuery, Cursor, HeartbeatIn, SignalQuery
-from .base import AgentReturn, NewSignal, SignalPage, StatusResult, StoreUnavailable
+from .base import (
+    AgentReturn,
+    ForwardBatch,
+    NewSignal,
+    SignalPage,
+    StatusResult,
+    StoreUnavailable,
+)
 from .schema import migrate
 
 log = logging.getLogger(__name__)
@@ -38,10 +46,16 @@ SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, 
 Runner = Callable[[aiosqlite.Connection, list[Any], str], Awaitable[list[Any]]]
 
 
+STALE_RULE_ID = "AGENT-STALE"
+SYSTEM_ACTOR = "system"
+FORWARD_POSITION_KEY = "forward_position"
+
+
 @dataclass(slots=True)
 class _WriteOp:
     run: Runner  # runs every queued op that shares this runner, in one go
     payload: Any
+    in_transaction: bool = True  # False: runs alone after the batch's commit (checkpoints)
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
                                         .create_future())
 
@@ -135,10 +149,10 @@ class SQLiteStore:
 
     # -- the writer -------------------------------------------------------------------------
 
-    async def _submit(self, run: Runner, payload: Any) -> Any:
+    async def _submit(self, run: Runner, payload: Any, *, in_transaction: bool = True) -> Any:
         if self._closing:
             raise StoreUnavailable("the store is shutting down")
-        op = _WriteOp(run, payload)
+        op = _WriteOp(run, payload, in_transaction)
         self._queue.put_nowait(op)
         return await op.future
 
@@ -158,6 +172,14 @@ class SQLiteStore:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_WriteOp]) -> None:
+        outside = [op for op in batch if not op.in_transaction]
+        if outside:
+            batch = [op for op in batch if op.in_transaction]
+            if batch:
+                await self._commit(batch)
+            for op in outside:
+                await self._commit_alone(op)
+            return
         try:
             results = await self._transaction(batch)
         except Exception as exc:  # every caller must hear about it
@@ -176,6 +198,17 @@ class SQLiteStore:
         for op, result in zip(batch, results, strict=True):
             if not op.future.done():
                 op.future.set_result(result)
+
+    async def _commit_alone(self, op: _WriteOp) -> None:
+        try:
+            (result,) = await op.run(self._writer_conn, [op.payload], timeutil.utc_now())
+        except sqlite3.Error as exc:
+            log.error("maintenance write failed: %s", exc)
+            if not op.future.done():
+                op.future.set_exception(StoreUnavailable(str(exc)))
+            return
+        if not op.future.done():
+            op.future.set_result(result)
 
     async def _transaction(self, batch: list[_WriteOp]) -> list[Any]:
         conn = self._writer_conn
@@ -211,6 +244,52 @@ class SQLiteStore:
 
     async def check_writable(self) -> None:
         await self._submit(_touch, None)
+
+    async def mark_stale_agents(self, cutoff: str, threshold_seconds: float) -> list[str]:
+        return await self._submit(_mark_stale, (cutoff, threshold_seconds))
+
+    async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
+        return await self._submit(_prune_heartbeats, (cutoff, limit))
+
+    async def prune_resolved_signals(self, cutoff: str, limit: int) -> int:
+        return await self._submit(_prune_signals, (cutoff, limit))
+
+    async def compact(self) -> None:
+        await self._submit(_compact, None, in_transaction=False)
+
+    async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
+        await self._submit(_mark_shipped, (signal_ids, position))
+
+    async def _forward_position(self, conn: aiosqlite.Connection) -> int:
+        async with conn.execute("SELECT value FROM meta WHERE key = ?",
+                                (FORWARD_POSITION_KEY,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def unshipped(self, limit: int) -> ForwardBatch:
+        async with self._reader() as conn:
+            position = await self._forward_position(conn)
+            async with conn.execute(
+                    f"SELECT rowid, {SIGNAL_COLUMNS}, EXISTS (SELECT 1 FROM shipped "
+                    "WHERE shipped.signal_id = signals.signal_id) AS is_shipped "
+                    "FROM signals WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (position, limit)) as cur:
+                rows = await cur.fetchall()
+        pending = [row for row in rows if not row["is_shipped"]]
+        return ForwardBatch([signal_row(row) for row in pending],
+                            [row["rowid"] for row in pending],
+                            rows[-1]["rowid"] if rows else position, len(rows) == limit)
+
+    async def forward_backlog(self, severities: list[str]) -> int:
+        async with self._reader() as conn:
+            position = await self._forward_position(conn)
+            async with conn.execute(
+                    "SELECT count(*) FROM signals WHERE rowid > ? AND severity IN "
+                    f"({_placeholders(len(severities))}) AND NOT EXISTS (SELECT 1 FROM shipped "
+                    "WHERE shipped.signal_id = signals.signal_id)",
+                    (position, *severities)) as cur:
+                (count,) = await cur.fetchone()
+        return count
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -304,26 +383,52 @@ class SQLiteStore:
                 async with conn.execute(sql) as cur:
                     return {row[0]: row[1] for row in await cur.fetchall()}
 
-            total = await scalar("SELECT count(*) FROM signals")
             last_24h = await scalar("SELECT count(*) FROM signals WHERE ts >= ?", since_24h)
-            by_severity = await counts(
-                "SELECT severity, count(*) FROM signals GROUP BY severity")
-            by_status = await counts("SELECT status, count(*) FROM signals GROUP BY status")
-            by_host = await counts("SELECT host_id, count(*) AS n FROM signals "
-                                   "GROUP BY host_id ORDER BY n DESC, host_id LIMIT 10")
-            top_rules = await counts("SELECT rule_id, count(*) AS n FROM signals "
-                                     "GROUP BY rule_id ORDER BY n DESC, rule_id LIMIT 10")
+            async with conn.execute("SELECT severity, status, n FROM signal_counts "
+                                    "WHERE n > 0") as cur:
+                by_severity_status = await cur.fetchall()
+            by_host = await counts("SELECT host_id, n FROM host_counts WHERE n > 0 "
+                                   "ORDER BY n DESC, host_id LIMIT 10")
+            top_rules = await counts("SELECT rule_id, n FROM rule_counts WHERE n > 0 "
+                                     "ORDER BY n DESC, rule_id LIMIT 10")
             agents = await counts("SELECT status, count(*) FROM agents GROUP BY status")
+        by_severity: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        open_by_severity: dict[str, int] = {}
+        for severity, status, n in by_severity_status:
+            by_severity[severity] = by_severity.get(severity, 0) + n
+            by_status[status] = by_status.get(status, 0) + n
+            if status == "open":
+                open_by_severity[severity] = n
         return {
-            "total_signals": total,
+            "total_signals": sum(by_status.values()),
             "last_24h": last_24h,
             "by_severity": by_severity,
             "by_status": by_status,
+            "open_by_severity": open_by_severity,
             "by_host": by_host,
             "top_rules": top_rules,
             "agents": {"active": agents.get("active", 0), "stale": agents.get("stale", 0),
                        "total": sum(agents.values())},
         }
+
+    async def signal_volume(self, since: str, until: str,
+                            bucket_seconds: int) -> dict[int, dict[str, int]]:
+        # Stored times are fixed-width UTC, so the first 19 characters are whole seconds.
+        sql = ("SELECT CAST(strftime('%s', substr(ts, 1, 19)) AS INTEGER) / ?1 * ?1 AS start, "
+               "severity, count(*) FROM signals WHERE ts >= ?2 AND ts < ?3 "
+               "GROUP BY start, severity")
+        volume: dict[int, dict[str, int]] = {}
+        async with self._reader() as conn, conn.execute(
+                sql, (bucket_seconds, since, until)) as cur:
+            for start, severity, count in await cur.fetchall():
+                volume.setdefault(start, {})[severity] = count
+        return volume
+
+    async def first_signal_ts(self) -> str | None:
+        async with self._reader() as conn, conn.execute("SELECT min(ts) FROM signals") as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
 
 
 def _escape_like(text: str) -> str:
@@ -373,11 +478,12 @@ async def _record_heartbeats(conn: aiosqlite.Connection, heartbeats: list[Heartb
         [(hb.agent_id, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, now)
          for hb in heartbeats])
     agent_ids = list(dict.fromkeys(hb.agent_id for hb in heartbeats))
-    stale: dict[str, str] = {}
+    stale: dict[str, tuple[str, str]] = {}
     for chunk in _chunks(agent_ids):
-        async with conn.execute("SELECT agent_id, stale_since FROM agents WHERE status = 'stale' "
-                                f"AND agent_id IN ({_placeholders(len(chunk))})", chunk) as cur:
-            stale.update((row[0], row[1]) for row in await cur.fetchall())
+        async with conn.execute("SELECT agent_id, stale_since, last_seen FROM agents "
+                                "WHERE status = 'stale' AND agent_id IN "
+                                f"({_placeholders(len(chunk))})", chunk) as cur:
+            stale.update((row[0], (row[1], row[2])) for row in await cur.fetchall())
     await conn.executemany(
         "INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, "
         "os_version, uptime_seconds, status, stale_since) "
@@ -390,9 +496,31 @@ async def _record_heartbeats(conn: aiosqlite.Connection, heartbeats: list[Heartb
          for hb in heartbeats])
     results: list[AgentReturn | None] = []
     for hb in heartbeats:
-        since = stale.pop(hb.agent_id, None)
-        results.append(AgentReturn(hb.agent_id, since) if since else None)
+        if hb.agent_id not in stale:
+            results.append(None)
+            continue
+        stale_since, last_seen = stale.pop(hb.agent_id)
+        silent = (timeutil.parse_ns(now) - timeutil.parse_ns(last_seen)) / 1e9
+        await _note_reconnection(conn, hb.agent_id, silent, now)
+        results.append(AgentReturn(hb.agent_id, stale_since, silent))
     return results
+
+
+async def _note_reconnection(conn: aiosqlite.Connection, agent_id: str, silent_seconds: float,
+                             now: str) -> None:
+    """The agent's unresolved stale alert keeps its status but records the reconnection:
+    an analyst should still look at the gap."""
+    async with conn.execute("SELECT signal_id, status FROM signals WHERE host_id = ? AND "
+                            "rule_id = ? AND status != 'resolved' ORDER BY ts DESC LIMIT 1",
+                            (agent_id, STALE_RULE_ID)) as cur:
+        alert = await cur.fetchone()
+    if alert is not None:
+        minutes = round(silent_seconds / 60)
+        await conn.execute(
+            "INSERT INTO signal_history (signal_id, from_status, to_status, changed_at, note, "
+            "actor) VALUES (?, ?, ?, ?, ?, ?)",
+            (alert[0], alert[1], alert[1], now,
+             f"reconnected after {minutes} minute{'' if minutes == 1 else 's'}", SYSTEM_ACTOR))
 
 
 async def _set_status(conn: aiosqlite.Connection,
@@ -424,3 +552,92 @@ async def _touch(conn: aiosqlite.Connection, payloads: list[None], now: str) -> 
     await conn.execute("INSERT INTO meta (key, value) VALUES ('last_write_check', ?) "
                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (now,))
     return [None] * len(payloads)
+
+
+def stale_alert_id(agent_id: str, last_seen: str) -> str:
+    """One id per silence: the same silence can never raise a second alert."""
+    digest = hashlib.sha256(f"{STALE_RULE_ID}\0{agent_id}\0{last_seen}".encode())
+    return digest.hexdigest()[:32]
+
+
+async def _mark_stale(conn: aiosqlite.Connection, checks: list[tuple[str, float]],
+                      now: str) -> list[list[str]]:
+    results = []
+    for cutoff, threshold in checks:
+        async with conn.execute(
+                "SELECT agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds "
+                "FROM agents WHERE status = 'active' AND last_seen < ?", (cutoff,)) as cur:
+            silent = await cur.fetchall()
+        await conn.executemany("UPDATE agents SET status = 'stale', stale_since = ? "
+                               "WHERE agent_id = ?", [(now, row[0]) for row in silent])
+        alerts = []
+        for agent_id, last_seen, last_timestamp, version, os_version, uptime in silent:
+            minutes = round(threshold / 60, 1)
+            context = {
+                "kind": "agent_stale", "agent_id": agent_id, "last_seen": last_seen,
+                "last_heartbeat_timestamp": last_timestamp, "version": version,
+                "os_version": os_version, "uptime_seconds": uptime,
+                "threshold_seconds": threshold, "stale_since": now,
+            }
+            alerts.append((
+                stale_alert_id(agent_id, last_seen), now, agent_id, STALE_RULE_ID, "high",
+                f"Agent {agent_id} stopped sending heartbeats",
+                orjson.dumps(["agent-health", "tampering"]), orjson.dumps(context), now, "open",
+                f"No heartbeat for more than {minutes:g} minutes. A silent agent means a "
+                "failure, a network problem or tampering: check the Mac."))
+        await conn.executemany(
+            "INSERT OR IGNORE INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
+            "tags, context, received_at, status, rule_description) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", alerts)
+        results.append([row[0] for row in silent])
+    return results
+
+
+async def _prune_heartbeats(conn: aiosqlite.Connection, requests: list[tuple[str, int]],
+                            now: str) -> list[int]:
+    results = []
+    for cutoff, limit in requests:
+        cur = await conn.execute(
+            "DELETE FROM heartbeats WHERE rowid IN (SELECT h.rowid FROM heartbeats h "
+            "WHERE h.received_at < ? AND h.rowid != (SELECT latest.rowid FROM heartbeats latest "
+            "WHERE latest.agent_id = h.agent_id ORDER BY latest.received_at DESC, "
+            "latest.rowid DESC LIMIT 1) LIMIT ?)",
+            (cutoff, limit))
+        results.append(cur.rowcount)
+        await cur.close()
+    return results
+
+
+async def _prune_signals(conn: aiosqlite.Connection, requests: list[tuple[str, int]],
+                         now: str) -> list[int]:
+    results = []
+    for cutoff, limit in requests:
+        # The newest row is never pruned, so row ids only grow and the forwarder's position
+        # (a row id) can never be overtaken by a reused one.
+        async with conn.execute(
+                "SELECT signal_id FROM signals WHERE status = 'resolved' AND ts < ? "
+                "AND received_at < ? AND rowid < (SELECT max(rowid) FROM signals) LIMIT ?",
+                (cutoff, cutoff, limit)) as cur:
+            ids = [(row[0],) for row in await cur.fetchall()]
+        for table in ("signal_history", "shipped", "signals"):
+            await conn.executemany(f"DELETE FROM {table} WHERE signal_id = ?", ids)
+        results.append(len(ids))
+    return results
+
+
+async def _compact(conn: aiosqlite.Connection, payloads: list[None], now: str) -> list[None]:
+    await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    await conn.execute("PRAGMA optimize")
+    return [None] * len(payloads)
+
+
+async def _mark_shipped(conn: aiosqlite.Connection, requests: list[tuple[list[str], int]],
+                        now: str) -> list[None]:
+    for signal_ids, position in requests:
+        await conn.executemany("INSERT OR IGNORE INTO shipped (signal_id, shipped_at) "
+                               "VALUES (?, ?)", [(sid, now) for sid in signal_ids])
+        await conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            (FORWARD_POSITION_KEY, str(position)))
+    return [None] * len(requests)

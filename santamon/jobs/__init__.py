@@ -1,0 +1,1 @@
+"""Background maintenance: stale agents, retention and forwarding, run by APScheduler."""
