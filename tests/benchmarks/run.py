@@ -419,7 +419,14 @@ def print_table(report: dict) -> None:
     print()
 
 
+def _interrupted(signum: int, _frame) -> None:
+    # also for SIGINT: a shell starting us in the background leaves SIGINT ignored
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupted)  # so `finally` stops the servers we started
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true",
