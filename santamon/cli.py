@@ -1,18 +1,30 @@
-"""The `santamon` command: `serve`, and `dev-keys` for a development machine."""
+"""The `santamon` command: `serve`, `check-config`, `gen-cert`, and `dev-keys`."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
+import os
 import secrets
 import ssl
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .config import ConfigError, Settings, ensure_admin_key, load_settings, write_secret_file
+from . import __version__, certs
+from .config import (
+    ConfigError,
+    Settings,
+    ensure_admin_key,
+    env_name,
+    load_settings,
+    write_secret_file,
+)
+from .logs import configure_logging
 
 log = logging.getLogger("santamon")
 
@@ -42,8 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     from .api.app import create_app
 
     settings = load_settings(args.config)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format, settings.log_level.upper())
     # The scheduler's own INFO lines (every job run) would drown the service's.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     settings, key_file = ensure_admin_key(settings)
@@ -56,8 +67,97 @@ def serve(args: argparse.Namespace) -> int:
     scheme = "https" if tls else "http"
     web.run_app(create_app(settings), host=settings.host, port=settings.port, ssl_context=tls,
                 shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, print=None,
-                access_log=logging.getLogger("santamon.access"))
+                access_log=None)  # observe_middleware writes the one line per request
     log.info("stopped (%s://%s:%d)", scheme, settings.host, settings.port)
+    return 0
+
+
+SECRET_SETTINGS = frozenset({"api_key", "admin_key", "forward_webhook_secret"})
+# A webhook URL's path and query are often its credential (Slack, Teams): show the origin only.
+SECRET_URL_SETTINGS = frozenset({"forward_webhook_url"})
+
+
+def mask_secret(value: str) -> str:
+    """Enough to tell two keys apart or match one across machines; never the key itself."""
+    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"<secret: {len(value)} chars, sha256 {digest}>"
+
+
+def _shown(name: str, value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if name in SECRET_SETTINGS:
+        value = [mask_secret(v) for v in value] if isinstance(value, list) else mask_secret(value)
+    elif name in SECRET_URL_SETTINGS:
+        url = str(value)
+        origin = url.split("/", 3)[:3]
+        value = "/".join(origin) + "/" + mask_secret(url) if len(origin) == 3 else mask_secret(url)
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown("", v) for v in value) + "]"
+    return str(value) if isinstance(value, int | float) else f'"{value}"'
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """Validate like `serve` would, then print the effective settings with secrets masked."""
+    settings = load_settings(args.config)
+    file_keys: set[str] = set()
+    if args.config:
+        with open(args.config, "rb") as handle:
+            file_keys = set(tomllib.load(handle))
+    tls = _tls_context(settings)
+    admin_note = None
+    if settings.admin_key is None:
+        key_file = settings.admin_key_file
+        if key_file.exists():
+            settings, _ = ensure_admin_key(settings)  # reads and checks it; creates nothing
+            admin_note = f"from {key_file}"
+        else:
+            admin_note = f"will be generated into {key_file} on first start"
+    print(f"configuration is valid{f' ({args.config})' if args.config else ''}")
+    width = max(map(len, Settings.model_fields))
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name == "admin_key" and admin_note:
+            source = admin_note
+        elif env_name(name) in os.environ:
+            source = f"environment {env_name(name)}"
+        elif name in file_keys:
+            source = "config file"
+        else:
+            source = "default"
+        print(f"{name:<{width}} = {_shown(name, value)}  # {source}")
+    if tls is not None:
+        cert_path = settings.tls_cert or DEFAULT_CERT
+        cert = certs.load_certificate(cert_path)
+        print(f"tls: enabled, certificate {cert_path} valid until "
+              f"{cert.not_valid_after_utc:%Y-%m-%d}, SHA-256 {certs.fingerprint(cert)}")
+    else:
+        print("tls: disabled (agents refuse plain HTTP to anything but loopback)")
+    db_dir = settings.db_path.resolve().parent
+    if not os.access(db_dir if db_dir.exists() else db_dir.parent, os.W_OK):
+        print(f"warning: {db_dir} is not writable by this user", file=sys.stderr)
+    return 0
+
+
+def gen_cert(args: argparse.Namespace) -> int:
+    try:
+        result = certs.write_self_signed(args.out_dir, args.host, days=args.days,
+                                         overwrite=args.force)
+    except FileExistsError as exc:
+        print(f"santamon: {exc}; pass --force to replace them", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"santamon: {exc}", file=sys.stderr)
+        return 2
+    names = [*result.dns_names, *map(str, result.ip_addresses)]
+    cert, key = result.cert_path.resolve(), result.key_path.resolve()
+    print(f"""Wrote {result.cert_path} and {result.key_path} (private key, mode 0600).
+  names:       {", ".join(names)}
+  valid until: {result.not_after:%Y-%m-%d %H:%M} UTC
+  SHA-256:     {result.fingerprint_sha256}
+Serve with it:
+  SANTAMON_TLS_CERT={cert} SANTAMON_TLS_KEY={key} santamon serve
+Agents must trust this certificate (or set tls_skip_verify); compare the fingerprint above.""")
     return 0
 
 
@@ -89,6 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the HTTP service")
     serve_cmd.add_argument("--config", help="TOML file; SANTAMON_* variables override it")
     serve_cmd.set_defaults(func=serve)
+
+    check_cmd = commands.add_parser(
+        "check-config", help="validate the configuration and print it with secrets masked")
+    check_cmd.add_argument("--config", help="TOML file; SANTAMON_* variables override it")
+    check_cmd.set_defaults(func=check_config)
+
+    cert_cmd = commands.add_parser("gen-cert", help="write a self-signed TLS certificate")
+    cert_cmd.add_argument("--out-dir", default=".", help="where to write cert.pem and key.pem")
+    cert_cmd.add_argument("--host", action="append", default=[], metavar="NAME",
+                          help="a DNS name or IP address to include (repeatable); "
+                               "localhost, 127.0.0.1 and ::1 are always included")
+    cert_cmd.add_argument("--days", type=int, default=certs.DEFAULT_DAYS,
+                          help=f"validity in days (default {certs.DEFAULT_DAYS})")
+    cert_cmd.add_argument("--force", action="store_true", help="replace existing files")
+    cert_cmd.set_defaults(func=gen_cert)
 
     keys_cmd = commands.add_parser("dev-keys", help="create development keys in an env file")
     keys_cmd.add_argument("file", nargs="?", default=".dev-keys.env")

@@ -77,6 +77,7 @@ class Settings(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
 
     # Background jobs (santamon/jobs/)
     stale_after: Duration = Field(180.0, gt=0)

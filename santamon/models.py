@@ -12,7 +12,15 @@ import binascii
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    WithJsonSchema,
+)
 
 from . import timeutil
 
@@ -45,8 +53,27 @@ Timestamp = Annotated[str, AfterValidator(timeutil.normalize)]
 Tag = Annotated[str, Field(max_length=64)]
 
 
+# What the agent really sends (agent-wire.md), shown in /docs and used by the fuzz tests.
+SIGNAL_EXAMPLE = {
+    "signal_id": "6f1c2a9e0b7d4c3f8a1e2d3c4b5a6978",
+    "ts": "2026-11-03T14:22:07.120934551-08:00",
+    "host_id": "mbp-alice",
+    "rule_id": "SM-002",
+    "rule_description": "Any non-ssh process reading ~/.ssh key material.",
+    "status": "open",
+    "severity": "critical",
+    "title": "SSH private keys read by non-ssh process",
+    "tags": ["T1552.004", "credential-access"],
+    "context": {"actor_path": "/usr/local/bin/python3.12", "kind": "file_access",
+                "target_path": "/Users/alice/.ssh/id_ed25519",
+                "execution.args": ["python3", "exfil.py"]},
+}
+HEARTBEAT_EXAMPLE = {"agent_id": "mbp-alice", "timestamp": "2026-11-03T14:22:30.004417-08:00",
+                     "version": "v0.3.1", "os_version": "15.4.1", "uptime_seconds": 86400.5}
+
+
 class SignalIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [SIGNAL_EXAMPLE]})
 
     signal_id: str = Field(min_length=1, max_length=256)
     ts: Timestamp
@@ -64,7 +91,7 @@ class SignalIn(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [HEARTBEAT_EXAMPLE]})
 
     agent_id: str = Field(min_length=1, max_length=255)
     timestamp: Timestamp
@@ -118,7 +145,9 @@ class SignalQuery(BaseModel):
     since: Timestamp | None = None
     until: Timestamp | None = None
     limit: int = Field(100, ge=1, le=1000)
-    cursor: Annotated[Cursor | None, BeforeValidator(Cursor.decode)] = None
+    cursor: Annotated[Cursor | None, BeforeValidator(Cursor.decode),
+                      WithJsonSchema({"type": "string", "description": "`next_cursor` of the "
+                                      "previous page."})] = None
 
 
 class SessionLogin(BaseModel):
@@ -143,3 +172,219 @@ class AgentQuery(BaseModel):
     since: Timestamp | None = None
     status: Annotated[Literal["active", "stale", "all"], BeforeValidator(_lower)] = "all"
     limit: int = Field(200, ge=1, le=2000)
+
+
+# -- Responses ------------------------------------------------------------------------------
+# What the API answers with. The views build plain dicts (stored JSON is passed through as
+# `orjson.Fragment`, never decoded), and these models describe them for /openapi.json; the
+# schemathesis test checks real responses against that document.
+
+class IngestItemResult(BaseModel):
+    signal_id: str
+    duplicate: bool = Field(description="True when a signal with this id was already stored.")
+
+
+class IngestResult(BaseModel):
+    """One signal received (stored now, or already stored)."""
+
+    status: Literal["received"]
+    signal_id: str
+    duplicate: bool
+
+
+class IngestBatchResult(BaseModel):
+    """A batch received: all of it stored or already present, in one transaction."""
+
+    status: Literal["received"]
+    received: int
+    stored: int
+    duplicates: int
+    results: list[IngestItemResult]
+
+
+class IngestResponse(RootModel[IngestResult | IngestBatchResult]):
+    """A single signal's result, or a batch's."""
+
+
+class HeartbeatAck(BaseModel):
+    """Heartbeat recorded."""
+
+    status: Literal["ok"]
+    agent_id: str
+
+
+class SignalOut(BaseModel):
+    """A stored signal; `ts` and `received_at` in UTC with nanoseconds."""
+
+    signal_id: str
+    ts: str
+    host_id: str
+    rule_id: str
+    rule_description: str | None
+    severity: str
+    title: str
+    tags: list[Any]
+    context: dict[str, Any]
+    status: str
+    received_at: str | None
+
+
+class HistoryEntry(BaseModel):
+    from_status: str | None
+    to_status: str
+    changed_at: str
+    note: str | None
+    actor: str | None
+
+
+class SignalDetail(SignalOut):
+    """A stored signal with its triage history and when it was forwarded."""
+
+    history: list[HistoryEntry]
+    shipped_at: str | None
+
+
+class SignalPageOut(BaseModel):
+    """A page of signals, newest first; pass `next_cursor` back as `cursor` for the next."""
+
+    count: int
+    signals: list[SignalOut]
+    next_cursor: str | None
+
+
+class StatusChanged(BaseModel):
+    """The signal's new status."""
+
+    signal_id: str
+    status: Status
+
+
+class BulkStatusResult(BaseModel):
+    """How many signals changed status, and the ids that do not exist."""
+
+    updated: int
+    not_found: list[str]
+    status: Status
+
+
+class AgentOut(BaseModel):
+    agent_id: str
+    timestamp: str | None
+    version: str | None
+    os_version: str | None
+    uptime_seconds: float | None
+    received_at: str | None
+    first_seen: str | None
+    last_seen: str | None
+    status: str
+    stale_since: str | None
+
+
+class AgentList(BaseModel):
+    """Every agent with its latest heartbeat, stale ones first."""
+
+    count: int
+    heartbeats: list[AgentOut]
+
+
+class AgentCounts(BaseModel):
+    active: int
+    stale: int
+    total: int
+
+
+class StatsOut(BaseModel):
+    """Totals and breakdowns of stored signals, and agents by status."""
+
+    total_signals: int
+    last_24h: int
+    by_severity: dict[str, int]
+    by_status: dict[str, int]
+    open_by_severity: dict[str, int]
+    by_host: dict[str, int]
+    top_rules: dict[str, int]
+    agents: AgentCounts
+
+
+class HealthOut(BaseModel):
+    """The database took a committed write."""
+
+    status: Literal["healthy", "unhealthy"]
+    timestamp: str
+    error: str | None = None
+    detail: str | None = None
+
+
+class IndexOut(BaseModel):
+    """Name, version and the endpoints of this service."""
+
+    name: str
+    version: str
+    endpoints: list[str]
+
+
+class VolumeBucket(BaseModel):
+    start: str
+    critical: int
+    high: int
+    medium: int
+    low: int
+    info: int
+
+
+class VolumeOut(BaseModel):
+    """Signals per bucket of event time, by severity; empty buckets included."""
+
+    bucket_seconds: int
+    since: str
+    until: str
+    buckets: list[VolumeBucket]
+
+
+class JobOut(BaseModel):
+    id: str
+    description: str
+    interval_seconds: float
+    enabled: bool
+    last_run: str | None
+    last_outcome: str | None
+    last_message: str | None
+    last_duration_seconds: float | None
+    consecutive_failures: int
+    runs: int
+    failures: int
+    next_run: str | None
+
+
+class ForwardingOut(BaseModel):
+    sinks: list[str]
+    backlog: int | None
+    min_severity: str | None = None
+    consecutive_failures: int | None = None
+    retry_in_seconds: float | None = None
+
+
+class JobsOut(BaseModel):
+    """What each background job last did, and the forwarder's state."""
+
+    jobs: list[JobOut]
+    forwarding: ForwardingOut
+
+
+class SessionCreated(BaseModel):
+    """Signed in: the session cookie is set; send `csrf_token` as X-CSRF-Token on writes."""
+
+    csrf_token: str
+    expires_in: int
+
+
+class SessionInfo(BaseModel):
+    """The current session's CSRF token."""
+
+    csrf_token: str
+
+
+class SignedOut(BaseModel):
+    """The session is gone (or there was none)."""
+
+    status: Literal["signed out"]

@@ -201,6 +201,21 @@
     return data;
   }
 
+  // What went wrong, and what to do about it, in one sentence for the analyst.
+  function advice(err) {
+    if (err.status === 0) return 'The server cannot be reached. Check the network or the service; the console retries on its next refresh.';
+    if (err.status === 422 || err.status === 400) {
+      const detail = err.body && Array.isArray(err.body.details) && err.body.details[0];
+      const field = detail && Array.isArray(detail.loc) ? detail.loc.join('.') : '';
+      const msg = detail && typeof detail.msg === 'string' ? detail.msg : err.message;
+      return `The server did not accept ${field ? `the ${field} filter` : 'the filters'}: ${msg}. Adjust it or clear the filters.`;
+    }
+    if (err.status === 403) return 'The server refused the request. Sign out and in again.';
+    if (err.status === 503) return 'The database is unavailable right now. Try again in a few seconds.';
+    if (err.status >= 500) return `The server had a problem (HTTP ${err.status}). Try again shortly; if it persists, check the service log.`;
+    return `${err.message}.`;
+  }
+
   function qs(params) {
     const search = new URLSearchParams();
     for (const [key, value] of Object.entries(params)) {
@@ -467,6 +482,7 @@
     const results = await Promise.allSettled([
       loadStats(), loadAgents(), loadVolume(), loadSignals({ reset, quiet: !reset }),
     ]);
+    loadJobs();
     const failed = results.find((r) => r.status === 'rejected' || r.value === false);
     const sync = $('#sync-status');
     if (!state.signedIn) return;
@@ -478,6 +494,33 @@
       sync.textContent = `Updated ${pad(now.getUTCHours())}:${pad(now.getUTCMinutes())}:${pad(now.getUTCSeconds())} UTC`;
       sync.classList.remove('is-error');
     }
+  }
+
+  // ---------------------------------------------------------------- background jobs
+
+  // A failing stale-agent or forwarding job blinds the analyst quietly; say so in the top bar.
+  async function loadJobs() {
+    const box = $('#jobs-health');
+    let data;
+    try {
+      data = await api('GET', '/jobs');
+    } catch {
+      box.hidden = true;
+      return;
+    }
+    const jobs = (data && Array.isArray(data.jobs) ? data.jobs : []).filter(isPlainObject);
+    const forwarding = data && isPlainObject(data.forwarding) ? data.forwarding : {};
+    const failing = jobs.filter((j) => j.enabled !== false && Number(j.consecutive_failures) > 0);
+    const forwards = Array.isArray(forwarding.sinks) && forwarding.sinks.length > 0;
+    const backlog = forwards ? Number(forwarding.backlog) || 0 : 0;
+    const lines = jobs.map((j) => `${j.id}: ${j.last_outcome ?? 'not run yet'}${j.last_message ? ` — ${j.last_message}` : ''}`);
+    if (forwards) lines.push(`forwarding backlog: ${backlog}`);
+    box.title = lines.join('\n');
+    box.className = `health${failing.length ? ' is-bad' : ''}`;
+    box.textContent = failing.length
+      ? `${failing.length} background job${failing.length === 1 ? '' : 's'} failing: ${failing.map((j) => j.id).join(', ')}`
+      : backlog > 0 ? `jobs ok · ${fmtNum(backlog)} to forward` : 'jobs ok';
+    box.hidden = jobs.length === 0;
   }
 
   // ---------------------------------------------------------------- headline cards
@@ -558,7 +601,7 @@
       if (err.status === 401) return false;
       state.volume = null;
       const canvas = $('#chart-canvas');
-      canvas.replaceChildren(el('div', { class: 'chart-empty', text: `Could not load the volume: ${err.message}` }));
+      canvas.replaceChildren(el('div', { class: 'chart-empty', text: `Could not load the volume. ${advice(err)}` }));
       return false;
     }
     renderVolume();
@@ -699,7 +742,7 @@
     } catch (err) {
       if (err.status === 401) return false;
       const box = $('#agents-state');
-      box.textContent = `Could not load agents: ${err.message}. They will be retried on the next refresh.`;
+      box.textContent = `Could not load agents. ${advice(err)}`;
       box.hidden = false;
       return false;
     }
@@ -849,7 +892,7 @@
       if (seq !== state.queueSeq || err.status === 401) return false;
       if (reset) resetQueue();
       if (reset || !state.signals.length) {
-        setQueueState('error', 'Could not load signals', `${err.message}. Check the filters or try again.`,
+        setQueueState('error', 'Could not load signals', advice(err),
           { label: 'Retry', run: () => loadSignals({ reset: true }) });
       } else if (!quiet) {
         toast(`Refresh failed: ${err.message}`, true);
@@ -1107,7 +1150,7 @@
     try {
       await api('PATCH', `/signals/${encodeURIComponent(id)}/status`, body);
     } catch (err) {
-      if (err.status !== 401) toast(`Could not set the status: ${err.message}`, true);
+      if (err.status !== 401) toast(`Could not set the status. ${advice(err)}`, true);
       return false;
     }
     applyLocalStatus([id], status);
@@ -1120,22 +1163,27 @@
     const ids = [...state.selected];
     if (!ids.length) return;
     const note = $('#bulk-note').value.trim();
-    const body = { signal_ids: ids, status };
-    if (note) body.note = note;
     const buttons = $$('#bulkbar [data-bulk]');
     for (const b of buttons) b.disabled = true;
     try {
-      const res = await api('POST', '/signals/status', body);
-      const missing = new Set(Array.isArray(res && res.not_found) ? res.not_found : []);
-      applyLocalStatus(ids.filter((id) => !missing.has(id)), status);
+      const missing = new Set();
+      let updated = 0;
+      for (let start = 0; start < ids.length; start += MAX_LIMIT) {  // the API takes 1,000 a call
+        const chunk = ids.slice(start, start + MAX_LIMIT);
+        const body = { signal_ids: chunk, status };
+        if (note) body.note = note;
+        const res = await api('POST', '/signals/status', body);
+        for (const id of Array.isArray(res && res.not_found) ? res.not_found : []) missing.add(id);
+        updated += res && typeof res.updated === 'number' ? res.updated : chunk.length;
+        applyLocalStatus(chunk.filter((id) => !missing.has(id)), status);
+      }
       state.selected.clear();
       for (const id of ids) refreshRow(id);
       $('#bulk-note').value = '';
-      const updated = res && typeof res.updated === 'number' ? res.updated : ids.length - missing.size;
       toast(`${verb(status)} ${fmtNum(updated)} signal${updated === 1 ? '' : 's'}${missing.size ? ` · ${missing.size} no longer exist` : ''}`);
       loadStats();
     } catch (err) {
-      if (err.status !== 401) toast(`Bulk update failed: ${err.message}`, true);
+      if (err.status !== 401) toast(`Bulk update failed. ${advice(err)}`, true);
     } finally {
       updateBulkbar();
     }
@@ -1149,14 +1197,19 @@
 
   async function loadDetail(id, { force = false } = {}) {
     if (!force && state.details.has(id)) { renderDetail(id); return; }
-    if (!state.details.has(id)) renderDetail(id);
+    const before = state.details.get(id);
+    if (!before) renderDetail(id);
+    let next;
     try {
       const detail = await api('GET', `/signals/${encodeURIComponent(id)}`);
-      state.details.set(id, isPlainObject(detail) ? detail : {});
+      next = isPlainObject(detail) ? detail : {};
     } catch (err) {
       if (err.status === 401) return;
-      state.details.set(id, { error: err.status === 404 ? 'This signal no longer exists.' : err.message });
+      next = { error: err.status === 404 ? 'This signal no longer exists.' : advice(err) };
     }
+    // A refresh that changed nothing leaves the open sections and scroll positions alone.
+    if (before && JSON.stringify(before) === JSON.stringify(next)) return;
+    state.details.set(id, next);
     renderDetail(id);
   }
 
@@ -1465,7 +1518,7 @@
       state.csrf = data.csrf_token;
       enterConsole();
     } catch (err) {
-      showLogin(err.status === 401 || err.status === 403 ? '' : `The server did not answer (${err.message}). Reload to try again.`);
+      showLogin(err.status === 401 || err.status === 403 ? '' : `${advice(err)} Reload the page to try again.`);
     }
   }
 

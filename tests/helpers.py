@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -51,10 +52,11 @@ class ServerProcess:
     started: ClassVar[list[ServerProcess]] = []  # killed at the end of the session, whatever
 
     def __init__(self, db_path: Path, *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.db_path = db_path
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ssl_context = ssl_context  # the client side, when the server serves TLS
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
         self.env = {**os.environ, "SANTAMON_API_KEY": f"{AGENT_KEY},{AGENT_KEY_2}",
                     "SANTAMON_ADMIN_KEY": ANALYST_KEY, "SANTAMON_DB_PATH": str(db_path),
                     "SANTAMON_HOST": "127.0.0.1", "SANTAMON_PORT": str(self.port),
@@ -74,7 +76,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
+                with urllib.request.urlopen(self.url + "/health", timeout=1,
+                                            context=self.ssl_context) as response:
                     if response.status == 200:
                         return self
             except OSError:

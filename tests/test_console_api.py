@@ -6,10 +6,13 @@ import os
 import re
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
-from santamon.api import console
-from santamon.api.session import COOKIE_NAME, CSRF_HEADER, SessionStore
+from santamon.api import console, routes
+from santamon.api.app import create_app
+from santamon.api.session import COOKIE_NAME, CSRF_HEADER, SessionStore, set_session_cookie
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal
 
@@ -34,6 +37,16 @@ async def test_sign_in_sets_a_strict_httponly_cookie(client):
     assert not cookie["secure"]  # plain HTTP here; `secure` follows the request's scheme
     assert ANALYST_KEY not in response.headers["Set-Cookie"]
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_cookie_is_secure_under_tls():
+    request = make_mocked_request("POST", "/session").clone(scheme="https")
+    response = web.Response()
+    set_session_cookie(request, response, "session-id", 60)
+    cookie = response.cookies[COOKIE_NAME]
+    assert cookie["secure"] is True
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
 
 
 @pytest.mark.parametrize("key", [AGENT_KEY, "wrong-key-0123456789", ""])
@@ -217,6 +230,15 @@ async def test_static_serves_only_the_console_folder(client, path):
     response = await client.get(URL(path, encoded=True), headers=ANALYST)
     assert response.status in (403, 404)
     assert b"[metadata]" not in await response.read()
+
+
+async def test_the_api_runs_without_the_console_files(aiohttp_client, settings, monkeypatch,
+                                                      tmp_path):
+    monkeypatch.setattr(routes, "STATIC_DIR", tmp_path / "missing")
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/health")).status == 200
+    assert (await client.get("/ui")).status in (401, 404)
+    assert (await client.post("/session", json={"key": ANALYST_KEY})).status == 200
 
 
 async def test_static_does_not_follow_symlinks(client, tmp_path):

@@ -135,3 +135,29 @@ async def test_bulk_limits(fleet):
     assert (await fleet.post("/signals/status", json=too_many, headers=ANALYST)).status == 422
     empty = {"signal_ids": [], "status": "resolved"}
     assert (await fleet.post("/signals/status", json=empty, headers=ANALYST)).status == 422
+
+
+@pytest.mark.parametrize(("max_titles", "by_rule_max"), [(500, 20_000), (500, 0), (1, 20_000)])
+async def test_search_gives_the_same_answer_on_every_plan(client, monkeypatch, max_titles,
+                                                          by_rule_max):
+    """Search goes through distinct (rule, title) pairs, then the rule index or a walk, or a
+    plain filtered walk for broad terms; all must equal a brute-force substring match."""
+    from santamon.store import sqlite as store_module
+    monkeypatch.setattr(store_module, "SEARCH_MAX_TITLES", max_titles)
+    monkeypatch.setattr(store_module, "SEARCH_BY_RULE_MAX_ROWS", by_rule_max)
+    titles = ["SSH keys read", "Keychain dumped", "Unsigned binary in Downloads", "50% off_x"]
+    signals = [make_signal(f"q{i:02d}", title=titles[i % 4], rule_id=f"R-{i % 3}",
+                           ts=f"2026-11-03T10:{i:02d}:00Z") for i in range(40)]
+    await ingest(client, *signals)
+    for term in ["key", "KEY", "r-1", "downloads", "50%", "_x", "nothing", "s"]:
+        expected = [s["signal_id"] for s in reversed(signals)
+                    if term.lower() in s["title"].lower() or term.lower() in s["rule_id"].lower()]
+        assert await ids(client, search=term, limit="1000") == expected, term
+    paged, cursor = [], None
+    while True:
+        params = {"search": "key", "limit": "3"} | ({"cursor": cursor} if cursor else {})
+        body = await (await client.get("/signals", params=params, headers=ANALYST)).json()
+        paged += [s["signal_id"] for s in body["signals"]]
+        if not (cursor := body["next_cursor"]):
+            break
+    assert paged == await ids(client, search="key", limit="1000")

@@ -5,24 +5,42 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from ..config import Settings
 from ..jobs.board import JobBoard
 from ..jobs.scheduler import scheduler_ctx
+from ..metrics import Metrics
+from ..ratelimit import FailedAuthLimiter
 from ..store import SQLiteStore
 from .auth import KeyRing
-from .console import add_security_headers
-from .keys import HTTP_SESSION, JOB_BOARD, KEYRING, SESSIONS, SETTINGS, STORE
+from .hardening import body_deadline_middleware, security_headers
+from .keys import (
+    AUTH_LIMITER,
+    HTTP_SESSION,
+    JOB_BOARD,
+    KEYRING,
+    METRICS,
+    OPENAPI,
+    SESSIONS,
+    SETTINGS,
+    STORE,
+)
 from .middlewares import auth_middleware, error_middleware
+from .observe import observe_middleware
 from .routes import setup_routes
 from .session import SessionStore
+from .spec import openapi_document
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
+# Failed authentications allowed per client address: a burst, refilled over the period.
+AUTH_FAILURE_BURST = 20
+AUTH_FAILURE_PERIOD = 60.0
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = SQLiteStore(app[SETTINGS].db_path)
+    store = SQLiteStore(app[SETTINGS].db_path, on_commit=app[METRICS].observe_commit)
     await store.open()
     app[STORE] = store
     yield
@@ -39,12 +57,17 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
     app = web.Application(client_max_size=MAX_BODY_BYTES,
-                          middlewares=[error_middleware, auth_middleware])
+                          middlewares=[observe_middleware, error_middleware, auth_middleware,
+                                       body_deadline_middleware])
     app[SETTINGS] = settings
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
     app[JOB_BOARD] = JobBoard()
     app[SESSIONS] = SessionStore()
-    app.on_response_prepare.append(add_security_headers)
+    app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
+    app[METRICS] = Metrics()
+    app[METRICS].watch_jobs(app[JOB_BOARD])
+    app[OPENAPI] = orjson.dumps(openapi_document())
+    app.on_response_prepare.append(security_headers)
     # Started in this order and stopped in reverse: the scheduler stops before the HTTP
     # session and the store close.
     app.cleanup_ctx.extend([_store_ctx, _http_session_ctx, scheduler_ctx])

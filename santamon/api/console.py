@@ -1,4 +1,4 @@
-"""The console's HTTP side: its page, its security headers, and signing in and out."""
+"""The console's HTTP side: its page, and signing in and out (headers: hardening.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aiohttp import web
 from ..models import SessionLogin
 from .auth import Role, requires
 from .keys import KEYRING, SESSIONS
+from .middlewares import failed_authentication
 from .responses import ApiError, json_response
 from .session import (
     COOKIE_NAME,
@@ -20,25 +21,6 @@ from .session import (
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 
-# Scripts and styles only from this origin (so no inline script can run even if some text
-# slipped into the page as markup), no framing, no other origin to talk to.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
-                           "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
-                           "base-uri 'none'; form-action 'self'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response, errors and static files included."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-
-
 @requires(Role.PUBLIC)
 async def console_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html",
@@ -49,7 +31,10 @@ async def console_page(request: web.Request) -> web.FileResponse:
 async def create_session(request: web.Request) -> web.Response:
     """Exchange the analyst key for a session cookie; agent keys cannot sign in."""
     login = SessionLogin.model_validate_json(await request.read())
-    if request.app[KEYRING].role_for(login.key) is not Role.ANALYST:
+    role = request.app[KEYRING].role_for(login.key)
+    if role is None:  # a guess: limited like any failed authentication
+        raise failed_authentication(request, presented=True, message="invalid analyst key")
+    if role is not Role.ANALYST:
         raise ApiError(401, "invalid analyst key")
     sessions = request.app[SESSIONS]
     sessions.revoke(request.cookies.get(COOKIE_NAME))

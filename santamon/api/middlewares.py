@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from ..store import StoreUnavailable
 from .auth import Role, presented_key, required_role
-from .keys import KEYRING, PRINCIPAL, SESSIONS
+from .keys import AUTH_LIMITER, KEYRING, METRICS, PRINCIPAL, SESSIONS
 from .responses import ApiError, error_response
 from .session import check_csrf, session_from_cookie
 
@@ -66,9 +66,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     else:
         role = None
     if role is None:
-        raise ApiError(401, "missing or invalid API key",
-                       headers={"WWW-Authenticate": 'Bearer realm="santamon"'})
+        raise failed_authentication(request, presented=bool(key))
     if role < needed:
         raise ApiError(403, "this key may not use this endpoint")
     request[PRINCIPAL] = role
     return await handler(request)
+
+
+def failed_authentication(request: web.Request, *, presented: bool,
+                          message: str = "missing or invalid API key") -> ApiError:
+    """Count a failed authentication and choose its answer: 401, or 429 once this address has
+    failed too often. Only failures are limited: a valid key always passes, even from a
+    throttled address, so agents sharing a NAT with a broken client keep working."""
+    wait = request.app[AUTH_LIMITER].failure(request.remote)
+    reason = "rate_limited" if wait else "invalid" if presented else "missing"
+    request.app[METRICS].auth_failures.labels(reason=reason).inc()
+    if wait:
+        return ApiError(429, "too many failed authentications from this address",
+                        headers={"Retry-After": str(wait)}, retry_after=wait)
+    return ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="santamon"'})

@@ -20,8 +20,14 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_patch("/signals/{signal_id}/status", views.update_status)
     app.router.add_get("/stats", views.stats)
     app.router.add_get("/jobs", views.jobs)
-    app.router.add_get("/ui", console.console_page)
+    app.router.add_get("/metrics", views.prometheus_metrics)
+    app.router.add_get("/openapi.json", views.openapi_json)
+    app.router.add_get("/docs", views.swagger_ui)
+    app.router.add_get("/redoc", views.redoc)
     app.router.add_post("/session", console.create_session)
     app.router.add_get("/session", console.get_session)
     app.router.add_delete("/session", console.delete_session)
-    app.router.add_static("/static", STATIC_DIR, follow_symlinks=False, show_index=False)
+    # The console's files live in the source tree; an install without them still serves the API.
+    if STATIC_DIR.is_dir():
+        app.router.add_get("/ui", console.console_page)
+        app.router.add_static("/static", STATIC_DIR, follow_symlinks=False, show_index=False)

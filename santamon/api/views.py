@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
+from pathlib import Path
 from typing import Annotated
 
 import orjson
 from aiohttp import web
 from pydantic import Field, TypeAdapter
 
-from .. import __version__, timeutil
+from .. import __version__, metrics, timeutil
 from ..config import parse_duration
 from ..models import (
     MAX_BATCH,
     MAX_CONTEXT_BYTES,
     SEVERITIES,
+    STATUSES,
     AgentQuery,
     BulkStatusUpdate,
     HeartbeatIn,
@@ -27,7 +30,8 @@ from ..models import (
 )
 from ..store import NewSignal, StoreUnavailable
 from .auth import Role, requires
-from .keys import JOB_BOARD, STORE
+from .console import STATIC_DIR
+from .keys import AGENT_ID, JOB_BOARD, METRICS, OPENAPI, SETTINGS, STORE
 from .responses import ApiError, json_response
 
 ANALYST_ACTOR = "analyst"
@@ -63,7 +67,11 @@ async def ingest(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if body.lstrip()[:1] == b"[":
         batch = [_to_new_signal(s, i) for i, s in enumerate(_signal_batch.validate_json(body))]
+        hosts = {s.host_id for s in batch}
+        if len(hosts) == 1:
+            request[AGENT_ID] = hosts.pop()
         stored = await store.insert_signals(batch) if batch else []
+        request.app[METRICS].count_ingest(sum(stored), len(stored) - sum(stored))
         return json_response({
             "status": "received",
             "received": len(batch),
@@ -73,7 +81,9 @@ async def ingest(request: web.Request) -> web.Response:
                         for s, new in zip(batch, stored, strict=True)],
         })
     signal = _to_new_signal(SignalIn.model_validate_json(body))
+    request[AGENT_ID] = signal.host_id
     (stored,) = await store.insert_signals([signal])
+    request.app[METRICS].count_ingest(int(stored), int(not stored))
     return json_response({"status": "received", "signal_id": signal.signal_id,
                           "duplicate": not stored})
 
@@ -81,6 +91,7 @@ async def ingest(request: web.Request) -> web.Response:
 @requires(Role.AGENT)
 async def heartbeat(request: web.Request) -> web.Response:
     beat = HeartbeatIn.model_validate_json(await request.read())
+    request[AGENT_ID] = beat.agent_id
     await request.app[STORE].record_heartbeat(beat)
     return json_response({"status": "ok", "agent_id": beat.agent_id})
 
@@ -220,3 +231,49 @@ async def index(request: web.Request) -> web.Response:
                         if route.method != "HEAD" and route.resource is not None})
     return json_response({"name": "Santamon Backend", "version": __version__,
                           "endpoints": endpoints})
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """Counters as they stand, plus gauges read now: agents and signals by status, forwarding
+    backlog, database size."""
+    registry, store = request.app[METRICS], request.app[STORE]
+    forwarder = request.app[JOB_BOARD].forwarder
+    with contextlib.suppress(StoreUnavailable, TimeoutError):
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            counts = await store.stats()
+            backlog = (await store.forward_backlog(forwarder.severities)
+                       if forwarder is not None and forwarder.sinks else None)
+        for status in ("active", "stale"):
+            registry.agents.labels(status=status).set(counts["agents"][status])
+        for status in STATUSES:
+            registry.signals.labels(status=status).set(counts["by_status"].get(status, 0))
+        for severity in SEVERITIES:
+            registry.open_signals.labels(severity=severity).set(
+                counts["open_by_severity"].get(severity, 0))
+        if backlog is not None:
+            registry.forward_backlog.set(backlog)
+    registry.db_size.set(_database_size(request.app[SETTINGS].db_path))
+    return web.Response(body=registry.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+def _database_size(path: Path) -> int:
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            total += path.with_name(path.name + suffix).stat().st_size
+    return total
+
+
+@requires(Role.PUBLIC)
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+@requires(Role.PUBLIC)
+async def swagger_ui(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "docs" / "swagger.html")
+
+
+@requires(Role.PUBLIC)
+async def redoc(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "docs" / "redoc.html")

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from ..config import Settings
 from ..models import SEVERITIES
@@ -65,7 +66,8 @@ class WebhookSink:
 
     def __init__(self, session: aiohttp.ClientSession, url: str, secret: str | None,
                  fmt: str) -> None:
-        self.name = f"webhook {url}"
+        # Logged and shown in /jobs: the origin only, as a webhook's path is often its secret.
+        self.name = f"webhook {URL(url).origin()}"
         self._session, self._url, self._format = session, url, fmt
         self._secret = secret.encode() if secret else None
         self._limit = asyncio.Semaphore(WEBHOOK_CONCURRENCY)

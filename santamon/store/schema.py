@@ -87,6 +87,12 @@ V1_INDEXES = [
 SEED_INDEXES = ["idx_ts", "idx_host_id", "idx_severity", "idx_status", "idx_heartbeat_agent"]
 
 
+async def pragma(conn: aiosqlite.Connection, statement: str) -> tuple[object, ...] | None:
+    """Run a PRAGMA and finish its statement, so no half-read result keeps a lock."""
+    async with conn.execute(f"PRAGMA {statement}") as cur:
+        return await cur.fetchone()
+
+
 def _normalize_or_none(value: object) -> str | None:
     if not isinstance(value, str):
         return None
@@ -180,7 +186,7 @@ async def _agents_from_heartbeats(conn: aiosqlite.Connection) -> None:
         ON CONFLICT (agent_id) DO NOTHING""")
 
 
-# Counts for /stats, kept by triggers so every write path (ingest, triage, retention, a
+# Counts for /stats and search, kept by triggers so every write path (ingest, triage, retention, a
 # migration) keeps them exact, and /stats never scans the signals.
 V2_COUNTERS = [
     """CREATE TABLE signal_counts (
@@ -188,16 +194,24 @@ V2_COUNTERS = [
         PRIMARY KEY (severity, status)) WITHOUT ROWID""",
     "CREATE TABLE host_counts (host_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE TABLE rule_counts (rule_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+    # Titles repeat per rule, so search looks through the few distinct (rule, title) pairs
+    # first instead of every signal.
+    """CREATE TABLE signal_titles (
+        rule_id TEXT NOT NULL, title TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (rule_id, title)) WITHOUT ROWID""",
     """CREATE TRIGGER signals_count_insert AFTER INSERT ON signals BEGIN
         INSERT INTO signal_counts VALUES (NEW.severity, NEW.status, 1)
             ON CONFLICT DO UPDATE SET n = n + 1;
         INSERT INTO host_counts VALUES (NEW.host_id, 1) ON CONFLICT DO UPDATE SET n = n + 1;
         INSERT INTO rule_counts VALUES (NEW.rule_id, 1) ON CONFLICT DO UPDATE SET n = n + 1;
+        INSERT INTO signal_titles VALUES (NEW.rule_id, NEW.title, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
     END""",
     """CREATE TRIGGER signals_count_delete AFTER DELETE ON signals BEGIN
         UPDATE signal_counts SET n = n - 1 WHERE severity = OLD.severity AND status = OLD.status;
         UPDATE host_counts SET n = n - 1 WHERE host_id = OLD.host_id;
         UPDATE rule_counts SET n = n - 1 WHERE rule_id = OLD.rule_id;
+        UPDATE signal_titles SET n = n - 1 WHERE rule_id = OLD.rule_id AND title = OLD.title;
     END""",
     """CREATE TRIGGER signals_count_status AFTER UPDATE OF status, severity ON signals
     WHEN OLD.status IS NOT NEW.status OR OLD.severity IS NOT NEW.severity BEGIN
@@ -205,16 +219,26 @@ V2_COUNTERS = [
         INSERT INTO signal_counts VALUES (NEW.severity, NEW.status, 1)
             ON CONFLICT DO UPDATE SET n = n + 1;
     END""",
-    """INSERT INTO signal_counts SELECT severity, status, count(*) FROM signals
-       GROUP BY severity, status""",
-    "INSERT INTO host_counts SELECT host_id, count(*) FROM signals GROUP BY host_id",
-    "INSERT INTO rule_counts SELECT rule_id, count(*) FROM signals GROUP BY rule_id",
 ]
 
 
 async def _to_v2(conn: aiosqlite.Connection) -> None:
     for statement in V2_COUNTERS:
         await conn.execute(statement)
+    # One pass over the signals fills three of the tables; hosts come from their index.
+    await conn.execute("""
+        CREATE TEMP TABLE signal_groups AS
+        SELECT rule_id, title, severity, status, count(*) AS n FROM signals
+        GROUP BY rule_id, title, severity, status""")
+    await conn.execute("INSERT INTO signal_counts SELECT severity, status, sum(n) "
+                       "FROM signal_groups GROUP BY severity, status")
+    await conn.execute("INSERT INTO rule_counts SELECT rule_id, sum(n) FROM signal_groups "
+                       "GROUP BY rule_id")
+    await conn.execute("INSERT INTO signal_titles SELECT rule_id, title, sum(n) "
+                       "FROM signal_groups GROUP BY rule_id, title")
+    await conn.execute("DROP TABLE signal_groups")
+    await conn.execute("INSERT INTO host_counts SELECT host_id, count(*) FROM signals "
+                       "GROUP BY host_id")
 
 
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1, _to_v2]
@@ -228,13 +252,22 @@ async def migrate(conn: aiosqlite.Connection) -> None:
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"database schema version {version} is newer than this "
                            f"server's ({SCHEMA_VERSION}); upgrade the server")
+    if version == SCHEMA_VERSION:
+        return
+    # A rollback journal while upgrading: rebuilt tables are written once, not to the WAL and
+    # then again into the file (no reader is connected yet; the store turns WAL back on).
+    await pragma(conn, "journal_mode = DELETE")
     for target in range(version + 1, SCHEMA_VERSION + 1):
         await conn.execute("BEGIN IMMEDIATE")
         try:
             await MIGRATIONS[target - 1](conn)
-            await conn.execute(f"PRAGMA user_version = {target}")
+            await pragma(conn, f"user_version = {target}")
             await conn.execute("COMMIT")
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
         log.info("database schema upgraded to version %d", target)
+    # Planner statistics, sampled (cheap even on millions of rows); the retention job keeps
+    # them fresh as the data grows.
+    await pragma(conn, "analysis_limit = 1000")
+    await conn.execute("ANALYZE")

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +33,15 @@ from .base import (
     StatusResult,
     StoreUnavailable,
 )
-from .schema import migrate
+from .schema import migrate, pragma
 
 log = logging.getLogger(__name__)
 
 MAX_OPS_PER_COMMIT = 2000
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
 DAY_NS = 86_400 * 1_000_000_000
+SEARCH_BY_RULE_MAX_ROWS = 20_000
+SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
                   "context, status, received_at")
@@ -89,8 +92,10 @@ def signal_row(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, readers: int = 4) -> None:
+    def __init__(self, path: str | Path, *, readers: int = 4,
+                 on_commit: Callable[[int, float], None] | None = None) -> None:
         self.path = Path(path)
+        self._on_commit = on_commit  # (operations in the commit, seconds it took)
         self._reader_count = readers
         self._writer_conn: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
@@ -105,6 +110,8 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer_conn = await self._connect(readonly=False)
         await migrate(self._writer_conn)
+        # WAL is a property of the file: set once by the writer, after any upgrade.
+        await pragma(self._writer_conn, "journal_mode = WAL")
         for _ in range(self._reader_count):
             conn = await self._connect(readonly=True)
             self._reader_conns.append(conn)
@@ -113,15 +120,14 @@ class SQLiteStore:
 
     async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode = WAL",
-                       "synchronous = FULL",  # a 200 promises the row survives power loss too
-                       "busy_timeout = 10000",
-                       "foreign_keys = ON",
-                       "temp_store = MEMORY",
-                       f"cache_size = {-16000 if readonly else -32000}"):
-            await conn.execute(f"PRAGMA {pragma}")
+        for setting in ("busy_timeout = 10000",
+                        "synchronous = FULL",  # a 200 means the row survives power loss too
+                        "foreign_keys = ON",
+                        "temp_store = MEMORY",
+                        f"cache_size = {-16000 if readonly else -32000}"):
+            await pragma(conn, setting)
         if readonly:
-            await conn.execute("PRAGMA query_only = ON")
+            await pragma(conn, "query_only = ON")
             conn.row_factory = sqlite3.Row
         return conn
 
@@ -136,7 +142,7 @@ class SQLiteStore:
             await conn.close()
         if self._writer_conn is not None:
             with contextlib.suppress(sqlite3.Error):
-                await self._writer_conn.execute("PRAGMA optimize")
+                await pragma(self._writer_conn, "optimize")
             await self._writer_conn.close()
 
     @contextlib.asynccontextmanager
@@ -172,6 +178,7 @@ class SQLiteStore:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_WriteOp]) -> None:
+        started = time.perf_counter()
         outside = [op for op in batch if not op.in_transaction]
         if outside:
             batch = [op for op in batch if op.in_transaction]
@@ -195,6 +202,8 @@ class SQLiteStore:
             if not op.future.done():
                 op.future.set_exception(exc)
             return
+        if self._on_commit is not None:
+            self._on_commit(len(batch), time.perf_counter() - started)
         for op, result in zip(batch, results, strict=True):
             if not op.future.done():
                 op.future.set_result(result)
@@ -310,8 +319,23 @@ class SQLiteStore:
             params.append(query.rule_id)
         if query.search:
             pattern = "%" + _escape_like(query.search) + "%"
-            where.append("(title LIKE ? ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\')")
-            params.extend((pattern, pattern))
+            like = "(title LIKE ? ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\')"
+            pairs = await self._matching_titles(pattern)
+            if not pairs:
+                return SignalPage([], None)
+            if len(pairs) > SEARCH_MAX_TITLES:
+                # A broad search matches most signals: the newest-first walk finds a page fast.
+                where.append(like)
+                params.extend((pattern, pattern))
+            else:
+                rules = sorted({rule for rule, _, _ in pairs})
+                titles = sorted({title for _, title, _ in pairs})
+                # Few matches: find them through the rule index, then sort. Many: walk the
+                # newest-first index and keep the matches (unary + keeps the rule index out).
+                few = sum(n for *_, n in pairs) <= SEARCH_BY_RULE_MAX_ROWS
+                where.append(f"{'' if few else '+'}rule_id IN ({_placeholders(len(rules))}) "
+                             f"AND title IN ({_placeholders(len(titles))}) AND {like}")
+                params.extend((*rules, *titles, pattern, pattern))
         if query.since:
             where.append("ts >= ?")
             params.append(query.since)
@@ -334,6 +358,13 @@ class SQLiteStore:
             next_cursor = Cursor(ts=last["ts"], rowid=last["rowid"]).encode()
             rows = rows[:query.limit]
         return SignalPage([signal_row(row) for row in rows], next_cursor)
+
+    async def _matching_titles(self, pattern: str) -> list[tuple[str, str, int]]:
+        async with self._reader() as conn, conn.execute(
+                "SELECT rule_id, title, n FROM signal_titles WHERE n > 0 AND (title LIKE ? "
+                "ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\') LIMIT ?",
+                (pattern, pattern, SEARCH_MAX_TITLES + 1)) as cur:
+            return [tuple(row) for row in await cur.fetchall()]
 
     async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
         async with self._reader() as conn:
@@ -626,8 +657,10 @@ async def _prune_signals(conn: aiosqlite.Connection, requests: list[tuple[str, i
 
 
 async def _compact(conn: aiosqlite.Connection, payloads: list[None], now: str) -> list[None]:
-    await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    await conn.execute("PRAGMA optimize")
+    await pragma(conn, "wal_checkpoint(TRUNCATE)")
+    await pragma(conn, "analysis_limit = 1000")
+    await conn.execute("ANALYZE")
+    await pragma(conn, "optimize")
     return [None] * len(payloads)
 
 

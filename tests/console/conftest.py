@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +39,8 @@ XSS_TITLE = "<img src=x onerror=\"alert('xss-title')\"><script>alert('xss-script
 XSS_KEY = "<script>alert('xss-key')</script>"
 XSS_VALUE = "<img src=x onerror=\"alert('xss-value')\">"
 FILLERS = 60
+STALE_AFTER = 3  # seconds; the healthy agents beat far more often than that
+HEARTBEAT_EVERY = 0.5
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -77,9 +81,6 @@ def seed_signals() -> list[dict[str, Any]]:
                                                "args": ["<script>alert('args')</script>"]}]}),
         make_signal("ac" * 16, ts=ago(minutes=30), host_id="mbp-bob", rule_id="SM-ACK",
                     severity="high", title="Acknowledge me", context={"kind": "execution"}),
-        make_signal("ee" * 16, ts=ago(minutes=12), host_id="mbp-stale", rule_id="AGENT-STALE",
-                    severity="high", title="Agent mbp-stale stopped sending heartbeats",
-                    context={"agent_id": "mbp-stale"}, tags=["agent-health"]),
         make_signal("d0" * 16, ts=ago(minutes=50), host_id="mbp-done", rule_id="SM-DONE",
                     severity="low", title="Already resolved", context={}),
         make_signal("01" * 16, ts=ago(days=3), host_id="mbp-old", rule_id="SM-OLD",
@@ -94,32 +95,68 @@ def seed_signals() -> list[dict[str, Any]]:
     return signals
 
 
-def insert_stale_agent(db_path: Path) -> None:
-    """No stale detector runs yet: write the row such a detector leaves behind."""
+def insert_silent_agent(db_path: Path) -> None:
+    """An agent whose last heartbeat arrived 45 minutes ago (a server cannot be sent an old one:
+    it records when a heartbeat is received)."""
     now_ns = timeutil.now_ns()
     minute = 60 * 1_000_000_000
-    with sqlite3.connect(db_path, timeout=10) as conn:
+    last_seen = timeutil.format_utc(now_ns - 45 * minute)
+    conn = sqlite3.connect(db_path, timeout=10)
+    with conn:
         conn.execute(
             "INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, "
-            "os_version, uptime_seconds, status, stale_since) "
-            "VALUES (?, ?, ?, ?, 'v0.3.0', '14.6', 7200, 'stale', ?)",
-            ("mbp-stale", timeutil.format_utc(now_ns - 3 * 86400 * 1_000_000_000),
-             timeutil.format_utc(now_ns - 45 * minute), timeutil.format_utc(now_ns - 45 * minute),
-             timeutil.format_utc(now_ns - 40 * minute)))
+            "os_version, uptime_seconds, status) "
+            "VALUES (?, ?, ?, ?, 'v0.3.0', '14.6', 7200, 'active')",
+            ("mbp-stale", timeutil.format_utc(now_ns - 3 * 86400 * 1_000_000_000), last_seen,
+             last_seen))
     conn.close()
+
+
+class Heartbeats(threading.Thread):
+    """The healthy agents keep reporting while the tests run, as real ones do."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        for name in ("heartbeat", "heartbeat-no-uptime"):
+            api(self.server, "POST", "/agents/heartbeat", sample(name), headers=AGENT)
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_EVERY):
+            try:
+                self.beat()
+            except OSError:
+                return  # the server is gone: the module is over
+
+
+def wait_for(predicate: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the server")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path_factory.mktemp("console") / "signals.db").start()
+    # The server's own stale-agent job finds the silent agent and raises its AGENT-STALE alert.
+    server = ServerProcess(tmp_path_factory.mktemp("console") / "signals.db",
+                           env={"SANTAMON_STALE_AFTER": f"{STALE_AFTER}s",
+                                "SANTAMON_STALE_CHECK_INTERVAL": "0.2s"}).start()
+    heartbeats = Heartbeats(server)
     try:
+        heartbeats.beat()
+        heartbeats.start()
+        insert_silent_agent(server.db_path)
         api(server, "POST", "/ingest", seed_signals(), headers=AGENT)
         api(server, "PATCH", f"/signals/{'d0' * 16}/status", {"status": "resolved"})
-        for name in ("heartbeat", "heartbeat-no-uptime"):
-            api(server, "POST", "/agents/heartbeat", sample(name), headers=AGENT)
-        insert_stale_agent(server.db_path)
+        wait_for(lambda: api(server, "GET", "/signals?rule_id=AGENT-STALE")["count"] == 1)
         yield server
     finally:
+        heartbeats.stopped.set()
         server.kill()
 
 

@@ -8,13 +8,14 @@ import urllib.error
 import pytest
 from playwright.sync_api import expect
 
-from ..helpers import AGENT_KEY
+from ..helpers import AGENT, AGENT_KEY, make_signal
 from .conftest import (
     FILLERS,
     XSS_KEY,
     XSS_TITLE,
     XSS_VALUE,
     Console,
+    ago,
     api,
 )
 
@@ -55,13 +56,15 @@ def test_headline_cards_chart_and_signals(ui: Console):
     # The tree sample (critical); XSS, ack target, stale alert and correlation sample (high).
     expect(page.locator("#card-open-value")).to_have_text("5")
     expect(page.locator("#card-agents-value")).to_have_text("2 / 1")
+    expect(page.locator("#jobs-health")).to_have_text("jobs ok")
     assert page.locator("#chart-canvas svg rect.bar").count() > 5
     expect(page.locator("#volume-legend")).to_contain_text("critical 1")
 
     # Newest first, one page of 50, then the rest through the cursor.
     expect(ui.rows).to_have_count(50)
-    expect(ui.rows.first).to_contain_text("SM-666")
-    expect(ui.rows.nth(1)).to_contain_text("SSH private keys read by non-ssh process")
+    expect(ui.rows.first).to_contain_text("Agent mbp-stale stopped sending heartbeats")
+    expect(ui.rows.nth(1)).to_contain_text("SM-666")
+    expect(ui.rows.nth(2)).to_contain_text("SSH private keys read by non-ssh process")
     page.click("#load-more")
     expect(ui.rows).to_have_count(OPEN_IN_24H + 1)  # + the AGENT-STALE alert
     expect(page.locator("#load-more")).to_be_hidden()
@@ -69,6 +72,40 @@ def test_headline_cards_chart_and_signals(ui: Console):
     times = page.locator("#queue .sig-time").evaluate_all(
         "els => els.map(e => e.getAttribute('datetime'))")
     assert times == sorted(times, reverse=True)
+
+    # A bar of the chart opens its hour in the queue.
+    page.locator("#chart-canvas .bucket-hit").last.click()
+    ui.wait_idle()
+    assert "window=custom" in page.url
+    expect(ui.rows.first).to_contain_text("Agent mbp-stale stopped sending heartbeats")
+    assert ui.rows.count() < OPEN_IN_24H
+
+
+def test_errors_say_what_to_do(ui: Console):
+    page = ui.sign_in().page
+    page.route("**/signals?*", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body='{"error": "storage unavailable, retry later"}'))
+    page.click("#f-severity [data-sev=high]")
+    ui.wait_idle()
+    state = page.locator("#queue-state")
+    expect(state).to_contain_text("Could not load signals")
+    expect(state).to_contain_text("database is unavailable")
+    page.unroute("**/signals?*")
+    state.get_by_role("button", name="Retry").click()
+    ui.wait_idle()
+    expect(ui.rows.nth(1)).to_contain_text("SM-666")
+    expect(state).to_be_hidden()
+
+    page.route("**/jobs", lambda route: route.fulfill(
+        status=200, content_type="application/json",
+        body='{"jobs": [{"id": "forwarding", "enabled": true, "consecutive_failures": 3, '
+             '"last_outcome": "failed", "last_message": "webhook: HTTP 502"}], '
+             '"forwarding": {"sinks": ["webhook"], "backlog": 12}}'))
+    page.click("#refresh-now")
+    health = page.locator("#jobs-health")
+    expect(health).to_have_text("1 background job failing: forwarding")
+    expect(health).to_have_attribute("title", re.compile("webhook: HTTP 502"))
 
 
 def test_each_filter_narrows_the_queue_and_lives_in_the_url(ui: Console):
@@ -263,6 +300,33 @@ def test_hostile_signal_renders_as_inert_text(ui: Console):
     page.wait_for_timeout(300)  # give any injected handler a chance to fire
     assert page.locator("#queue img, #queue script, #queue b").count() == 0
     assert ui.dialogs == []
+
+
+def test_auto_refresh_brings_new_signals_and_can_be_turned_off(ui: Console):
+    page = ui.page
+    page.clock.install()
+    ui.sign_in("?host_id=mbp-live")
+    expect(page.locator("#auto-refresh")).to_be_checked()
+    expect(page.locator("#queue-state")).to_contain_text("No signals match")
+
+    api(ui.server, "POST", "/ingest", make_signal("11" * 16, host_id="mbp-live",
+                                                  ts=ago(seconds=5), title="Arrived live"),
+        headers=AGENT)
+    page.clock.run_for(31_000)
+    expect(ui.rows).to_have_count(1)
+    expect(ui.rows.first).to_contain_text("Arrived live")
+    expect(ui.rows.first).to_have_class(re.compile(r"\bis-new\b"))
+
+    page.locator("#auto-refresh").uncheck(force=True)
+    api(ui.server, "POST", "/ingest", make_signal("12" * 16, host_id="mbp-live",
+                                                  ts=ago(seconds=4), title="Arrived later"),
+        headers=AGENT)
+    page.clock.run_for(65_000)
+    page.wait_for_timeout(300)
+    expect(ui.rows).to_have_count(1)
+    page.reload()  # the choice is remembered
+    expect(page.locator("#auto-refresh")).not_to_be_checked()
+    expect(ui.rows).to_have_count(2)
 
 
 def test_expired_session_returns_to_the_login_form(ui: Console):

@@ -1,0 +1,172 @@
+"""Prometheus metrics, all named `santamon_*`, in a registry owned by one app.
+
+A registry per app (not the process-global default) keeps tests independent and lets two
+apps live in one process. Values that are cheap to read at scrape time (agents by status,
+database size) are set by the /metrics handler just before rendering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from santamon import __version__
+
+if TYPE_CHECKING:
+    from santamon.jobs.board import JobBoard
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Ingest outcomes per signal, and the reasons a whole /ingest request is refused.
+STORED, DUPLICATE = "stored", "duplicate"
+REJECT_REASONS = {
+    400: "malformed",
+    401: "unauthorized",
+    403: "forbidden",
+    408: "timeout",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(namespace="santamon", registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+
+        Gauge("santamon_build_info", "Version of this server.", ["version"], registry=r).labels(
+            version=__version__
+        ).set(1)
+        self.ingest = Counter(
+            "santamon_ingest_signals",
+            "Signals accepted on /ingest by outcome (stored, duplicate).",
+            ["outcome"],
+            registry=r,
+        )
+        self.ingest_rejected = Counter(
+            "santamon_ingest_rejected",
+            "Requests to /ingest refused, by reason (malformed, invalid, too_large, "
+            "unauthorized, forbidden, rate_limited, timeout, unavailable, error).",
+            ["reason"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "santamon_http_requests",
+            "HTTP requests by route, method and status code.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "santamon_http_request_duration_seconds",
+            "Time from receiving a request to having its response ready, by route.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "santamon_auth_failures",
+            "Failed authentications by reason (missing, invalid, rate_limited).",
+            ["reason"],
+            registry=r,
+        )
+        self.write_batch = Histogram(
+            "santamon_store_write_batch_size",
+            "Operations committed per group commit by the store's writer.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "santamon_store_commit_seconds",
+            "Time one group commit of the store's writer took.",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.signals = Gauge(
+            "santamon_signals", "Stored signals by triage status.", ["status"], registry=r
+        )
+        self.open_signals = Gauge(
+            "santamon_open_signals", "Signals still open, by severity.", ["severity"], registry=r
+        )
+        self.agents = Gauge("santamon_agents", "Known agents by status.", ["status"], registry=r)
+        self.forward_backlog = Gauge(
+            "santamon_forward_backlog",
+            "Signals at or above the forwarding severity not yet shipped to the sinks.",
+            registry=r,
+        )
+        self.db_size = Gauge(
+            "santamon_database_size_bytes",
+            "Size of the database files (main file, WAL and shared memory).",
+            registry=r,
+        )
+
+    def count_ingest(self, stored: int, duplicates: int) -> None:
+        self.ingest.labels(outcome=STORED).inc(stored)
+        self.ingest.labels(outcome=DUPLICATE).inc(duplicates)
+
+    def count_ingest_rejected(self, status: int) -> None:
+        self.ingest_rejected.labels(reason=REJECT_REASONS.get(status, "error")).inc()
+
+    def observe_commit(self, batch_size: int, seconds: float) -> None:
+        """Hook for the store's writer, called once per group commit."""
+        self.write_batch.observe(batch_size)
+        self.commit_seconds.observe(seconds)
+
+    def watch_jobs(self, board: JobBoard) -> None:
+        """Expose what the background jobs and the forwarder report, read at scrape time."""
+        self.registry.register(_JobCollector(board))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _JobCollector(Collector):
+    def __init__(self, board: JobBoard) -> None:
+        self._board = board
+
+    def collect(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily(
+            "santamon_job_runs", "Background job runs, by job.", labels=["job"])
+        failures = CounterMetricFamily(
+            "santamon_job_failures", "Background job runs that failed, by job.", labels=["job"])
+        in_a_row = GaugeMetricFamily(
+            "santamon_job_consecutive_failures", "Failures since the job last succeeded.",
+            labels=["job"])
+        duration = GaugeMetricFamily(
+            "santamon_job_last_duration_seconds", "How long the job's last run took.",
+            labels=["job"])
+        for state in self._board.jobs.values():
+            runs.add_metric([state.id], state.runs)
+            failures.add_metric([state.id], state.failures)
+            in_a_row.add_metric([state.id], state.consecutive_failures)
+            if state.last_duration_seconds is not None:
+                duration.add_metric([state.id], state.last_duration_seconds)
+        yield from (runs, failures, in_a_row, duration)
+        forwarder = self._board.forwarder
+        if forwarder is not None:
+            yield GaugeMetricFamily(
+                "santamon_forward_consecutive_failures",
+                "Forwarding attempts that failed in a row; the forwarder backs off meanwhile.",
+                value=forwarder.consecutive_failures)

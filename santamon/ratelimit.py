@@ -1,0 +1,92 @@
+"""Rate limiting of failed authentication, per client address.
+
+Only failures are counted and only failures are refused: a request with a valid key is never
+limited, so a fleet of agents behind one NAT keeps working while a misconfigured or hostile
+host on the same address is being throttled. Keys are at least 16 characters, so this is not
+what stops guessing; it stops a bad client from flooding the logs and the key comparison path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+def client_key(address: str | None) -> str:
+    """The unit that is limited: an IPv4 address, or the /64 an IPv6 address belongs to.
+
+    A single IPv6 host usually controls a whole /64, so limiting single addresses there
+    would limit nothing.
+    """
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class FailedAuthLimiter:
+    """A token bucket per client: `burst` failures at once, refilled at `burst` per `period`.
+
+    Memory is bounded by `max_clients`; when full, the least recently failing client is
+    forgotten, which can only make the limiter more lenient, never lock anyone out.
+    """
+
+    def __init__(
+        self,
+        burst: int = 10,
+        period: float = 60.0,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if burst < 1 or period <= 0 or max_clients < 1:
+            raise ValueError("burst, period and max_clients must be positive")
+        self.burst = burst
+        self.rate = burst / period  # tokens per second
+        self.max_clients = max_clients
+        self._clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def failure(self, address: str | None) -> int | None:
+        """Record a failed authentication from `address`.
+
+        Returns None while the client is within its allowance (answer 401), or the number of
+        seconds it must wait (answer 429 with that `Retry-After`). A refused attempt is not
+        charged, so a client that keeps hammering is told the same honest wait.
+        """
+        key = client_key(address)
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(tokens=float(self.burst), updated=now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        else:
+            elapsed = max(0.0, now - bucket.updated)
+            bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
+            bucket.updated = now
+            self._buckets.move_to_end(key)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return None
+        return max(1, math.ceil((1.0 - bucket.tokens) / self.rate))

@@ -1,0 +1,73 @@
+import io
+import json
+import logging
+
+import pytest
+
+from santamon.logs import configure_logging, log_request
+
+
+@pytest.fixture
+def capture():
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    yield stream
+    for h in root.handlers[:]:
+        root.removeHandler(h)
+    for h in saved[0]:
+        root.addHandler(h)
+    root.setLevel(saved[1])
+
+
+def test_text_is_one_logfmt_line_per_request(capture):
+    configure_logging("text", stream=capture)
+    log_request("POST", "/ingest", 200, 0.0123456, agent_id="mac-01", remote="127.0.0.1")
+    log_request("GET", "/signals", 401, 0.001, remote="192.0.2.9")
+    first, second = capture.getvalue().splitlines()
+    assert first.split(" ", 1)[1] == (
+        "INFO santamon.access request method=POST path=/ingest status=200 "
+        "duration_ms=12.346 agent_id=mac-01 remote=127.0.0.1"
+    )
+    assert first[:4].isdigit() and first[23] == "Z"
+    assert "agent_id=- remote=192.0.2.9" in second
+
+
+def test_json_lines_carry_the_same_fields(capture):
+    configure_logging("json", stream=capture)
+    log_request("POST", "/agents/heartbeat", 503, 0.5, agent_id="mac-02", remote="::1")
+    doc = json.loads(capture.getvalue())
+    assert doc["level"] == "WARNING"
+    assert doc["logger"] == "santamon.access"
+    assert doc["msg"] == "request"
+    assert {k: doc[k] for k in ("method", "path", "status", "duration_ms", "agent_id")} == {
+        "method": "POST",
+        "path": "/agents/heartbeat",
+        "status": 503,
+        "duration_ms": 500.0,
+        "agent_id": "mac-02",
+    }
+    assert doc["ts"].endswith("Z")
+
+
+def test_a_hostile_path_cannot_forge_a_second_line(capture):
+    configure_logging("text", stream=capture)
+    log_request("GET", '/x\n2026-01-01T00:00:00Z INFO forged "a b"', 404, 0.0)
+    lines = capture.getvalue().splitlines()
+    assert len(lines) == 1
+    assert 'path="/x\\n2026-01-01T00:00:00Z INFO forged \\"a b\\""' in lines[0]
+
+
+def test_exceptions_are_kept_in_one_json_record(capture):
+    configure_logging("json", stream=capture)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("santamon.test").exception("failed")
+    (line,) = capture.getvalue().splitlines()
+    assert "RuntimeError: boom" in json.loads(line)["exc"]
+
+
+def test_unknown_format_is_refused():
+    with pytest.raises(ValueError):
+        configure_logging("xml")
