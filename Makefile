@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh Debian machine with Python 3.11:
 #   make run   - install into .venv and start the service (SQLite, development keys)
 #   make test  - install what the tests need (Debian packages included) and run the suite
+#   make bench - the benchmark suite of tests/benchmarks (BENCH_ARGS='--signals 100000 --quick')
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ DEV_KEYS := .dev-keys.env
 TEST_DEBIAN_PACKAGES := chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint debian-test-packages clean
+.PHONY: run test lint debian-test-packages bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,11 @@ lint: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test debian-test-packages lint
 	$(BIN)/pytest
+
+bench: $(VENV)/.installed
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
+	$(BIN)/python tests/benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

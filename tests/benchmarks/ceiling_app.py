@@ -1,0 +1,147 @@
+"""The ceiling: a bare aiohttp handler that validates a signal with pydantic and stores nothing.
+
+The benchmark runs it in turns with the real server; the ratio of the two is the figure that
+holds on a noisy machine. The model is a frozen copy of the field rules of
+`santamon.models.SignalIn` (timestamp normalisation, the context size check after re-encoding),
+walking `context` through pydantic as a plain model does, like the issue's ceiling. It is a
+copy on purpose: optimising the service must not move the ceiling.
+
+    python tests/benchmarks/ceiling_app.py --port 18081 --api-key KEY
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import orjson
+from aiohttp import web
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+MAX_CONTEXT_BYTES = 100_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})"
+    r"(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
+)
+
+
+def _normalize(text: str) -> str:
+    """RFC 3339 with 0-9 fraction digits and any offset -> fixed-width UTC with nanoseconds."""
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        raise ValueError("not an RFC 3339 timestamp")
+    year, month, day, hour, minute, second, fraction, _z, sign, off_h, off_m = match.groups()
+    wall = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                    tzinfo=UTC)
+    offset = 0
+    if sign:
+        if int(off_h) > 23 or int(off_m) > 59:
+            raise ValueError("invalid zone offset")
+        offset = (int(off_h) * 3600 + int(off_m) * 60) * (1 if sign == "+" else -1)
+    seconds = (wall - _EPOCH) // timedelta(seconds=1) - offset
+    nanos = int(fraction.ljust(9, "0")) if fraction else 0
+    moment = _EPOCH + timedelta(seconds=seconds)
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+            f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{nanos:09d}Z")
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _status_or_open(value: Any) -> Any:
+    return "open" if value is None else _lower(value)
+
+
+Tag = Annotated[str, Field(max_length=64)]
+
+
+class CeilingSignal(BaseModel):
+    """Field for field the rules of santamon.models.SignalIn when this suite was written."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    signal_id: str = Field(min_length=1, max_length=256)
+    ts: Annotated[str, AfterValidator(_normalize)]
+    host_id: str = Field(min_length=1, max_length=255)
+    rule_id: str = Field(min_length=1, max_length=128)
+    rule_description: str | None = Field(None, max_length=2000)
+    status: Annotated[Literal["open", "acknowledged", "resolved"],
+                      BeforeValidator(_status_or_open)] = "open"
+    severity: Annotated[Literal["info", "low", "medium", "high", "critical"],
+                        BeforeValidator(_lower)]
+    title: str = Field(min_length=1, max_length=512)
+    tags: list[Tag] | None = Field(None, max_length=50)
+    context: dict[str, Any]
+
+
+_BATCH = TypeAdapter(list[CeilingSignal])
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def create_app(api_key: str) -> web.Application:
+    expected = api_key.encode()
+
+    async def ingest(request: web.Request) -> web.Response:
+        supplied = request.headers.get("X-API-Key", "").encode()
+        if not hmac.compare_digest(supplied, expected):
+            return _json({"error": "invalid API key"}, status=401)
+        body = await request.read()
+        try:
+            if body.lstrip()[:1] == b"[":
+                signals = _BATCH.validate_json(body)
+                if any(len(orjson.dumps(s.context)) > MAX_CONTEXT_BYTES for s in signals):
+                    return _json({"error": "context too large"}, status=413)
+            else:
+                signal = CeilingSignal.model_validate_json(body)
+                if len(orjson.dumps(signal.context)) > MAX_CONTEXT_BYTES:
+                    return _json({"error": "context too large"}, status=413)
+                return _json({"status": "received", "signal_id": signal.signal_id,
+                              "duplicate": False})
+        except ValidationError as exc:
+            return _json({"error": "invalid signal", "details": exc.errors(include_url=False,
+                                                                          include_input=False)},
+                         status=422)
+        return _json({"status": "received", "received": len(signals), "duplicates": 0,
+                      "results": [{"signal_id": s.signal_id, "duplicate": False}
+                                  for s in signals]})
+
+    async def health(_request: web.Request) -> web.Response:
+        return _json({"status": "healthy"})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/ingest", ingest)
+    app.router.add_get("/health", health)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=18081)
+    parser.add_argument("--api-key", default=os.environ.get("SANTAMON_API_KEY", ""))
+    args = parser.parse_args()
+    if len(args.api_key) < 16:
+        parser.error("--api-key (or SANTAMON_API_KEY) of at least 16 characters is required")
+    web.run_app(create_app(args.api_key), host="127.0.0.1", port=args.port,
+                access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

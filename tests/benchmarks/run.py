@@ -1,0 +1,562 @@
+"""The benchmark suite behind `make bench`: ingest against a ceiling, queries over a big database.
+
+    .venv/bin/python tests/benchmarks/run.py                      # 1,000,000 signals, full run
+    .venv/bin/python tests/benchmarks/run.py --signals 100000 --quick
+
+What it does, all on 127.0.0.1:
+1. copies a cached seed-schema database of N signals (generate.py) and times the real server's
+   first start on it (the seed upgrade), then a second start for comparison;
+2. query latency (p50/p95, 8 concurrent clients) for each query kind of issue 5, idle;
+3. single-signal ingest with wrk (32 connections) in turns with the ceiling app, rounds x seconds,
+   and the ratio of req/s; then batch ingest (arrays of 500) on both;
+4. durability: SIGKILLs the server and checks every id it acknowledged with a 2xx is in the file;
+5. the same queries again while a separate process ingests 500 signals/s;
+6. server RSS (/proc) and database size. Prints a table, writes bench-results/report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import generate  # noqa: E402
+
+START_TIMEOUT_S = 600.0  # a first open may upgrade a large seed file
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> dict:
+    fields = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def db_size_mb(path: Path) -> dict:
+    sizes = {}
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            sizes["db" + suffix.replace("-", "_")] = round(part.stat().st_size / 1e6, 1)
+    return sizes
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+
+class Process:
+    """A server subprocess with its log file; stopped politely, or killed on request."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, port: int, logdir: Path):
+        self.name, self.argv, self.env, self.port = name, argv, env, port
+        self.logfile = logdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        """Start and wait until /health answers; returns seconds from spawn to healthy."""
+        log_handle = open(self.logfile, "ab")  # noqa: SIM115 - handed to the child
+        started = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log_handle,
+                                     stderr=subprocess.STDOUT, cwd=ROOT)
+        log_handle.close()
+        url = f"http://127.0.0.1:{self.port}/health"
+        deadline = started + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
+                                   f"see {self.logfile}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+)
+                    if b" 200 " in sock.recv(64):
+                        return time.monotonic() - started
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not healthy at {url} after {START_TIMEOUT_S} s")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def run_wrk(url: str, mode: str, key: str, ackdir: Path | None, seconds: float, connections: int,
+            threads: int, batch: int = 500) -> dict:
+    nonce = secrets.token_hex(4)
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "--timeout",
+            "10s", "-s", str(HERE / "ingest.lua"), url, "--", mode, nonce, key, str(ackdir or ""),
+            str(batch)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            result = json.loads(line.removeprefix("BENCH_RESULT "))
+            result["nonce"] = nonce
+            secs = result["duration_us"] / 1e6
+            result["req_per_s"] = round(result["ok_2xx"] / secs, 1)
+            result["signals_per_s"] = round(result["acked_ids"] / secs, 1)
+            return result
+    raise RuntimeError(f"wrk gave no result: {out.stdout}\n{out.stderr}")
+
+
+def ingest_phase(real: Process, ceiling: Process, args, keys: dict, ackdir: Path) -> dict:
+    rounds = {"ceiling": [], "santamon": []}
+    targets = {"ceiling": ceiling, "santamon": real}
+    for index in range(args.rounds):
+        order = ["ceiling", "santamon"] if index % 2 == 0 else ["santamon", "ceiling"]
+        for name in order:
+            result = run_wrk(f"http://127.0.0.1:{targets[name].port}/ingest", "single",
+                             keys["agent"], ackdir if name == "santamon" else None,
+                             args.duration, args.connections, args.threads)
+            rounds[name].append(result)
+            log(f"single ingest round {index + 1} {name}: {result['req_per_s']:.0f} req/s, "
+                f"p50 {result['p50_us'] / 1000:.1f} ms, p99 {result['p99_us'] / 1000:.1f} ms, "
+                f"non-2xx {result['non_2xx']}, socket errors "
+                f"{result['err_connect'] + result['err_read'] + result['err_timeout']}")
+            time.sleep(1)
+
+    def summary(results: list[dict]) -> dict:
+        total_ok = sum(r["ok_2xx"] for r in results)
+        total_s = sum(r["duration_us"] for r in results) / 1e6
+        return {"req_per_s": round(total_ok / total_s, 1),
+                "p50_ms": round(sorted(r["p50_us"] for r in results)[len(results) // 2] / 1000, 2),
+                "p99_ms": round(max(r["p99_us"] for r in results) / 1000, 2),
+                "non_2xx": sum(r["non_2xx"] for r in results),
+                "rounds": results}
+
+    single = {name: summary(results) for name, results in rounds.items()}
+    single["ratio"] = round(single["santamon"]["req_per_s"] / single["ceiling"]["req_per_s"], 3)
+
+    batch = {}
+    for name in ("ceiling", "santamon"):
+        result = run_wrk(f"http://127.0.0.1:{targets[name].port}/ingest", "batch", keys["agent"],
+                         ackdir if name == "santamon" else None, args.batch_duration,
+                         args.batch_connections, min(args.threads, args.batch_connections),
+                         batch=args.batch_size)
+        batch[name] = {"signals_per_s": result["signals_per_s"],
+                       "p50_ms": round(result["p50_us"] / 1000, 1),
+                       "p99_ms": round(result["p99_us"] / 1000, 1),
+                       "non_2xx": result["non_2xx"], "requests": result["requests"],
+                       "nonce": result["nonce"]}
+        log(f"batch ingest ({args.batch_size}/request) {name}: "
+            f"{result['signals_per_s']:.0f} signals/s, non-2xx {result['non_2xx']}")
+    return {"single": single, "batch": batch}
+
+
+def check_durable(db_path: Path, ackdir: Path, nonces: list[str]) -> dict:
+    """After a SIGKILL: every id acknowledged with a 2xx is in the file; count rows per run."""
+    acked: list[str] = []
+    for path in sorted(ackdir.glob("acked-*.txt")):
+        acked.extend(line for line in path.read_text().splitlines() if line)
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        db.execute("CREATE TEMP TABLE acked (signal_id TEXT PRIMARY KEY)")
+        db.executemany("INSERT OR IGNORE INTO temp.acked VALUES (?)", ((i,) for i in acked))
+        missing = db.execute("SELECT count(*) FROM temp.acked a WHERE NOT EXISTS "
+                             "(SELECT 1 FROM main.signals s WHERE s.signal_id = a.signal_id)"
+                             ).fetchone()[0]
+        sample = [r[0] for r in db.execute(
+            "SELECT signal_id FROM temp.acked a WHERE NOT EXISTS (SELECT 1 FROM main.signals s "
+            "WHERE s.signal_id = a.signal_id) LIMIT 5")]
+        stored = 0
+        for nonce in nonces:  # ids are NONCE + ..., so a prefix range on the primary key
+            stored += db.execute("SELECT count(*) FROM signals WHERE signal_id >= ? AND "
+                                 "signal_id < ?", (nonce, nonce + "g")).fetchone()[0]
+    finally:
+        db.close()
+    return {"acknowledged": len(acked), "distinct_acknowledged": len(set(acked)),
+            "missing_after_sigkill": missing, "missing_sample": sample,
+            "rows_from_runs": stored, "durable": missing == 0}
+
+
+def query_plan(db_path: Path, meta: dict) -> tuple[list[tuple[str, list[str]]], dict]:
+    """The query kinds of issue 5 with concrete parameters picked from the generated data."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        count = db.execute("SELECT max(rowid) FROM signals").fetchone()[0] or 1
+        step = max(1, count // 500)
+        ids = [r[0] for r in db.execute("SELECT signal_id FROM signals WHERE rowid % ? = 0 "
+                                        "LIMIT 500", (step,))]
+        top_hosts = [r[0] for r in db.execute("SELECT host_id FROM signals WHERE rowid <= 200000 "
+                                              "GROUP BY host_id ORDER BY count(*) DESC LIMIT 40")]
+    finally:
+        db.close()
+    end = datetime.fromtimestamp(meta.get("generated_at_s", time.time()), UTC)
+
+    def ago(days: int, fmt: str = "%Y-%m-%dT%H:%M:%SZ") -> str:
+        return datetime.fromtimestamp(end.timestamp() - days * 86400, UTC).strftime(fmt)
+
+    # as an agent would write them: local offsets, so "+" must be escaped in the query string
+    since_1d, since_7d = quote(ago(1)), quote(ago(7, "%Y-%m-%dT%H:%M:%S.5-00:00"))
+    until_old = quote(ago(300, "%Y-%m-%dT%H:%M:%S+00:00"))
+    hosts = top_hosts or ["mbp-alice-0000"]
+    plan = [
+        ("default list", ["/signals"]),
+        ("severity=critical", ["/signals?severity=critical"]),
+        ("severity=high,critical", ["/signals?severity=high,critical"]),
+        ("status=acknowledged", ["/signals?status=acknowledged"]),
+        ("status=all", ["/signals?status=all"]),
+        ("host_id", [f"/signals?host_id={h}&status=all" for h in hosts[:20]]),
+        ("rule_id (rare)", ["/signals?rule_id=SM-022&status=all"]),
+        ("since (1 day)", [f"/signals?since={since_1d}&status=all"]),
+        ("since (7 days)", [f"/signals?since={since_7d}"]),
+        ("until (old)", [f"/signals?until={until_old}&status=all"]),
+        ("host+severity+status", [f"/signals?host_id={h}&severity=high&status=open"
+                                  for h in hosts[:20]]),
+        ("search, no match", ["/signals?search=zq-no-such-thing-qz&status=all"]),
+        ("search, many matches", ["/signals?search=Downloads&status=all"]),
+        ("search, open", ["/signals?search=keys"]),
+        ("deep cursor page", []),  # filled in once the cursor is found
+        ("GET /signals/{id}", [f"/signals/{i}" for i in ids] or ["/signals/none"]),
+        ("/stats", ["/stats"]),
+        ("/agents", ["/agents"]),
+        ("/agents?status=all&limit=2000", ["/agents?status=all&limit=2000"]),
+    ]
+    return plan, {"sample_ids": len(ids), "hosts": hosts[:3]}
+
+
+async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float) -> dict:
+    """Follow next_cursor over status=all at limit=1000 for `pages` pages (bounded in time)."""
+    cursor = None
+    started = time.monotonic()
+    walked = 0
+    async with aiohttp.ClientSession(headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for _ in range(pages):
+            if time.monotonic() - started > budget_s:
+                break
+            params = {"status": "all", "limit": "1000"}
+            if cursor:
+                params["cursor"] = cursor
+            async with session.get(base + "/signals", params=params) as resp:
+                if resp.status != 200:
+                    return {"error": f"HTTP {resp.status}: {(await resp.text())[:200]}"}
+                body = await resp.json()
+            if not body.get("next_cursor"):
+                break
+            cursor = body["next_cursor"]
+            walked += 1
+    return {"cursor": cursor, "pages": walked, "rows_deep": walked * 1000,
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+async def measure_queries(base: str, headers: dict, plan: list[tuple[str, list[str]]],
+                          clients: int, requests_per_kind: int, seconds_per_kind: float) -> dict:
+    results = {}
+    timeout = aiohttp.ClientTimeout(total=60)
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(headers=headers, timeout=timeout,
+                                     connector=connector) as session:
+        for kind, paths in plan:
+            if not paths:
+                continue
+            latencies: list[float] = []
+            errors: dict[str, int] = {}
+            counts: list[int] = []
+            issued = 0
+            deadline = time.monotonic() + seconds_per_kind
+
+            async def worker(paths=paths, latencies=latencies, errors=errors,
+                             counts=counts, deadline=deadline) -> None:
+                nonlocal issued
+                while issued < requests_per_kind and time.monotonic() < deadline:
+                    path = paths[issued % len(paths)]
+                    issued += 1
+                    started = time.perf_counter()
+                    try:
+                        async with session.get(base + path) as resp:
+                            data = await resp.read()
+                            status = resp.status
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                        continue
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    if status != 200:
+                        errors[str(status)] = errors.get(str(status), 0) + 1
+                    elif path == "/signals" or path.startswith("/signals?"):
+                        with contextlib.suppress(ValueError, KeyError):
+                            counts.append(json.loads(data)["count"])
+
+            await asyncio.gather(*(worker() for _ in range(clients)))
+            results[kind] = {"n": len(latencies), "p50_ms": pct(latencies, 0.50),
+                             "p95_ms": pct(latencies, 0.95), "max_ms": pct(latencies, 1.0),
+                             "rows": counts[0] if counts else None, "errors": errors,
+                             "path": paths[0]}
+    return results
+
+
+def start_paced_ingest(port: int, key: str, rate: float, seconds: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "loadgen.py"), "--url", f"http://127.0.0.1:{port}/ingest",
+         "--key", key, "--rate", str(rate), "--seconds", str(seconds),
+         "--nonce", secrets.token_hex(4), "--max-in-flight", "256"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish_paced_ingest(proc: subprocess.Popen) -> dict:
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+    for line in out.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line.removeprefix("BENCH_RESULT "))
+    return {"error": out[-500:]}
+
+
+def print_table(report: dict) -> None:
+    rows: list[tuple[str, str, str, bool | None]] = []
+    ingest = report.get("ingest", {})
+    single = ingest.get("single")
+    goals = report["goals"]
+    if single:
+        for name in ("ceiling", "santamon"):
+            s = single[name]
+            ok = None if name == "ceiling" else (s["p99_ms"] <= goals["ingest_p99_ms"]
+                                                 and s["non_2xx"] == 0)
+            rows.append((f"ingest 1/request, {name}",
+                         f"{s['req_per_s']:.0f} req/s  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms"
+                         + (f"  non-2xx {s['non_2xx']}" if s["non_2xx"] else ""),
+                         "" if name == "ceiling" else f"p99 <= {goals['ingest_p99_ms']} ms", ok))
+        rows.append(("ingest ratio santamon/ceiling", f"{single['ratio']:.2f}",
+                     f">= {goals['ingest_ratio']}", single["ratio"] >= goals["ingest_ratio"]))
+    for name, b in ingest.get("batch", {}).items():
+        ok = None if name == "ceiling" else (b["signals_per_s"] >= goals["batch_signals_per_s"]
+                                             and b["non_2xx"] == 0)
+        rows.append((f"batch ingest x500, {name}", f"{b['signals_per_s']:.0f} signals/s"
+                     + (f"  non-2xx {b['non_2xx']}" if b["non_2xx"] else ""),
+                     "" if name == "ceiling" else f">= {goals['batch_signals_per_s']}", ok))
+    if "durability" in report:
+        d = report["durability"]
+        rows.append(("durable after SIGKILL", f"{d['acknowledged']} acked, "
+                     f"{d['missing_after_sigkill']} missing", "0 missing", d["durable"]))
+    if "first_open" in report:
+        f = report["first_open"]
+        rows.append(("first open of seed file", f"{f['seconds']:.1f} s (2nd start "
+                     f"{f['second_start_s']:.1f} s)", f"<= {goals['first_open_s']} s",
+                     f["seconds"] <= goals["first_open_s"]))
+    for phase, goal in (("queries_idle", goals["query_p95_ms"]),
+                        ("queries_under_ingest", goals["query_p95_under_ingest_ms"])):
+        for kind, q in report.get(phase, {}).items():
+            if kind.startswith("_"):
+                continue
+            err = f"  errors {q['errors']}" if q["errors"] else ""
+            ok = not q["errors"] and q["p95_ms"] is not None and q["p95_ms"] <= goal
+            rows.append((f"{'idle' if phase == 'queries_idle' else 'ingest'}: {kind}",
+                         f"p50 {q['p50_ms']} ms  p95 {q['p95_ms']} ms  (n={q['n']}, "
+                         f"rows={q['rows']}){err}", f"p95 <= {goal} ms", ok))
+    if "background_ingest" in report:
+        b = report["background_ingest"]
+        rows.append(("background ingest achieved", f"{b.get('achieved_per_s')} signals/s "
+                     f"(failed {b.get('failed')}, not sent {b.get('skipped')}, "
+                     f"p99 {b.get('p99_ms')} ms)", f"{report['settings']['ingest_rate']:.0f}/s",
+                     (b.get("achieved_per_s") or 0) >= 0.95 * report["settings"]["ingest_rate"]
+                     and not b.get("failed")))
+    for key, label in (("rss_after_ingest", "server RSS after ingest"),
+                       ("rss", "server RSS after the run (restarted after SIGKILL)")):
+        if key in report:
+            rss = report[key]
+            rows.append((label, f"{rss.get('VmRSS')} MB (peak {rss.get('VmHWM')} MB)",
+                         f"<= {goals['rss_mb']} MB", (rss.get("VmRSS") or 1e9) <= goals["rss_mb"]))
+    rows.append(("database size", ", ".join(f"{k} {v} MB" for k, v in
+                                            report.get("db_size_mb", {}).items()), "", None))
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    print()
+    print(f"{'measure'.ljust(width)}  {'result'.ljust(value_width)}  {'goal'.ljust(16)}  met")
+    print(f"{'-' * width}  {'-' * value_width}  {'-' * 16}  ---")
+    for label, value, goal, ok in rows:
+        verdict = "" if ok is None else "yes" if ok else "NO"
+        print(f"{label.ljust(width)}  {value.ljust(value_width)}  {goal.ljust(16)}  {verdict}")
+    print()
+
+
+def _interrupted(signum: int, _frame) -> None:
+    # also for SIGINT: a shell starting us in the background leaves SIGINT ignored
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupted)  # so `finally` stops the servers we started
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--signals", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true",
+                        help="one short ingest round and fewer query samples")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--duration", type=float, default=None, help="seconds per wrk round")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument("--batch-duration", type=float, default=None)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent query clients")
+    parser.add_argument("--queries", type=int, default=None, help="requests per query kind")
+    parser.add_argument("--ingest-rate", type=float, default=500)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench-results")
+    parser.add_argument("--server", default=str(ROOT / ".venv" / "bin" / "santamon"))
+    parser.add_argument("--db", type=Path, default=None,
+                        help="start from a copy of this database instead of the generated seed "
+                             "file (e.g. one already upgraded, to iterate on ingest quickly)")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["ingest", "queries", "under-ingest"])
+    args = parser.parse_args()
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.duration = args.duration or (5 if args.quick else 10)
+    args.batch_duration = args.batch_duration or (5 if args.quick else 10)
+    args.queries = args.queries or (80 if args.quick else 200)
+    seconds_per_kind = 10 if args.quick else 20
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk, or run `make bench`)", file=sys.stderr)
+        return 2
+    if not Path(args.server).exists():
+        print(f"{args.server} missing: build the venv first (make bench does)", file=sys.stderr)
+        return 2
+
+    results = args.results
+    rundir = results / "run"
+    shutil.rmtree(rundir, ignore_errors=True)
+    ackdir = rundir / "acked"
+    ackdir.mkdir(parents=True)
+    if args.db is not None:
+        seed = args.db
+        meta_path = generate.cached_database_path(args.signals, results).with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    else:
+        seed = generate.cached_database(args.signals, results, log=log)
+        meta = json.loads(seed.with_suffix(".json").read_text())
+    db_path = rundir / "santamon.db"
+    log(f"copying {seed.name} ({seed.stat().st_size / 1e6:.0f} MB) to {db_path}")
+    shutil.copyfile(seed, db_path)
+    plan, plan_info = query_plan(db_path, meta)
+
+    keys = {"agent": "bench-agent-" + secrets.token_hex(16),
+            "admin": "bench-admin-" + secrets.token_hex(16)}
+    port, ceiling_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANTAMON_")}
+    env.update(SANTAMON_API_KEY=keys["agent"], SANTAMON_ADMIN_KEY=keys["admin"],
+               SANTAMON_DB_PATH=str(db_path), SANTAMON_PORT=str(port),
+               SANTAMON_HOST="127.0.0.1")
+    real = Process("santamon", [args.server, "serve"], env, port, rundir)
+    ceiling = Process("ceiling", [sys.executable, str(HERE / "ceiling_app.py"), "--port",
+                                  str(ceiling_port), "--api-key", keys["agent"]],
+                      {**env, "SANTAMON_API_KEY": keys["agent"]}, ceiling_port, rundir)
+    base = f"http://127.0.0.1:{port}"
+    admin_headers = {"Authorization": f"Bearer {keys['admin']}"}
+    report: dict = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "dataset": {**meta, **plan_info},
+        "goals": {"ingest_ratio": 0.75, "ingest_p99_ms": 25, "batch_signals_per_s": 30000,
+                  "query_p95_ms": 50, "query_p95_under_ingest_ms": 100, "rss_mb": 200,
+                  "first_open_s": 120},
+    }
+    try:
+        log(f"first start of santamon on the seed copy (upgrade), port {port}")
+        first = real.start()
+        real.stop()
+        second = real.start()
+        report["first_open"] = {"seconds": round(first, 2), "second_start_s": round(second, 2)}
+        log(f"first open {first:.1f} s, second start {second:.1f} s")
+        report["db_size_after_upgrade_mb"] = db_size_mb(db_path)
+        ceiling.start()
+
+        if "queries" not in args.skip:
+            deep = asyncio.run(find_deep_cursor(base, admin_headers, 20 if args.quick else 100,
+                                                120))
+            report["deep_cursor"] = {k: v for k, v in deep.items() if k != "cursor"}
+            if deep.get("cursor"):
+                plan = [(kind, [f"/signals?status=all&limit=100&cursor={deep['cursor']}"]
+                         if kind == "deep cursor page" else paths) for kind, paths in plan]
+            log(f"deep cursor: {report['deep_cursor']}")
+            log(f"queries, idle, {args.clients} clients")
+            report["queries_idle"] = asyncio.run(measure_queries(
+                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+
+        if "ingest" not in args.skip:
+            report["ingest"] = ingest_phase(real, ceiling, args, keys, ackdir)
+            nonces = [r["nonce"] for r in report["ingest"]["single"]["santamon"]["rounds"]]
+            nonces.append(report["ingest"]["batch"]["santamon"]["nonce"])
+            report["rss_after_ingest"] = rss_mb(real.pid)
+            log("SIGKILL the server, then look for every acknowledged id in the file")
+            real.stop(kill=True)
+            report["durability"] = check_durable(db_path, ackdir, nonces)
+            log(f"durability: {report['durability']}")
+            restart = real.start()
+            report["restart_after_kill_s"] = round(restart, 2)
+
+        if "under-ingest" not in args.skip and "queries" not in args.skip:
+            seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
+            log(f"queries while ingesting {args.ingest_rate:.0f} signals/s")
+            paced = start_paced_ingest(port, keys["agent"], args.ingest_rate, seconds)
+            time.sleep(3)
+            report["queries_under_ingest"] = asyncio.run(measure_queries(
+                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+            if paced.poll() is None:
+                paced.send_signal(signal.SIGTERM)
+            report["background_ingest"] = finish_paced_ingest(paced)
+
+        report["rss"] = rss_mb(real.pid)
+        report["db_size_mb"] = db_size_mb(db_path)
+    finally:
+        real.stop()
+        ceiling.stop()
+    report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    (results / "report.json").write_text(json.dumps(report, indent=2))
+    print_table(report)
+    log(f"wrote {results / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
