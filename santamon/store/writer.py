@@ -144,7 +144,10 @@ class Writer:
                 outcomes.append((op, None, self._unavailable(exc)))
         elapsed = time.perf_counter() - started
         if outcomes:
-            self._loop.call_soon_threadsafe(self._settle, outcomes, len(inside), elapsed)
+            try:
+                self._loop.call_soon_threadsafe(self._settle, outcomes, len(inside), elapsed)
+            except RuntimeError:  # the loop is gone: nobody is waiting for these answers
+                log.warning("event loop closed; %d write result(s) undelivered", len(outcomes))
 
     @staticmethod
     def _unavailable(exc: Exception) -> Exception:
