@@ -153,6 +153,8 @@ async def test_search_gives_the_same_answer_on_every_plan(client, monkeypatch, m
         expected = [s["signal_id"] for s in reversed(signals)
                     if term.lower() in s["title"].lower() or term.lower() in s["rule_id"].lower()]
         assert await ids(client, search=term, limit="1000") == expected, term
+        assert await ids(client, search=term, limit="1000", status="all") == expected, term
+        assert await ids(client, search=term, limit="1000", severity="critical") == expected
     paged, cursor = [], None
     while True:
         params = {"search": "key", "limit": "3"} | ({"cursor": cursor} if cursor else {})

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 DAY_NS = 86_400 * 1_000_000_000
 SEARCH_BY_RULE_MAX_ROWS = 20_000
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+WAL_RESTART_BYTES = 64 * 1024 * 1024
+CHECKPOINT_WAIT_MS = 100
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
 
 AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
@@ -96,6 +98,9 @@ class SQLiteStore:
             conn = await self._connect(readonly=True)
             self._reader_conns.append(conn)
             self._readers.put_nowait(conn)
+        # A checkpoint that must wait for readers holds writers back meanwhile: it gives up
+        # after a moment and tries again a second later rather than stall ingest.
+        await pragma(self._maintenance_conn, f"busy_timeout = {CHECKPOINT_WAIT_MS}")
         self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(),
                                                     name="santamon-checkpoint")
 
@@ -104,7 +109,7 @@ class SQLiteStore:
         for setting in CONNECTION_PRAGMAS:
             await pragma(conn, setting)
         if readonly:
-            await pragma(conn, "cache_size = -16000")
+            await pragma(conn, "cache_size = -8000")  # 8 MB each: RSS stays under 200 MB
             await pragma(conn, "query_only = ON")
             conn.row_factory = sqlite3.Row
         return conn
@@ -134,10 +139,16 @@ class SQLiteStore:
         triggers one; here it overlaps them, and a PASSIVE checkpoint never waits for anyone.
         """
         assert self._maintenance_conn is not None
+        wal = self.path.with_name(self.path.name + "-wal")
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
             try:
-                await pragma(self._maintenance_conn, "wal_checkpoint(PASSIVE)")
+                # Under steady reads and writes a PASSIVE checkpoint never finds a moment when
+                # the log can start over, and the WAL grows without end (seen: 2.3 GB). Past
+                # a cap, TRUNCATE waits for readers to move off the log, then empties it.
+                big = wal.exists() and wal.stat().st_size > WAL_RESTART_BYTES
+                await pragma(self._maintenance_conn,
+                             "wal_checkpoint(TRUNCATE)" if big else "wal_checkpoint(PASSIVE)")
             except sqlite3.Error as exc:
                 log.warning("WAL checkpoint failed (will retry): %s", exc)
 
@@ -233,6 +244,7 @@ class SQLiteStore:
         if query.rule_id:
             where.append("rule_id = ?")
             params.append(query.rule_id)
+        index_hint = ""
         if query.search:
             pattern = "%" + _escape_like(query.search) + "%"
             like = "(title LIKE ? ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\')"
@@ -246,10 +258,16 @@ class SQLiteStore:
             else:
                 rules = sorted({rule for rule, _, _ in pairs})
                 titles = sorted({title for _, title, _ in pairs})
-                # Few matches: find them through the rule index, then sort. Many: walk the
-                # newest-first index and keep the matches (unary + keeps the rule index out).
-                few = sum(n for *_, n in pairs) <= SEARCH_BY_RULE_MAX_ROWS
-                where.append(f"{'' if few else '+'}rule_id IN ({placeholders(len(rules))}) "
+                # The rule index carries status and severity, so it answers any search with
+                # one of those filters, or with few matches, without reading rows; only a
+                # broad unfiltered search walks the newest-first index instead (unary + keeps
+                # the rule index out) and stops at a page.
+                by_rule = (query.status != "all" or query.severity is not None
+                           or sum(n for *_, n in pairs) <= SEARCH_BY_RULE_MAX_ROWS)
+                if by_rule:
+                    index_hint = " INDEXED BY idx_signals_rule_ts"
+                where.append(f"{'' if by_rule else '+'}rule_id IN "
+                             f"({placeholders(len(rules))}) "
                              f"AND title IN ({placeholders(len(titles))}) AND {like}")
                 params.extend((*rules, *titles, pattern, pattern))
         if query.since:
@@ -262,7 +280,7 @@ class SQLiteStore:
             # `ts <= ?` bounds the index range; the OR then skips the rows already returned.
             where.append("ts <= ? AND (ts < ? OR rowid < ?)")
             params.extend((query.cursor.ts, query.cursor.ts, query.cursor.rowid))
-        sql = (f"SELECT {SIGNAL_COLUMNS}, rowid FROM signals"
+        sql = (f"SELECT {SIGNAL_COLUMNS}, rowid FROM signals{index_hint}"
                + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY ts DESC, rowid DESC LIMIT ?")
         params.append(query.limit + 1)
