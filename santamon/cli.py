@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from . import __version__, certs
@@ -67,6 +68,7 @@ def serve(args: argparse.Namespace) -> int:
     scheme = "https" if tls else "http"
     web.run_app(create_app(settings), host=settings.host, port=settings.port, ssl_context=tls,
                 shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, print=None,
+                loop=uvloop.new_event_loop(),  # cuts the per-request cost of the loop itself
                 access_log=None)  # observe_middleware writes the one line per request
     log.info("stopped (%s://%s:%d)", scheme, settings.host, settings.port)
     return 0

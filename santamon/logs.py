@@ -6,9 +6,13 @@ Values are escaped so a request path cannot forge extra log lines.
 
 from __future__ import annotations
 
+import atexit
+import copy
 import datetime as dt
 import logging
+import queue
 import sys
+from logging.handlers import QueueHandler, QueueListener
 from typing import IO, Any
 
 import orjson
@@ -50,8 +54,8 @@ class TextFormatter(logging.Formatter):
         parts = [_timestamp(record), record.levelname, record.name, message]
         parts += [f"{k}={_text_value(v)}" for k, v in _fields(record).items()]
         line = " ".join(parts)
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
         return line
 
 
@@ -65,27 +69,61 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in _fields(record).items():
             doc.setdefault(key, value)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+        if record.exc_text:
+            doc["exc"] = record.exc_text
         return orjson.dumps(doc, default=str).decode()
+
+
+class _Handoff(QueueHandler):
+    """Puts records on the queue with the message and traceback already rendered, so the
+    writer thread never touches the caller's objects."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+_listener: QueueListener | None = None
 
 
 def configure_logging(
     fmt: str = "text", level: int | str = logging.INFO, stream: IO[str] | None = None
 ) -> None:
-    """Send every logger's records to one handler on stderr (journald picks it up)."""
+    """Send every logger's records to one handler on stderr (journald picks it up).
+
+    Records are formatted and written by a thread of their own: a slow or blocked stderr
+    must never stall the event loop.
+    """
+    global _listener
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
+    stop_logging()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
         old.close()
-    root.addHandler(handler)
+    root.addHandler(_Handoff(records))
     root.setLevel(level)
+    _listener = QueueListener(records, handler)
+    _listener.start()
     # aiohttp's own access log would be a second, unstructured line per request.
     logging.getLogger("aiohttp.access").disabled = True
+
+
+@atexit.register
+def stop_logging() -> None:
+    """Write out every queued record and stop the writer thread."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
 
 
 def log_request(

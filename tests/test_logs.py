@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from santamon.logs import configure_logging, log_request
+from santamon.logs import configure_logging, log_request, stop_logging
 
 
 @pytest.fixture
@@ -13,6 +13,7 @@ def capture():
     saved = root.handlers[:], root.level
     stream = io.StringIO()
     yield stream
+    stop_logging()
     for h in root.handlers[:]:
         root.removeHandler(h)
     for h in saved[0]:
@@ -20,11 +21,16 @@ def capture():
     root.setLevel(saved[1])
 
 
+def written(capture: io.StringIO) -> str:
+    stop_logging()  # the writer thread has written everything once it stops
+    return capture.getvalue()
+
+
 def test_text_is_one_logfmt_line_per_request(capture):
     configure_logging("text", stream=capture)
     log_request("POST", "/ingest", 200, 0.0123456, agent_id="mac-01", remote="127.0.0.1")
     log_request("GET", "/signals", 401, 0.001, remote="192.0.2.9")
-    first, second = capture.getvalue().splitlines()
+    first, second = written(capture).splitlines()
     assert first.split(" ", 1)[1] == (
         "INFO santamon.access request method=POST path=/ingest status=200 "
         "duration_ms=12.346 agent_id=mac-01 remote=127.0.0.1"
@@ -36,7 +42,7 @@ def test_text_is_one_logfmt_line_per_request(capture):
 def test_json_lines_carry_the_same_fields(capture):
     configure_logging("json", stream=capture)
     log_request("POST", "/agents/heartbeat", 503, 0.5, agent_id="mac-02", remote="::1")
-    doc = json.loads(capture.getvalue())
+    doc = json.loads(written(capture))
     assert doc["level"] == "WARNING"
     assert doc["logger"] == "santamon.access"
     assert doc["msg"] == "request"
@@ -53,7 +59,7 @@ def test_json_lines_carry_the_same_fields(capture):
 def test_a_hostile_path_cannot_forge_a_second_line(capture):
     configure_logging("text", stream=capture)
     log_request("GET", '/x\n2026-01-01T00:00:00Z INFO forged "a b"', 404, 0.0)
-    lines = capture.getvalue().splitlines()
+    lines = written(capture).splitlines()
     assert len(lines) == 1
     assert 'path="/x\\n2026-01-01T00:00:00Z INFO forged \\"a b\\""' in lines[0]
 
@@ -64,7 +70,7 @@ def test_exceptions_are_kept_in_one_json_record(capture):
         raise RuntimeError("boom")
     except RuntimeError:
         logging.getLogger("santamon.test").exception("failed")
-    (line,) = capture.getvalue().splitlines()
+    (line,) = written(capture).splitlines()
     assert "RuntimeError: boom" in json.loads(line)["exc"]
 
 

@@ -71,14 +71,15 @@ V1_TABLES = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
 ]
 
-# Each filter of GET /signals has an index that also serves the newest-first order
-# (rowid, the tie-breaker, is implicitly the last column of every index).
+# Each filter of GET /signals has an index that also serves the newest-first order (rowid,
+# the tie-breaker, is implicitly the last column of every index). Status and severity ride
+# inside them so the other filters are checked without reading the (large) rows; severity
+# alone walks (status, ts, severity) under the default status, or (ts) for status=all.
 V1_INDEXES = [
     "CREATE INDEX idx_signals_ts ON signals(ts)",
-    "CREATE INDEX idx_signals_status_ts ON signals(status, ts)",
-    "CREATE INDEX idx_signals_severity_ts ON signals(severity, ts)",
-    "CREATE INDEX idx_signals_host_ts ON signals(host_id, ts)",
-    "CREATE INDEX idx_signals_rule_ts ON signals(rule_id, ts)",
+    "CREATE INDEX idx_signals_status_ts ON signals(status, ts, severity)",
+    "CREATE INDEX idx_signals_host_ts ON signals(host_id, ts, status, severity)",
+    "CREATE INDEX idx_signals_rule_ts ON signals(rule_id, ts, status, severity)",
     "CREATE INDEX idx_heartbeat_agent ON heartbeats(agent_id, received_at DESC)",
     "CREATE INDEX idx_history_signal ON signal_history(signal_id, id)",
     "CREATE INDEX idx_agents_status ON agents(status, last_seen)",

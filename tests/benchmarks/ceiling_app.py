@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
+import uvloop
 from aiohttp import web
 from pydantic import (
     AfterValidator,
@@ -139,8 +140,9 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.api_key) < 16:
         parser.error("--api-key (or SANTAMON_API_KEY) of at least 16 characters is required")
+    # The same event loop as `santamon serve`, so the ratio compares like with like.
     web.run_app(create_app(args.api_key), host="127.0.0.1", port=args.port,
-                access_log=None, print=None)
+                access_log=None, print=None, loop=uvloop.new_event_loop())
 
 
 if __name__ == "__main__":
