@@ -400,7 +400,8 @@ def print_table(report: dict) -> None:
                      f"p99 {b.get('p99_ms')} ms)", f"{report['settings']['ingest_rate']:.0f}/s",
                      (b.get("achieved_per_s") or 0) >= 0.95 * report["settings"]["ingest_rate"]
                      and not b.get("failed")))
-    for key, label in (("rss_after_ingest", "server RSS after ingest"),
+    for key, label in (("rss_after_queries", "server RSS after the idle queries"),
+                       ("rss_after_ingest", "server RSS after ingest (queries ran before)"),
                        ("rss", "server RSS after the run (restarted after SIGKILL)")):
         if key in report:
             rss = report[key]
@@ -522,6 +523,7 @@ def main() -> int:
             log(f"queries, idle, {args.clients} clients")
             report["queries_idle"] = asyncio.run(measure_queries(
                 base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+            report["rss_after_queries"] = rss_mb(real.pid)
 
         if "ingest" not in args.skip:
             report["ingest"] = ingest_phase(real, ceiling, args, keys, ackdir)
