@@ -55,7 +55,7 @@ _STOP = object()
 
 def chunks(items: list[Any], size: int = SQL_PARAMS_PER_QUERY) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def placeholders(count: int) -> str:
@@ -63,8 +63,13 @@ def placeholders(count: int) -> str:
 
 
 class Writer:
-    def __init__(self, path: Path, pragmas: list[str], loop: asyncio.AbstractEventLoop,
-                 on_commit: CommitObserver | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        pragmas: list[str],
+        loop: asyncio.AbstractEventLoop,
+        on_commit: CommitObserver | None = None,
+    ) -> None:
         self._path, self._pragmas, self._loop = path, pragmas, loop
         self._on_commit = on_commit
         self._ops: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -126,8 +131,7 @@ class Writer:
         if inside:
             try:
                 results = self._transaction(conn, inside)
-                outcomes += [(op, result, None) for op, result in zip(inside, results,
-                                                                      strict=True)]
+                outcomes += [(op, result, None) for op, result in zip(inside, results, strict=True)]
             except Exception as exc:  # every caller must hear about it
                 if len(inside) == 1:
                     outcomes.append((inside[0], None, self._unavailable(exc)))
@@ -175,8 +179,12 @@ class Writer:
 
     # -- back on the event loop ---------------------------------------------------------------
 
-    def _settle(self, outcomes: list[tuple[WriteOp, Any, BaseException | None]],
-                committed: int, elapsed: float) -> None:
+    def _settle(
+        self,
+        outcomes: list[tuple[WriteOp, Any, BaseException | None]],
+        committed: int,
+        elapsed: float,
+    ) -> None:
         if committed and self._on_commit is not None:
             self._on_commit(committed, elapsed)
         for op, result, error in outcomes:
@@ -190,16 +198,31 @@ class Writer:
 
 # -- runners: each runs every queued op of its kind inside the writer's transaction ---------
 
-def insert_signals(conn: sqlite3.Connection, batches: list[list[NewSignal]],
-                          now: str) -> list[list[bool]]:
+
+def insert_signals(
+    conn: sqlite3.Connection, batches: list[list[NewSignal]], now: str
+) -> list[list[bool]]:
     rows = []
     first: dict[str, bool] = {}  # within this commit, only an id's first occurrence is written
     for batch in batches:
         for s in batch:
             if s.signal_id not in first:
                 first[s.signal_id] = True
-                rows.append((s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title,
-                             s.tags_json, s.context_json, now, s.status, s.rule_description))
+                rows.append(
+                    (
+                        s.signal_id,
+                        s.ts,
+                        s.host_id,
+                        s.rule_id,
+                        s.severity,
+                        s.title,
+                        s.tags_json,
+                        s.context_json,
+                        now,
+                        s.status,
+                        s.rule_description,
+                    )
+                )
     inserted = 0
     # One multi-row statement per chunk, not executemany: the thread then gives up and
     # re-takes the GIL once per chunk instead of once per row, which under load is what
@@ -209,7 +232,8 @@ def insert_signals(conn: sqlite3.Connection, batches: list[list[NewSignal]],
             "INSERT OR IGNORE INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
             "tags, context, received_at, status, rule_description) VALUES "
             + ",".join([SIGNAL_VALUES] * len(chunk)),
-            [value for row in chunk for value in row]).rowcount
+            [value for row in chunk for value in row],
+        ).rowcount
     if inserted != len(rows):
         # Some ids existed before: they are the ones not received in this commit.
         for signal_id in _ids_received_before(conn, list(first), now):
@@ -224,30 +248,42 @@ def insert_signals(conn: sqlite3.Connection, batches: list[list[NewSignal]],
     return results
 
 
-def _ids_received_before(conn: sqlite3.Connection, ids: list[str],
-                               now: str) -> list[str]:
+def _ids_received_before(conn: sqlite3.Connection, ids: list[str], now: str) -> list[str]:
     found: list[str] = []
     for chunk in chunks(ids):
-        with closing(conn.execute("SELECT signal_id FROM signals WHERE received_at != ? AND "
-                                f"signal_id IN ({placeholders(len(chunk))})",
-                                (now, *chunk))) as cur:
+        with closing(
+            conn.execute(
+                "SELECT signal_id FROM signals WHERE received_at != ? AND "
+                f"signal_id IN ({placeholders(len(chunk))})",
+                (now, *chunk),
+            )
+        ) as cur:
             found.extend(row[0] for row in cur.fetchall())
     return found
 
 
-def record_heartbeats(conn: sqlite3.Connection, heartbeats: list[HeartbeatIn],
-                             now: str) -> list[AgentReturn | None]:
+def record_heartbeats(
+    conn: sqlite3.Connection, heartbeats: list[HeartbeatIn], now: str
+) -> list[AgentReturn | None]:
     conn.executemany(
         "INSERT OR IGNORE INTO heartbeats (agent_id, timestamp, version, os_version, "
         "uptime_seconds, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [(hb.agent_id, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, now)
-         for hb in heartbeats])
+        [
+            (hb.agent_id, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, now)
+            for hb in heartbeats
+        ],
+    )
     agent_ids = list(dict.fromkeys(hb.agent_id for hb in heartbeats))
     stale: dict[str, tuple[str, str]] = {}
     for chunk in chunks(agent_ids):
-        with closing(conn.execute("SELECT agent_id, stale_since, last_seen FROM agents "
-                                "WHERE status = 'stale' AND agent_id IN "
-                                f"({placeholders(len(chunk))})", chunk)) as cur:
+        with closing(
+            conn.execute(
+                "SELECT agent_id, stale_since, last_seen FROM agents "
+                "WHERE status = 'stale' AND agent_id IN "
+                f"({placeholders(len(chunk))})",
+                chunk,
+            )
+        ) as cur:
             stale.update((row[0], (row[1], row[2])) for row in cur.fetchall())
     conn.executemany(
         "INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, "
@@ -257,8 +293,11 @@ def record_heartbeats(conn: sqlite3.Connection, heartbeats: list[HeartbeatIn],
         "last_timestamp = excluded.last_timestamp, version = excluded.version, "
         "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
         "status = 'active', stale_since = NULL",
-        [(hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds)
-         for hb in heartbeats])
+        [
+            (hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds)
+            for hb in heartbeats
+        ],
+    )
     results: list[AgentReturn | None] = []
     for hb in heartbeats:
         if hb.agent_id not in stale:
@@ -271,51 +310,74 @@ def record_heartbeats(conn: sqlite3.Connection, heartbeats: list[HeartbeatIn],
     return results
 
 
-def _note_reconnection(conn: sqlite3.Connection, agent_id: str, silent_seconds: float,
-                             now: str) -> None:
+def _note_reconnection(
+    conn: sqlite3.Connection, agent_id: str, silent_seconds: float, now: str
+) -> None:
     """The agent's unresolved stale alert keeps its status but records the reconnection:
     an analyst should still look at the gap."""
-    with closing(conn.execute("SELECT signal_id, status FROM signals WHERE host_id = ? AND "
-                            "rule_id = ? AND status != 'resolved' ORDER BY ts DESC LIMIT 1",
-                            (agent_id, STALE_RULE_ID))) as cur:
+    with closing(
+        conn.execute(
+            "SELECT signal_id, status FROM signals WHERE host_id = ? AND "
+            "rule_id = ? AND status != 'resolved' ORDER BY ts DESC LIMIT 1",
+            (agent_id, STALE_RULE_ID),
+        )
+    ) as cur:
         alert = cur.fetchone()
     if alert is not None:
         minutes = round(silent_seconds / 60)
         conn.execute(
             "INSERT INTO signal_history (signal_id, from_status, to_status, changed_at, note, "
             "actor) VALUES (?, ?, ?, ?, ?, ?)",
-            (alert[0], alert[1], alert[1], now,
-             f"reconnected after {minutes} minute{'' if minutes == 1 else 's'}", SYSTEM_ACTOR))
+            (
+                alert[0],
+                alert[1],
+                alert[1],
+                now,
+                f"reconnected after {minutes} minute{'' if minutes == 1 else 's'}",
+                SYSTEM_ACTOR,
+            ),
+        )
 
 
-def set_status(conn: sqlite3.Connection,
-                      requests: list[tuple[list[str], str, str | None, str]],
-                      now: str) -> list[StatusResult]:
+def set_status(
+    conn: sqlite3.Connection, requests: list[tuple[list[str], str, str | None, str]], now: str
+) -> list[StatusResult]:
     results = []
     for signal_ids, status, note, actor in requests:
         ids = list(dict.fromkeys(signal_ids))
         current: dict[str, str] = {}
         for chunk in chunks(ids):
-            with closing(conn.execute("SELECT signal_id, status FROM signals WHERE signal_id IN "
-                                    f"({placeholders(len(chunk))})", chunk)) as cur:
+            with closing(
+                conn.execute(
+                    "SELECT signal_id, status FROM signals WHERE signal_id IN "
+                    f"({placeholders(len(chunk))})",
+                    chunk,
+                )
+            ) as cur:
                 current.update((row[0], row[1]) for row in cur.fetchall())
         changed = [sid for sid in ids if sid in current and current[sid] != status]
-        conn.executemany("UPDATE signals SET status = ? WHERE signal_id = ?",
-                               [(status, sid) for sid in changed])
+        conn.executemany(
+            "UPDATE signals SET status = ? WHERE signal_id = ?", [(status, sid) for sid in changed]
+        )
         # A note on an unchanged status is still worth keeping in the history.
         recorded = [sid for sid in ids if sid in current and (current[sid] != status or note)]
         conn.executemany(
             "INSERT INTO signal_history (signal_id, from_status, to_status, changed_at, note, "
             "actor) VALUES (?, ?, ?, ?, ?, ?)",
-            [(sid, current[sid], status, now, note, actor) for sid in recorded])
-        results.append(StatusResult(updated=len(current),
-                                    not_found=[sid for sid in ids if sid not in current]))
+            [(sid, current[sid], status, now, note, actor) for sid in recorded],
+        )
+        results.append(
+            StatusResult(updated=len(current), not_found=[sid for sid in ids if sid not in current])
+        )
     return results
 
 
 def touch(conn: sqlite3.Connection, payloads: list[None], now: str) -> list[None]:
-    conn.execute("INSERT INTO meta (key, value) VALUES ('last_write_check', ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (now,))
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('last_write_check', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (now,),
+    )
     return [None] * len(payloads)
 
 
@@ -325,41 +387,66 @@ def stale_alert_id(agent_id: str, last_seen: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def mark_stale(conn: sqlite3.Connection, checks: list[tuple[str, float]],
-                      now: str) -> list[list[str]]:
+def mark_stale(
+    conn: sqlite3.Connection, checks: list[tuple[str, float]], now: str
+) -> list[list[str]]:
     results = []
     for cutoff, threshold in checks:
-        with closing(conn.execute(
+        with closing(
+            conn.execute(
                 "SELECT agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds "
-                "FROM agents WHERE status = 'active' AND last_seen < ?", (cutoff,))) as cur:
+                "FROM agents WHERE status = 'active' AND last_seen < ?",
+                (cutoff,),
+            )
+        ) as cur:
             silent = cur.fetchall()
-        conn.executemany("UPDATE agents SET status = 'stale', stale_since = ? "
-                               "WHERE agent_id = ?", [(now, row[0]) for row in silent])
+        conn.executemany(
+            "UPDATE agents SET status = 'stale', stale_since = ? WHERE agent_id = ?",
+            [(now, row[0]) for row in silent],
+        )
         alerts = []
         for agent_id, last_seen, last_timestamp, version, os_version, uptime in silent:
             minutes = round(threshold / 60, 1)
             context = {
-                "kind": "agent_stale", "agent_id": agent_id, "last_seen": last_seen,
-                "last_heartbeat_timestamp": last_timestamp, "version": version,
-                "os_version": os_version, "uptime_seconds": uptime,
-                "threshold_seconds": threshold, "stale_since": now,
+                "kind": "agent_stale",
+                "agent_id": agent_id,
+                "last_seen": last_seen,
+                "last_heartbeat_timestamp": last_timestamp,
+                "version": version,
+                "os_version": os_version,
+                "uptime_seconds": uptime,
+                "threshold_seconds": threshold,
+                "stale_since": now,
             }
-            alerts.append((
-                stale_alert_id(agent_id, last_seen), now, agent_id, STALE_RULE_ID, "high",
-                f"Agent {agent_id} stopped sending heartbeats",
-                orjson.dumps(["agent-health", "tampering"]), orjson.dumps(context), now, "open",
-                f"No heartbeat for more than {minutes:g} minutes. A silent agent means a "
-                "failure, a network problem or tampering: check the Mac."))
+            alerts.append(
+                (
+                    stale_alert_id(agent_id, last_seen),
+                    now,
+                    agent_id,
+                    STALE_RULE_ID,
+                    "high",
+                    f"Agent {agent_id} stopped sending heartbeats",
+                    orjson.dumps(["agent-health", "tampering"]),
+                    orjson.dumps(context),
+                    now,
+                    "open",
+                    f"No heartbeat for more than {minutes:g} minutes. A silent agent means a "
+                    "failure, a network problem or tampering: check the Mac.",
+                )
+            )
         conn.executemany(
             "INSERT OR IGNORE INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
             "tags, context, received_at, status, rule_description) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", alerts)
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            alerts,
+        )
         results.append([row[0] for row in silent])
     return results
 
 
-def prune_heartbeats(conn: sqlite3.Connection, requests: list[tuple[str, int]],
-                            now: str) -> list[int]:
+def prune_heartbeats(
+    conn: sqlite3.Connection, requests: list[tuple[str, int]], now: str
+) -> list[int]:
     results = []
     for cutoff, limit in requests:
         cur = conn.execute(
@@ -367,22 +454,25 @@ def prune_heartbeats(conn: sqlite3.Connection, requests: list[tuple[str, int]],
             "WHERE h.received_at < ? AND h.rowid != (SELECT latest.rowid FROM heartbeats latest "
             "WHERE latest.agent_id = h.agent_id ORDER BY latest.received_at DESC, "
             "latest.rowid DESC LIMIT 1) LIMIT ?)",
-            (cutoff, limit))
+            (cutoff, limit),
+        )
         results.append(cur.rowcount)
         cur.close()
     return results
 
 
-def prune_signals(conn: sqlite3.Connection, requests: list[tuple[str, int]],
-                         now: str) -> list[int]:
+def prune_signals(conn: sqlite3.Connection, requests: list[tuple[str, int]], now: str) -> list[int]:
     results = []
     for cutoff, limit in requests:
         # The newest row is never pruned, so row ids only grow and the forwarder's position
         # (a row id) can never be overtaken by a reused one.
-        with closing(conn.execute(
+        with closing(
+            conn.execute(
                 "SELECT signal_id FROM signals WHERE status = 'resolved' AND ts < ? "
                 "AND received_at < ? AND rowid < (SELECT max(rowid) FROM signals) LIMIT ?",
-                (cutoff, cutoff, limit))) as cur:
+                (cutoff, cutoff, limit),
+            )
+        ) as cur:
             ids = [(row[0],) for row in cur.fetchall()]
         for table in ("signal_history", "shipped", "signals"):
             conn.executemany(f"DELETE FROM {table} WHERE signal_id = ?", ids)
@@ -398,13 +488,17 @@ def compact(conn: sqlite3.Connection, payloads: list[None], now: str) -> list[No
     return [None] * len(payloads)
 
 
-def mark_shipped(conn: sqlite3.Connection, requests: list[tuple[list[str], int]],
-                        now: str) -> list[None]:
+def mark_shipped(
+    conn: sqlite3.Connection, requests: list[tuple[list[str], int]], now: str
+) -> list[None]:
     for signal_ids, position in requests:
-        conn.executemany("INSERT OR IGNORE INTO shipped (signal_id, shipped_at) "
-                               "VALUES (?, ?)", [(sid, now) for sid in signal_ids])
+        conn.executemany(
+            "INSERT OR IGNORE INTO shipped (signal_id, shipped_at) VALUES (?, ?)",
+            [(sid, now) for sid in signal_ids],
+        )
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
             "SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-            (FORWARD_POSITION_KEY, str(position)))
+            (FORWARD_POSITION_KEY, str(position)),
+        )
     return [None] * len(requests)
