@@ -268,7 +268,6 @@ async def migrate(conn: aiosqlite.Connection) -> None:
             await conn.execute("ROLLBACK")
             raise
         log.info("database schema upgraded to version %d", target)
-    # Planner statistics, sampled (cheap even on millions of rows); the retention job keeps
-    # them fresh as the data grows.
-    await pragma(conn, "analysis_limit = 1000")
+    # Planner statistics (0.6 s at 1M rows). A sampled ANALYZE reads only the first rows of
+    # each index and told the planner a status was as rare as a host.
     await conn.execute("ANALYZE")

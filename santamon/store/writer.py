@@ -482,9 +482,7 @@ def prune_signals(conn: sqlite3.Connection, requests: list[tuple[str, int]], now
 
 def compact(conn: sqlite3.Connection, payloads: list[None], now: str) -> list[None]:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    conn.execute("PRAGMA analysis_limit = 1000").fetchall()
-    conn.execute("ANALYZE")
-    conn.execute("PRAGMA optimize").fetchall()
+    conn.execute("PRAGMA optimize").fetchall()  # re-analyses tables that changed a lot
     return [None] * len(payloads)
 
 
