@@ -40,3 +40,26 @@ async def test_wal_is_emptied_once_past_its_cap(tmp_path, monkeypatch):
         assert await store.forward_backlog(["low"]) == 1000
     finally:
         await store.close()
+
+
+async def test_a_writer_bug_fails_the_callers_instead_of_hanging_them(tmp_path, monkeypatch):
+    from santamon.store import StoreUnavailable, writer
+
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        def broken(self, conn, batch):
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(writer.Writer, "_commit", broken)
+        try:
+            await asyncio.wait_for(store.insert_signals(signals("x", 1)), 5)
+        except StoreUnavailable as exc:
+            assert "bug" in str(exc)
+        else:
+            raise AssertionError("the write should have failed")
+        monkeypatch.undo()
+        # the thread survived and keeps committing
+        assert await asyncio.wait_for(store.insert_signals(signals("y", 2)), 5) == [True, True]
+    finally:
+        await store.close()

@@ -121,7 +121,14 @@ class Writer:
                         stopping = True
                         break
                     batch.append(op)
-                self._commit(conn, batch)
+                try:
+                    self._commit(conn, batch)
+                except Exception as exc:  # a bug here must not leave callers waiting forever
+                    log.exception("writer failed on a batch of %d operation(s)", len(batch))
+                    error = StoreUnavailable(f"writer error: {exc}")
+                    self._loop.call_soon_threadsafe(
+                        self._settle, [(op, None, error) for op in batch], 0, 0.0
+                    )
 
     def _commit(self, conn: sqlite3.Connection, batch: list[WriteOp]) -> None:
         started = time.perf_counter()
