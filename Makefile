@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEV_KEYS := .dev-keys.env
-# Debian packages the test suite drives (the console tests use Debian's Chromium).
-TEST_DEBIAN_PACKAGES := chromium
+# Debian packages the tests drive: Chromium for the console and docs pages, systemd for
+# `systemd-analyze verify` of the unit file.
+TEST_DEBIAN_PACKAGES := chromium systemd
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint debian-test-packages bench clean
