@@ -32,13 +32,15 @@ from .writer import FORWARD_POSITION_KEY, CommitObserver, Runner, WriteOp, place
 log = logging.getLogger(__name__)
 
 DAY_NS = 86_400 * 1_000_000_000
-SEARCH_BY_RULE_MAX_ROWS = 20_000
+
+SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
+SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
+
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+CHECKPOINT_WAIT_MS = 20  # how long a TRUNCATE may hold writers back waiting for readers
 # Each TRUNCATE stalls writers for ~0.1 s at 1M rows (a 64 MB cap put ingest p99 at 120 ms
 # against 20 ms without one), so the cap is high: it bounds the log without costing ingest.
 WAL_RESTART_BYTES = 1024 * 1024 * 1024
-CHECKPOINT_WAIT_MS = 20
-SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
 
 AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
                 "received_at", "first_seen", "last_seen", "status", "stale_since")
