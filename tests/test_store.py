@@ -63,3 +63,26 @@ async def test_a_writer_bug_fails_the_callers_instead_of_hanging_them(tmp_path, 
         assert await asyncio.wait_for(store.insert_signals(signals("y", 2)), 5) == [True, True]
     finally:
         await store.close()
+
+
+async def test_one_failing_write_does_not_fail_the_writes_committed_with_it(tmp_path):
+    def broken(conn, payloads, now):
+        conn.execute("INSERT INTO meta (key, value) VALUES ('half-written', 'x')")
+        raise ValueError("bad operation")
+
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        outcomes = await asyncio.gather(
+            store.insert_signals(signals("a", 3)),
+            store._submit(broken, None),
+            store.insert_signals(signals("b", 2)),
+            return_exceptions=True)
+        assert outcomes[0] == [True] * 3 and outcomes[2] == [True] * 2
+        assert isinstance(outcomes[1], ValueError)
+        assert await store.forward_backlog(["low"]) == 5
+        with sqlite3.connect(tmp_path / "s.db") as conn:  # the failed one left nothing
+            assert conn.execute("SELECT count(*) FROM meta WHERE key = 'half-written'"
+                                ).fetchone() == (0,)
+    finally:
+        await store.close()

@@ -126,39 +126,50 @@ class Writer:
                 except Exception as exc:  # a bug here must not leave callers waiting forever
                     log.exception("writer failed on a batch of %d operation(s)", len(batch))
                     error = StoreUnavailable(f"writer error: {exc}")
-                    self._loop.call_soon_threadsafe(
-                        self._settle, [(op, None, error) for op in batch], 0, 0.0
-                    )
+                    self._answer([(op, None, error) for op in batch], 0, 0.0)
 
     def _commit(self, conn: sqlite3.Connection, batch: list[WriteOp]) -> None:
         started = time.perf_counter()
-        outside = [op for op in batch if not op.in_transaction]
         inside = [op for op in batch if op.in_transaction]
+        outside = [op for op in batch if not op.in_transaction]
         outcomes: list[tuple[WriteOp, Any, BaseException | None]] = []
-        if inside:
+        committed = 0
+        if len(inside) > 1:
             try:
                 results = self._transaction(conn, inside)
-                outcomes += [(op, result, None) for op, result in zip(inside, results, strict=True)]
-            except Exception as exc:  # every caller must hear about it
-                if len(inside) == 1:
-                    outcomes.append((inside[0], None, self._unavailable(exc)))
-                else:
-                    # One bad operation must not fail the others: retry each on its own.
-                    for op in inside:
-                        self._commit(conn, [op])
-                    inside = []
+            except Exception:
+                # One bad operation must not fail the others: retry each on its own.
+                for op in inside:
+                    self._commit(conn, [op])
+            else:
+                outcomes += zip(inside, results, [None] * len(inside), strict=True)
+                committed = len(inside)
+        elif inside:
+            try:
+                (result,) = self._transaction(conn, inside)
+                outcomes.append((inside[0], result, None))
+                committed = 1
+            except Exception as exc:  # the caller must hear about it
+                outcomes.append((inside[0], None, self._unavailable(exc)))
         for op in outside:
             try:
                 (result,) = op.run(conn, [op.payload], timeutil.utc_now())
                 outcomes.append((op, result, None))
             except Exception as exc:
                 outcomes.append((op, None, self._unavailable(exc)))
-        elapsed = time.perf_counter() - started
         if outcomes:
-            try:
-                self._loop.call_soon_threadsafe(self._settle, outcomes, len(inside), elapsed)
-            except RuntimeError:  # the loop is gone: nobody is waiting for these answers
-                log.warning("event loop closed; %d write result(s) undelivered", len(outcomes))
+            self._answer(outcomes, committed, time.perf_counter() - started)
+
+    def _answer(
+        self,
+        outcomes: list[tuple[WriteOp, Any, BaseException | None]],
+        committed: int,
+        elapsed: float,
+    ) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._settle, outcomes, committed, elapsed)
+        except RuntimeError:  # the loop is gone: nobody is waiting for these answers
+            log.warning("event loop closed; %d write result(s) undelivered", len(outcomes))
 
     @staticmethod
     def _unavailable(exc: Exception) -> Exception:
