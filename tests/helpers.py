@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -14,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
+
+import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "samples"  # copies of ../shared/samples
@@ -102,3 +105,37 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.proc.returncode
+
+
+class AgentFleet:
+    """Agents posting unique signals to a server at once, as a fleet does. Remembers every id
+    answered 200 (what an agent then considers shipped) and every 5xx; `enough` is set once
+    `target` ids are acknowledged, and setting `stop` ends the agents."""
+
+    def __init__(self, url: str, prefix: str, target: int) -> None:
+        self.url, self.prefix, self.target = url, prefix, target
+        self.acknowledged: list[str] = []
+        self.server_errors: list[int] = []
+        self.enough = asyncio.Event()
+        self.stop = asyncio.Event()
+
+    async def run(self, agents: int, signals_each: int) -> None:
+        await asyncio.gather(*(self._agent(a, signals_each) for a in range(agents)))
+
+    async def _agent(self, agent: int, count: int) -> None:
+        async with aiohttp.ClientSession(self.url) as http:
+            for n in range(count):
+                if self.stop.is_set():
+                    return
+                signal_id = f"{self.prefix}-{agent}-{n}"
+                try:
+                    async with http.post("/ingest", json=make_signal(signal_id),
+                                         headers=AGENT) as response:
+                        if response.status == 200:
+                            self.acknowledged.append(signal_id)
+                        elif response.status >= 500:
+                            self.server_errors.append(response.status)
+                except aiohttp.ClientError:
+                    return  # the server went away: an agent would retry later
+                if len(self.acknowledged) >= self.target:
+                    self.enough.set()

@@ -19,8 +19,8 @@ from .helpers import (
     AGENT_KEY_2,
     ANALYST,
     REPO,
+    AgentFleet,
     ServerProcess,
-    make_signal,
     sample_bytes,
 )
 
@@ -49,32 +49,15 @@ async def test_agent_samples_through_a_real_server(server):
 async def test_kill_9_loses_no_acknowledged_signal(tmp_path):
     """Concurrent ingest, SIGKILL mid-stream, restart: every 200 is in the database."""
     proc = ServerProcess(tmp_path / "crash.db").start()
-    acknowledged: list[str] = []
-    enough = asyncio.Event()
-    stop = asyncio.Event()
-
-    async def agent(worker: int) -> None:
-        async with aiohttp.ClientSession(proc.url) as http:
-            for n in range(10_000):
-                if stop.is_set():
-                    return
-                signal_id = f"w{worker}-{n}"
-                try:
-                    async with http.post("/ingest", json=make_signal(signal_id),
-                                         headers=AGENT) as response:
-                        if response.status == 200:
-                            acknowledged.append(signal_id)
-                            if len(acknowledged) >= 400:
-                                enough.set()
-                except aiohttp.ClientError:
-                    return
+    fleet = AgentFleet(proc.url, "w", target=400)
 
     async def killer() -> None:
-        await enough.wait()
+        await fleet.enough.wait()
         proc.kill()
-        stop.set()
+        fleet.stop.set()
 
-    await asyncio.wait_for(asyncio.gather(killer(), *(agent(w) for w in range(16))), 60)
+    await asyncio.wait_for(asyncio.gather(killer(), fleet.run(16, 10_000)), 60)
+    acknowledged = fleet.acknowledged
     assert len(acknowledged) >= 400
     restarted = ServerProcess(tmp_path / "crash.db")
     restarted.start()

@@ -15,55 +15,37 @@ import pytest
 
 from santamon.cli import main
 
-from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, ServerProcess, make_signal
+from .helpers import AGENT_KEY, ANALYST, ANALYST_KEY, AgentFleet, ServerProcess
 
 
 async def test_sigterm_during_ingest_finishes_in_flight_work_and_exits_0(tmp_path):
     proc = ServerProcess(tmp_path / "term.db", env={"SANTAMON_LOG_FORMAT": "json"}).start()
-    acknowledged: list[str] = []
-    server_errors: list[int] = []
-    enough = asyncio.Event()
-
-    async def agent(worker: int) -> None:
-        async with aiohttp.ClientSession(proc.url) as http:
-            for n in range(5_000):
-                signal_id = f"term-{worker}-{n}"
-                try:
-                    async with http.post("/ingest", json=make_signal(signal_id),
-                                         headers=AGENT) as response:
-                        if response.status == 200:
-                            acknowledged.append(signal_id)
-                        elif response.status >= 500:
-                            server_errors.append(response.status)
-                except aiohttp.ClientError:
-                    return  # the server stopped accepting: what an agent would retry
-                if len(acknowledged) >= 300:
-                    enough.set()
+    fleet = AgentFleet(proc.url, "term", target=300)
 
     async def terminate() -> int:
-        await enough.wait()
+        await fleet.enough.wait()
         assert proc.proc is not None
         proc.proc.send_signal(signal.SIGTERM)
         return await asyncio.to_thread(proc.proc.wait, 30)
 
     try:
         results = await asyncio.wait_for(
-            asyncio.gather(terminate(), *(agent(w) for w in range(12))), 60)
+            asyncio.gather(terminate(), fleet.run(12, 5_000)), 60)
     finally:
         proc.kill()
     assert results[0] == 0, proc.log()
     # Those answered 503 during shutdown were not acknowledged: the agent retries them.
-    assert all(status == 503 for status in server_errors)
+    assert all(status == 503 for status in fleet.server_errors)
     with sqlite3.connect(tmp_path / "term.db") as conn:
         stored = {row[0] for row in conn.execute("SELECT signal_id FROM signals")}
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    missing = set(acknowledged) - stored
-    assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged signals lost"
+    missing = set(fleet.acknowledged) - stored
+    assert not missing, f"{len(missing)} of {len(fleet.acknowledged)} acknowledged signals lost"
 
     lines = proc.log().splitlines()
     records = [json.loads(line) for line in lines]  # every line is JSON
     requests = [r for r in records if r["logger"] == "santamon.access"]
-    assert len(requests) >= len(acknowledged)
+    assert len(requests) >= len(fleet.acknowledged)
     assert {r["agent_id"] for r in requests if r["path"] == "/ingest"} == {"mbp-alice"}
     assert AGENT_KEY not in proc.log() and ANALYST_KEY not in proc.log()
 
