@@ -92,9 +92,8 @@ def create_app(api_key: str) -> web.Application:
                 return _json({"status": "received", "signal_id": signal.signal_id,
                               "duplicate": False})
         except ValidationError as exc:
-            return _json({"error": "invalid signal", "details": exc.errors(include_url=False,
-                                                                          include_input=False)},
-                         status=422)
+            details = exc.errors(include_url=False, include_context=False, include_input=False)
+            return _json({"error": "invalid signal", "details": details}, status=422)
         return _json({"status": "received", "received": len(signals), "duplicates": 0,
                       "results": [{"signal_id": s.signal_id, "duplicate": False}
                                   for s in signals]})
