@@ -7,8 +7,6 @@ status are matched case-insensitively, because a 4xx makes the agent retry forev
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -19,18 +17,13 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
-    WithJsonSchema,
 )
 
 from . import timeutil
+from .domain.signals import Severity, Status
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-STATUSES = ("open", "acknowledged", "resolved")
 MAX_CONTEXT_BYTES = 100_000
 MAX_BATCH = 1000
-
-Severity = Literal["info", "low", "medium", "high", "critical"]
-Status = Literal["open", "acknowledged", "resolved"]
 
 
 def _lower(value: Any) -> Any:
@@ -112,27 +105,6 @@ class BulkStatusUpdate(StatusUpdate):
         min_length=1, max_length=MAX_BATCH)
 
 
-class Cursor(BaseModel):
-    """Where a page of signals ended: the last row's time and its row id (the tie-breaker)."""
-
-    ts: str
-    rowid: int
-
-    def encode(self) -> str:
-        raw = orjson.dumps([self.ts, self.rowid])
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            ts, rowid = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-            return cls(ts=timeutil.normalize(ts), rowid=int(rowid))
-        except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-            raise ValueError("invalid cursor; pass next_cursor from a previous page") from None
-
-
 class SignalQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -145,9 +117,8 @@ class SignalQuery(BaseModel):
     since: Timestamp | None = None
     until: Timestamp | None = None
     limit: int = Field(100, ge=1, le=1000)
-    cursor: Annotated[Cursor | None, BeforeValidator(Cursor.decode),
-                      WithJsonSchema({"type": "string", "description": "`next_cursor` of the "
-                                      "previous page."})] = None
+    cursor: str | None = Field(None, max_length=512,
+                               description="`next_cursor` of the previous page.")
 
 
 class SessionLogin(BaseModel):

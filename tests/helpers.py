@@ -43,6 +43,19 @@ def make_signal(signal_id: str, /, **changes: Any) -> dict[str, Any]:
     return signal
 
 
+class FakeClock:
+    """Nanoseconds since the epoch, as the service's clocks give them, moving only when told."""
+
+    def __init__(self, start_ns: int | None = None) -> None:
+        self.ns = time.time_ns() if start_ns is None else start_ns
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += int(seconds * 1_000_000_000)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 
 import pytest
 from aiohttp import web
@@ -12,7 +13,8 @@ from yarl import URL
 
 from santamon.api import console, routes
 from santamon.api.app import create_app
-from santamon.api.session import COOKIE_NAME, CSRF_HEADER, SessionStore, set_session_cookie
+from santamon.api.session import COOKIE_NAME, CSRF_HEADER, ConsoleSessions, set_session_cookie
+from santamon.store.sqlite import SQLiteStore
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal
 
@@ -106,22 +108,28 @@ async def test_keys_still_work_beside_sessions(client):
     assert response.status == 200  # a key is not a cookie: no CSRF token needed
 
 
-def test_sessions_expire_and_stay_bounded():
-    now = [1000.0]
-    store = SessionStore(60, max_sessions=3, clock=lambda: now[0])
-    first, session = store.create()
-    assert store.get(first) == session
-    now[0] += 59
-    assert store.get(first) == session
-    now[0] += 1
-    assert store.get(first) is None
-    ids = [store.create()[0] for _ in range(5)]
-    assert len(store) == 3
-    assert store.get(ids[0]) is None
-    assert store.get(ids[-1]) is not None
-    store.revoke(ids[-1])
-    assert store.get(ids[-1]) is None
-    assert store.get(None) is None
+async def test_sessions_expire_and_stay_bounded(tmp_path):
+    now = [1_000 * 10**9]
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        sessions = ConsoleSessions(store, 60, keep=3, clock=lambda: now[0])
+        first, session = await sessions.create("analyst")
+        assert await sessions.get(first) == session
+        now[0] += 59 * 10**9
+        assert await sessions.get(first) == session
+        now[0] += 1 * 10**9
+        assert await sessions.get(first) is None
+        ids = [(await sessions.create("analyst"))[0] for _ in range(5)]
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (3,)
+        assert await sessions.get(ids[0]) is None
+        assert await sessions.get(ids[-1]) is not None
+        await sessions.revoke(ids[-1])
+        assert await sessions.get(ids[-1]) is None
+        assert await sessions.get(None) is None
+    finally:
+        await store.close()
 
 
 # -- volume ---------------------------------------------------------------------------------

@@ -142,7 +142,7 @@ async def test_search_gives_the_same_answer_on_every_plan(client, monkeypatch, m
                                                           by_rule_max):
     """Search goes through distinct (rule, title) pairs, then the rule index or a walk, or a
     plain filtered walk for broad terms; all must equal a brute-force substring match."""
-    from santamon.store import sqlite as store_module
+    from santamon.store.sqlite import reads as store_module
     monkeypatch.setattr(store_module, "SEARCH_MAX_TITLES", max_titles)
     monkeypatch.setattr(store_module, "SEARCH_BY_RULE_MAX_ROWS", by_rule_max)
     titles = ["SSH keys read", "Keychain dumped", "Unsigned binary in Downloads", "50% off_x"]

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import orjson
 from aiohttp import web
 
+from .. import timeutil
 from ..config import Settings
 from ..jobs.board import JobBoard
 from ..jobs.scheduler import scheduler_ctx
 from ..metrics import Metrics
 from ..ratelimit import FailedAuthLimiter
-from ..store import SQLiteStore
+from ..store import create_store
 from .auth import KeyRing
 from .hardening import body_deadline_middleware, security_headers
 from .keys import (
     AUTH_LIMITER,
+    CLOCK,
     HTTP_SESSION,
     JOB_BOARD,
     KEYRING,
@@ -30,7 +32,7 @@ from .keys import (
 from .middlewares import auth_middleware, error_middleware
 from .observe import observe_middleware
 from .routes import setup_routes
-from .session import SessionStore
+from .session import ConsoleSessions
 from .spec import openapi_document
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
@@ -40,9 +42,11 @@ AUTH_FAILURE_PERIOD = 60.0
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = SQLiteStore(app[SETTINGS].db_path, on_commit=app[METRICS].observe_commit)
+    store = create_store(app[SETTINGS], clock=app[CLOCK],
+                         on_commit=app[METRICS].observe_commit)
     await store.open()
     app[STORE] = store
+    app[SESSIONS] = ConsoleSessions(store, clock=app[CLOCK])
     yield
     await store.close()
 
@@ -53,16 +57,17 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *,
+               clock: Callable[[], int] = timeutil.now_ns) -> web.Application:
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[observe_middleware, error_middleware, auth_middleware,
                                        body_deadline_middleware])
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
     app[JOB_BOARD] = JobBoard()
-    app[SESSIONS] = SessionStore()
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
     app[METRICS] = Metrics()
     app[METRICS].watch_jobs(app[JOB_BOARD])

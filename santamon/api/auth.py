@@ -20,6 +20,7 @@ class Role(enum.IntEnum):
 
 
 ROLE_ATTRIBUTE = "santamon_role"
+ANALYST_ACTOR = "analyst"  # who the history says triaged, for the analyst key
 
 
 def requires(role: Role) -> Callable[[Handler], Handler]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..models import SessionLogin
-from .auth import Role, requires
+from .auth import ANALYST_ACTOR, Role, requires
 from .keys import KEYRING, SESSIONS
 from .middlewares import failed_authentication
 from .responses import ApiError, json_response
@@ -37,18 +37,18 @@ async def create_session(request: web.Request) -> web.Response:
     if role is not Role.ANALYST:
         raise ApiError(401, "invalid analyst key")
     sessions = request.app[SESSIONS]
-    sessions.revoke(request.cookies.get(COOKIE_NAME))
-    session_id, session = sessions.create()
+    await sessions.revoke(request.cookies.get(COOKIE_NAME))
+    token, session = await sessions.create(ANALYST_ACTOR)
     response = json_response({"csrf_token": session.csrf_token,
                               "expires_in": int(sessions.ttl_seconds)},
                              headers={"Cache-Control": "no-store"})
-    set_session_cookie(request, response, session_id, sessions.ttl_seconds)
+    set_session_cookie(request, response, token, sessions.ttl_seconds)
     return response
 
 
 @requires(Role.PUBLIC)
 async def get_session(request: web.Request) -> web.Response:
-    session = session_from_cookie(request, request.app[SESSIONS])
+    session = await session_from_cookie(request, request.app[SESSIONS])
     if session is None:
         raise ApiError(401, "not signed in")
     return json_response({"csrf_token": session.csrf_token},
@@ -58,10 +58,10 @@ async def get_session(request: web.Request) -> web.Response:
 @requires(Role.PUBLIC)
 async def delete_session(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
-    session = session_from_cookie(request, sessions)
+    session = await session_from_cookie(request, sessions)
     if session is not None:
         check_csrf(request, session)  # another site must not be able to sign the analyst out
-        sessions.revoke(request.cookies.get(COOKIE_NAME))
+        await sessions.revoke(request.cookies.get(COOKIE_NAME))
     response = json_response({"status": "signed out"})
     clear_session_cookie(request, response)
     return response

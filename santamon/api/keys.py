@@ -1,5 +1,7 @@
 """Every piece of application state, typed, in one place."""
 
+from collections.abc import Callable
+
 import aiohttp
 from aiohttp import web
 
@@ -9,7 +11,7 @@ from ..metrics import Metrics
 from ..ratelimit import FailedAuthLimiter
 from ..store import Store
 from .auth import KeyRing, Role
-from .session import SessionStore
+from .session import ConsoleSessions
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -19,7 +21,8 @@ METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", bytes)  # the serialised document, built once
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)  # for forwarding
 JOB_BOARD = web.AppKey("job_board", JobBoard)
-SESSIONS = web.AppKey("sessions", SessionStore)
+SESSIONS = web.AppKey("sessions", ConsoleSessions)
+CLOCK = web.AppKey("clock", Callable[[], int])  # nanoseconds since the epoch; tests move it
 
 # Per request: the caller's role, set by the auth middleware.
 PRINCIPAL = web.RequestKey("principal", Role)

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from ..store import StoreUnavailable
+from ..store import InvalidCursor, StoreUnavailable
 from .auth import Role, presented_key, required_role
 from .keys import AUTH_LIMITER, KEYRING, METRICS, PRINCIPAL, SESSIONS
 from .responses import ApiError, error_response
@@ -28,6 +28,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.message, headers=exc.headers, **exc.extra)
     except ValidationError as exc:
         return validation_error_response(exc)
+    except InvalidCursor as exc:
+        return error_response(422, "validation failed", details=[
+            {"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}])
     except StoreUnavailable as exc:
         log.warning("store unavailable for %s %s: %s", request.method, request.path, exc)
         return error_response(503, "storage unavailable, retry later",
@@ -60,7 +63,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     key = presented_key(request)
     if key:
         role = request.app[KEYRING].role_for(key)
-    elif (session := session_from_cookie(request, request.app[SESSIONS])) is not None:
+    elif (session := await session_from_cookie(request, request.app[SESSIONS])) is not None:
         check_csrf(request, session)
         role = Role.ANALYST  # only the analyst key can open a console session
     else:

@@ -1,25 +1,28 @@
 """Browser sessions for the console.
 
-The page exchanges the analyst key once for a random session id in an HttpOnly, SameSite=Strict
-cookie, so the key never lives in the page or in browser storage. A cookie is sent by the
-browser on its own, so every state-changing call authenticated by the cookie must also carry
-the session's CSRF token in a header, which another site cannot read or set.
+The page exchanges the analyst key once for a random session token in an HttpOnly,
+SameSite=Strict cookie, so the key never lives in the page or in browser storage. A cookie is
+sent by the browser on its own, so every state-changing call authenticated by the cookie must
+also carry the session's CSRF token in a header, which another site cannot read or set.
 
-Sessions live in memory: a restart signs everyone out, which is acceptable for a console and
-keeps no session secrets on disk. Only a SHA-256 of each session id is kept.
+Sessions live in the store, so a restart keeps analysts signed in and several instances share
+them. Only a SHA-256 of each token is stored; the CSRF token is an HMAC of the token, so it
+cannot be derived from what the database holds either.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from .. import timeutil
+from ..store import ConsoleSession, Store
 from .responses import ApiError
 
 COOKIE_NAME = "santamon_session"
@@ -27,66 +30,55 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL_SECONDS = 12 * 3600  # one shift; absolute, so auto-refresh cannot extend it
 MAX_SESSIONS = 1000
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
     csrf_token: str
-    expires_at: float  # on the store's clock
+    actor: str
 
 
-def _digest(session_id: str) -> bytes:
-    return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).digest()
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
-class SessionStore:
-    def __init__(self, ttl_seconds: float = SESSION_TTL_SECONDS, *,
-                 max_sessions: int = MAX_SESSIONS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+def _csrf_token(token: str) -> str:
+    mac = hmac.new(token.encode("utf-8", "surrogateescape"), b"santamon-csrf", hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+class ConsoleSessions:
+    def __init__(self, store: Store, ttl_seconds: float = SESSION_TTL_SECONDS, *,
+                 keep: int = MAX_SESSIONS,
+                 clock: Callable[[], int] = timeutil.now_ns) -> None:
         self.ttl_seconds = ttl_seconds
-        self._max = max_sessions
-        self._clock = clock
-        self._sessions: dict[bytes, Session] = {}
+        self._store, self._keep, self._clock = store, keep, clock
 
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-    def create(self) -> tuple[str, Session]:
-        """A new session: its id (for the cookie only) and its CSRF token."""
-        self._purge()
-        while len(self._sessions) >= self._max:  # bounded memory: the oldest sign-in goes
-            oldest = min(self._sessions, key=lambda k: self._sessions[k].expires_at)
-            del self._sessions[oldest]
-        session_id = secrets.token_urlsafe(32)
-        session = Session(csrf_token=secrets.token_urlsafe(32),
-                          expires_at=self._clock() + self.ttl_seconds)
-        self._sessions[_digest(session_id)] = session
-        return session_id, session
-
-    def get(self, session_id: str | None) -> Session | None:
-        if not session_id:
-            return None
-        key = _digest(session_id)
-        session = self._sessions.get(key)
-        if session is None:
-            return None
-        if session.expires_at <= self._clock():
-            del self._sessions[key]
-            return None
-        return session
-
-    def revoke(self, session_id: str | None) -> None:
-        if session_id:
-            self._sessions.pop(_digest(session_id), None)
-
-    def _purge(self) -> None:
+    async def create(self, actor: str) -> tuple[str, Session]:
+        """A new session: its token (for the cookie only) and what the page may know."""
+        token = secrets.token_urlsafe(32)
         now = self._clock()
-        for key in [k for k, s in self._sessions.items() if s.expires_at <= now]:
-            del self._sessions[key]
+        await self._store.create_session(ConsoleSession(
+            token_hash=_digest(token), actor=actor, created_at=timeutil.format_utc(now),
+            expires_at=timeutil.format_utc(now + int(self.ttl_seconds * _NS))), self._keep)
+        return token, Session(_csrf_token(token), actor)
+
+    async def get(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        stored = await self._store.get_session(_digest(token),
+                                               timeutil.format_utc(self._clock()))
+        return None if stored is None else Session(_csrf_token(token), stored.actor)
+
+    async def revoke(self, token: str | None) -> None:
+        if token:
+            await self._store.delete_session(_digest(token))
 
 
-def session_from_cookie(request: web.Request, store: SessionStore) -> Session | None:
-    return store.get(request.cookies.get(COOKIE_NAME))
+async def session_from_cookie(request: web.Request,
+                              sessions: ConsoleSessions) -> Session | None:
+    return await sessions.get(request.cookies.get(COOKIE_NAME))
 
 
 def check_csrf(request: web.Request, session: Session) -> None:
@@ -99,9 +91,9 @@ def check_csrf(request: web.Request, session: Session) -> None:
         raise ApiError(403, f"missing or invalid {CSRF_HEADER} header")
 
 
-def set_session_cookie(request: web.Request, response: web.StreamResponse, session_id: str,
+def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str,
                        ttl_seconds: float) -> None:
-    response.set_cookie(COOKIE_NAME, session_id, max_age=int(ttl_seconds), path="/",
+    response.set_cookie(COOKIE_NAME, token, max_age=int(ttl_seconds), path="/",
                         httponly=True, samesite="Strict", secure=request.secure)
 
 

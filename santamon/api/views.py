@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import math
 import time
-from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -15,11 +14,10 @@ from pydantic import Field, TypeAdapter
 
 from .. import __version__, metrics, timeutil
 from ..config import parse_duration
+from ..domain.signals import SEVERITIES, STATUSES
 from ..models import (
     MAX_BATCH,
     MAX_CONTEXT_BYTES,
-    SEVERITIES,
-    STATUSES,
     AgentQuery,
     BulkStatusUpdate,
     HeartbeatIn,
@@ -28,13 +26,12 @@ from ..models import (
     StatusUpdate,
     VolumeQuery,
 )
-from ..store import NewSignal, StoreUnavailable
-from .auth import Role, requires
+from ..store import AgentFilter, Heartbeat, NewSignal, SignalFilter, StoreUnavailable
+from .auth import ANALYST_ACTOR, Role, requires
 from .console import STATIC_DIR
-from .keys import AGENT_ID, JOB_BOARD, METRICS, OPENAPI, SETTINGS, STORE
+from .keys import AGENT_ID, JOB_BOARD, METRICS, OPENAPI, STORE
 from .responses import ApiError, json_response
 
-ANALYST_ACTOR = "analyst"
 HEALTH_CACHE_SECONDS = 1.0
 HEALTH_TIMEOUT_SECONDS = 5.0
 NS = 1_000_000_000
@@ -57,7 +54,7 @@ def _to_new_signal(signal: SignalIn, index: int | None = None) -> NewSignal:
         signal_id=signal.signal_id, ts=signal.ts, host_id=signal.host_id,
         rule_id=signal.rule_id, severity=signal.severity, title=signal.title,
         tags_json=orjson.dumps(signal.tags or []), context_json=context_json,
-        status=signal.status, rule_description=signal.rule_description)
+        rule_description=signal.rule_description)
 
 
 @requires(Role.AGENT)
@@ -92,13 +89,18 @@ async def ingest(request: web.Request) -> web.Response:
 async def heartbeat(request: web.Request) -> web.Response:
     beat = HeartbeatIn.model_validate_json(await request.read())
     request[AGENT_ID] = beat.agent_id
-    await request.app[STORE].record_heartbeat(beat)
+    await request.app[STORE].record_heartbeat(Heartbeat(
+        beat.agent_id, beat.timestamp, beat.version, beat.os_version, beat.uptime_seconds))
     return json_response({"status": "ok", "agent_id": beat.agent_id})
 
 
 async def list_signals(request: web.Request) -> web.Response:
     query = SignalQuery.model_validate(dict(request.query))
-    page = await request.app[STORE].list_signals(query)
+    page = await request.app[STORE].list_signals(SignalFilter(
+        status=None if query.status == "all" else query.status,
+        severities=tuple(query.severity) if query.severity else None,
+        host_id=query.host_id, rule_id=query.rule_id, search=query.search,
+        since=query.since, until=query.until, limit=query.limit, cursor=query.cursor))
     return json_response({"count": len(page.signals), "signals": page.signals,
                           "next_cursor": page.next_cursor})
 
@@ -181,7 +183,9 @@ async def signal_volume(request: web.Request) -> web.Response:
 
 async def list_agents(request: web.Request) -> web.Response:
     query = AgentQuery.model_validate(dict(request.query))
-    agents = await request.app[STORE].list_agents(query)
+    agents = await request.app[STORE].list_agents(AgentFilter(
+        status=None if query.status == "all" else query.status, since=query.since,
+        limit=query.limit))
     return json_response({"count": len(agents), "heartbeats": agents})
 
 
@@ -252,16 +256,8 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
                 counts["open_by_severity"].get(severity, 0))
         if backlog is not None:
             registry.forward_backlog.set(backlog)
-    registry.db_size.set(_database_size(request.app[SETTINGS].db_path))
+        registry.db_size.set(await store.size_bytes())
     return web.Response(body=registry.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
-
-
-def _database_size(path: Path) -> int:
-    total = 0
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(OSError):
-            total += path.with_name(path.name + suffix).stat().st_size
-    return total
 
 
 @requires(Role.PUBLIC)

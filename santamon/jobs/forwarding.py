@@ -21,7 +21,7 @@ import orjson
 from yarl import URL
 
 from ..config import Settings
-from ..models import SEVERITIES
+from ..domain.signals import at_or_above
 from ..store import Store
 from .board import JobSkipped
 
@@ -147,7 +147,7 @@ class Forwarder:
                  base_delay: float) -> None:
         self.store = store
         self.sinks = sinks
-        self.severities = list(SEVERITIES[SEVERITIES.index(min_severity):])
+        self.severities = at_or_above(min_severity)
         self._base_delay = base_delay
         self.consecutive_failures = 0
         self._retry_at = 0.0
@@ -172,12 +172,13 @@ class Forwarder:
                     delivered &= await sink.deliver([s for s in wanted
                                                      if s["signal_id"] in delivered])
             # Everything before the first signal that was wanted but not delivered is done.
-            end = batch.end
+            end, dealt_with = batch.end, batch.start
             wanted_ids = {s["signal_id"] for s in wanted}
             for signal, position in zip(batch.signals, batch.positions, strict=True):
                 if signal["signal_id"] in wanted_ids and signal["signal_id"] not in delivered:
-                    end = position - 1
+                    end = dealt_with
                     break
+                dealt_with = position
             await self.store.mark_shipped(sorted(delivered), end)
             shipped += len(delivered)
             if len(delivered) < len(wanted):

@@ -10,8 +10,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .. import timeutil
-from ..api.keys import HTTP_SESSION, JOB_BOARD, SETTINGS, STORE
+from ..api.keys import CLOCK, HTTP_SESSION, JOB_BOARD, SETTINGS, STORE
 from .board import JobState
 from .forwarding import Forwarder, build_sinks
 from .retention import prune
@@ -24,8 +23,8 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """Starts the jobs after the store and HTTP session exist; stops them before either closes."""
-    settings, store, board = app[SETTINGS], app[STORE], app[JOB_BOARD]
-    started_ns = timeutil.now_ns()
+    settings, store, board, clock = app[SETTINGS], app[STORE], app[JOB_BOARD], app[CLOCK]
+    started_ns = clock()
     sinks = build_sinks(settings, app[HTTP_SESSION])
     board.forwarder = Forwarder(store, sinks, min_severity=settings.forward_min_severity,
                                 base_delay=settings.forward_interval)
@@ -37,10 +36,10 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     jobs = [
         (JobState("stale-agents", "mark silent agents stale and raise AGENT-STALE alerts",
                   settings.stale_check_interval),
-         lambda: check_stale_agents(store, settings.stale_after, started_ns)),
+         lambda: check_stale_agents(store, settings.stale_after, started_ns, clock)),
         (JobState("retention", "prune old heartbeats and resolved signals, then compact",
                   settings.retention_interval),
-         lambda: prune(store, settings)),
+         lambda: prune(store, settings, clock)),
         (JobState("forward", "ship new signals to the configured sinks",
                   settings.forward_interval, enabled=bool(sinks)),
          board.forwarder.run),

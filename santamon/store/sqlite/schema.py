@@ -1,4 +1,4 @@
-"""Versioned schema for the SQLite store (PRAGMA user_version).
+"""Versioned schema and upgrades of the SQLite store (PRAGMA user_version).
 
 Version 0 is either an empty file or a database written by the seed backend: same tables and
 column names, agents' raw `ts` strings with mixed offsets, naive-UTC `received_at`. Upgrading
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import aiosqlite
 
-from .. import timeutil
+from ... import timeutil
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +71,20 @@ V1_TABLES = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
 ]
 
-# Each filter of GET /signals has an index that also serves the newest-first order (rowid,
-# the tie-breaker, is implicitly the last column of every index). Status and severity ride
-# inside them so the other filters are checked without reading the (large) rows; severity
-# alone walks (status, ts, severity) under the default status, or (ts) for status=all.
-V1_INDEXES = [
+# Each filter of GET /signals has an index that also serves the newest-first order (the
+# row id, `seq` since version 3, is implicitly the last column of every index and breaks
+# ties). Status and severity ride inside them so the other filters are checked without
+# reading the (large) rows; severity alone walks (status, ts, severity) under the default
+# status, or (ts) for status=all.
+SIGNAL_INDEXES = [
     "CREATE INDEX idx_signals_ts ON signals(ts)",
     "CREATE INDEX idx_signals_status_ts ON signals(status, ts, severity)",
     "CREATE INDEX idx_signals_host_ts ON signals(host_id, ts, status, severity)",
     "CREATE INDEX idx_signals_rule_ts ON signals(rule_id, ts, status, severity)",
+]
+
+V1_INDEXES = [
+    *SIGNAL_INDEXES,
     "CREATE INDEX idx_heartbeat_agent ON heartbeats(agent_id, received_at DESC)",
     "CREATE INDEX idx_history_signal ON signal_history(signal_id, id)",
     "CREATE INDEX idx_agents_status ON agents(status, last_seen)",
@@ -187,9 +192,9 @@ async def _agents_from_heartbeats(conn: aiosqlite.Connection) -> None:
         ON CONFLICT (agent_id) DO NOTHING""")
 
 
-# Counts for /stats and search, kept by triggers so every write path (ingest, triage, retention, a
-# migration) keeps them exact, and /stats never scans the signals.
-V2_COUNTERS = [
+# Counts for /stats and search, kept by triggers so every write path (ingest, triage,
+# retention, a migration) keeps them exact, and /stats never scans the signals.
+V2_COUNTER_TABLES = [
     """CREATE TABLE signal_counts (
         severity TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (severity, status)) WITHOUT ROWID""",
@@ -200,6 +205,8 @@ V2_COUNTERS = [
     """CREATE TABLE signal_titles (
         rule_id TEXT NOT NULL, title TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (rule_id, title)) WITHOUT ROWID""",
+]
+SIGNAL_COUNT_TRIGGERS = [
     """CREATE TRIGGER signals_count_insert AFTER INSERT ON signals BEGIN
         INSERT INTO signal_counts VALUES (NEW.severity, NEW.status, 1)
             ON CONFLICT DO UPDATE SET n = n + 1;
@@ -224,7 +231,7 @@ V2_COUNTERS = [
 
 
 async def _to_v2(conn: aiosqlite.Connection) -> None:
-    for statement in V2_COUNTERS:
+    for statement in [*V2_COUNTER_TABLES, *SIGNAL_COUNT_TRIGGERS]:
         await conn.execute(statement)
     # One pass over the signals fills three of the tables; hosts come from their index.
     await conn.execute("""
@@ -242,32 +249,78 @@ async def _to_v2(conn: aiosqlite.Connection) -> None:
                        "GROUP BY host_id")
 
 
-MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1, _to_v2]
+# Version 3: `seq`, a sequence number given to each signal at insert and never reused
+# (AUTOINCREMENT), for cursors and the forwarder's position. Unlike a plain row id it survives
+# VACUUM and a deleted newest row. The old row ids become the sequence numbers, so stored
+# forwarding positions stay valid. Also console sessions and the health probe's row.
+SIGNALS_V3 = """
+CREATE TABLE signals (
+    signal_id TEXT NOT NULL UNIQUE,
+    ts TEXT NOT NULL,
+    host_id TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    tags TEXT,
+    context TEXT,
+    received_at TEXT NOT NULL,
+    status TEXT DEFAULT 'open',
+    rule_description TEXT,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT
+)"""
+SIGNAL_COLUMNS_V2 = ("signal_id, ts, host_id, rule_id, severity, title, tags, context, "
+                     "received_at, status, rule_description")
+V3_TABLES = [
+    """CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        actor TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX idx_sessions_expires ON sessions(expires_at)",
+    "CREATE TABLE health_probe (id INTEGER PRIMARY KEY, written_at TEXT, payload BLOB)",
+]
+
+
+async def _to_v3(conn: aiosqlite.Connection) -> None:
+    await conn.execute("ALTER TABLE signals RENAME TO signals_v2")
+    await conn.execute(SIGNALS_V3)
+    await conn.execute(f"INSERT INTO signals (seq, {SIGNAL_COLUMNS_V2}) "
+                       f"SELECT rowid, {SIGNAL_COLUMNS_V2} FROM signals_v2 ORDER BY rowid")
+    await conn.execute("DROP TABLE signals_v2")  # with its indexes and triggers
+    for statement in [*SIGNAL_INDEXES, *SIGNAL_COUNT_TRIGGERS, *V3_TABLES]:
+        await conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1, _to_v2, _to_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-async def migrate(conn: aiosqlite.Connection) -> None:
-    """Bring the database to SCHEMA_VERSION, one transaction per version."""
+class SchemaTooNew(RuntimeError):
+    """The file was written by a newer server."""
+
+
+async def migrate(conn: aiosqlite.Connection, target: int = SCHEMA_VERSION) -> bool:
+    """Bring the database to `target` (the newest by default), one transaction per version;
+    returns whether anything changed."""
     async with conn.execute("PRAGMA user_version") as cur:
         (version,) = await cur.fetchone()
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"database schema version {version} is newer than this "
+        raise SchemaTooNew(f"database schema version {version} is newer than this "
                            f"server's ({SCHEMA_VERSION}); upgrade the server")
-    if version == SCHEMA_VERSION:
-        return
+    if version >= target:
+        return False
     # A rollback journal while upgrading: rebuilt tables are written once, not to the WAL and
     # then again into the file (no reader is connected yet; the store turns WAL back on).
     await pragma(conn, "journal_mode = DELETE")
-    for target in range(version + 1, SCHEMA_VERSION + 1):
+    for step in range(version + 1, target + 1):
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            await MIGRATIONS[target - 1](conn)
-            await pragma(conn, f"user_version = {target}")
+            await MIGRATIONS[step - 1](conn)
+            await pragma(conn, f"user_version = {step}")
             await conn.execute("COMMIT")
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
-        log.info("database schema upgraded to version %d", target)
-    # Planner statistics (0.6 s at 1M rows). A sampled ANALYZE reads only the first rows of
-    # each index and told the planner a status was as rare as a host.
-    await conn.execute("ANALYZE")
+        log.info("database schema upgraded to version %d", step)
+    return True
