@@ -1,4 +1,4 @@
-"""The `santamon` command: `serve`, `check-config`, `gen-cert`, and `dev-keys`."""
+"""The `santamon` command: `serve`, `check-config`, `gen-cert`, `vacuum` and `dev-keys`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import secrets
+import sqlite3
 import ssl
 import sys
 import tomllib
@@ -183,6 +184,21 @@ Console: http://127.0.0.1:{port}/ui (log in with the analyst key)""")
     return 0
 
 
+def vacuum(args: argparse.Namespace) -> int:
+    """Give the free pages retention leaves behind back to the file system."""
+    from .store.sqlite.maintenance import vacuum as vacuum_file
+
+    settings = load_settings(args.config)
+    print(f"vacuuming {settings.db_path}; ingest waits (503, agents retry) until it is done")
+    try:
+        before, after = vacuum_file(settings.db_path)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"santamon: cannot vacuum {settings.db_path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"done: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="santamon", description="Santamon Backend")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -206,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"validity in days (default {certs.DEFAULT_DAYS})")
     cert_cmd.add_argument("--force", action="store_true", help="replace existing files")
     cert_cmd.set_defaults(func=gen_cert)
+
+    vacuum_cmd = commands.add_parser(
+        "vacuum", help="compact the SQLite file (safe while the server runs)")
+    vacuum_cmd.add_argument("--config", help="TOML file; SANTAMON_* variables override it")
+    vacuum_cmd.set_defaults(func=vacuum)
 
     keys_cmd = commands.add_parser("dev-keys", help="create development keys in an env file")
     keys_cmd.add_argument("file", nargs="?", default=".dev-keys.env")

@@ -47,30 +47,36 @@ def size_bytes(path: Path) -> int:
 
 
 class FileIdentity:
-    """The database file as it was opened. Deleting or replacing it while the server runs
-    would let commits land in a file nobody will ever open again: every acknowledgement would
-    be a lie, so the store refuses them (503) until it is restarted on a real file."""
+    """The database and its WAL as they were opened. Deleting or replacing either while the
+    server runs would let commits land in a file nobody will ever open again: every
+    acknowledgement would be a lie, so the store refuses them (503) until it is restarted on
+    a real file."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        stat = path.stat()
-        self._identity = (stat.st_dev, stat.st_ino)
+        self._identities = {file: _identity(file) for file in file_paths(path)[:2]
+                            if file.exists()}
         self._last_logged = float("-inf")
 
     def check(self) -> None:
-        try:
-            stat = self._path.stat()
-            lost = (stat.st_dev, stat.st_ino) != self._identity
-        except FileNotFoundError:
-            lost = True
+        lost = [file for file, identity in self._identities.items()
+                if _identity(file) != identity]
         if lost:
-            message = (f"the database file {self._path} was deleted or replaced while the "
-                       "server was running; nothing more is acknowledged until the service "
-                       "is restarted (restore the file first if it was deleted)")
+            message = (f"{lost[0]} was deleted or replaced while the server was running; "
+                       "nothing more is acknowledged until the service is restarted "
+                       "(restore the database first if it was deleted)")
             if time.monotonic() - self._last_logged >= FILE_LOST_LOG_EVERY_SECONDS:
                 self._last_logged = time.monotonic()
                 log.error("%s", message)
             raise StoreUnavailable(message)
+
+
+def _identity(file: Path) -> tuple[int, int] | None:
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 async def checkpoint_forever(conn: aiosqlite.Connection, path: Path) -> None:

@@ -252,7 +252,7 @@ async def _to_v2(conn: aiosqlite.Connection) -> None:
 # Version 3: `seq`, a sequence number given to each signal at insert and never reused
 # (AUTOINCREMENT), for cursors and the forwarder's position. Unlike a plain row id it survives
 # VACUUM and a deleted newest row. The old row ids become the sequence numbers, so stored
-# forwarding positions stay valid. Also console sessions and the health probe's row.
+# forwarding positions stay valid. Also console sessions.
 SIGNALS_V3 = """
 CREATE TABLE signals (
     signal_id TEXT NOT NULL UNIQUE,
@@ -278,7 +278,6 @@ V3_TABLES = [
         expires_at TEXT NOT NULL
     )""",
     "CREATE INDEX idx_sessions_expires ON sessions(expires_at)",
-    "CREATE TABLE health_probe (id INTEGER PRIMARY KEY, written_at TEXT, payload BLOB)",
 ]
 
 

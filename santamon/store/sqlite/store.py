@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from ... import timeutil
 from ..base import (
@@ -41,9 +43,11 @@ WRITER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -32000",
                   "wal_autocheckpoint = 0"]
 READER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -8000",  # 8 MB each: RSS under 200 MB
                   "query_only = ON"]
-# The health probe writes as much as a large real signal does, so that a disk with room for
-# the probe has room for ingest too.
-PROBE_BYTES = 16 * 1024
+# The health probe stores (and removes) a signal with a context of a typical size.
+PROBE_CONTEXT = orjson.dumps({"kind": "health_probe", "padding": "x" * 4000})
+# After a signal could not be stored, /health fails for this long unless one is stored since,
+# even when its own probe fits: real batches need more room than the probe.
+INGEST_FAILURE_MEMORY_SECONDS = 30.0
 
 
 class SQLiteStore:
@@ -61,9 +65,14 @@ class SQLiteStore:
         self._checkpoints: asyncio.Task[None] | None = None
         self._file: maintenance.FileIdentity | None = None
         self._open = False
+        self._ingest_failed: tuple[float, str] | None = None  # (monotonic time, why)
 
     def _now(self) -> str:
         return timeutil.format_utc(self._clock())
+
+    def _check_file(self) -> None:
+        if self._file is not None:
+            self._file.check()
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -82,15 +91,15 @@ class SQLiteStore:
             await maintenance.analyze(self._maintenance)
         # WAL is a property of the file: set once, after any upgrade.
         await maintenance.pragma(self._maintenance, "journal_mode = WAL")
-        self._file = maintenance.FileIdentity(self.path)
         self._writer = Writer(self.path, WRITER_PRAGMAS, asyncio.get_running_loop(),
-                              now=self._now, after_commit=self._file.check,
+                              now=self._now, after_commit=self._check_file,
                               on_commit=self._on_commit)
         await self._writer.start()
         for _ in range(self._reader_count):
             conn = await self._connect(READER_PRAGMAS)
             conn.row_factory = sqlite3.Row
             self._readers.put_nowait(conn)
+        self._file = maintenance.FileIdentity(self.path)  # the WAL exists by now
         # A checkpoint that must wait for readers holds writers back meanwhile: it gives up
         # after a moment and tries again a second later rather than stall ingest.
         await maintenance.pragma(self._maintenance,
@@ -149,7 +158,13 @@ class SQLiteStore:
     # -- ingest and triage ------------------------------------------------------------------
 
     async def insert_signals(self, signals: list[NewSignal]) -> list[bool]:
-        return await self._write(writes.InsertSignals(signals))
+        try:
+            stored = await self._write(writes.InsertSignals(signals))
+        except StoreUnavailable as exc:
+            self._ingest_failed = (time.monotonic(), str(exc))
+            raise
+        self._ingest_failed = None
+        return stored
 
     async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
         await self._write(writes.RecordHeartbeat(heartbeat))
@@ -186,9 +201,11 @@ class SQLiteStore:
     # -- operations -------------------------------------------------------------------------
 
     async def check_writable(self) -> None:
-        if self._file is not None:
-            self._file.check()
-        await self._write(writes.ProbeWrite(bytes(PROBE_BYTES)))
+        self._check_file()
+        failed = self._ingest_failed
+        if failed and time.monotonic() - failed[0] < INGEST_FAILURE_MEMORY_SECONDS:
+            raise StoreUnavailable(f"the last signals could not be stored: {failed[1]}")
+        await self._write(writes.ProbeWrite(PROBE_CONTEXT))
 
     async def size_bytes(self) -> int:
         return await asyncio.to_thread(maintenance.size_bytes, self.path)

@@ -245,17 +245,24 @@ class MarkShipped:
 
 @dataclass(slots=True)
 class ProbeWrite:
-    """What /health commits: a row the size of a large signal, so that it needs as much
-    room in the log as a real ingest does."""
+    """What /health commits: a signal inserted and deleted again in one transaction. Nobody
+    ever sees it, but it dirties the same table, index and counter pages a real signal does,
+    so it needs as much room in the log: a full disk fails it as it fails ingest."""
 
-    payload: bytes
+    context_json: bytes
     outside_transaction: ClassVar[bool] = False
 
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[ProbeWrite], now: str) -> list[None]:
-        conn.execute("INSERT INTO health_probe (id, written_at, payload) VALUES (1, ?, ?) "
-                     "ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, "
-                     "payload = excluded.payload", (now, ops[-1].payload))
+        probe = NewSignal(signal_id=f"santamon-health-probe-{now}", ts=now,
+                          host_id="santamon-health-probe", rule_id="SANTAMON-HEALTH",
+                          severity="info", title="health probe", tags_json=b"[]",
+                          context_json=ops[-1].context_json, rule_description=None)
+        with closing(conn.execute(
+                INSERT_SIGNALS + SIGNAL_VALUES + " ON CONFLICT (signal_id) DO NOTHING "
+                "RETURNING seq", _signal_row(probe, now))) as cur:
+            inserted = cur.fetchall()
+        conn.executemany("DELETE FROM signals WHERE seq = ?", inserted)
         return [None] * len(ops)
 
 
