@@ -150,6 +150,14 @@ class SignalQuery(BaseModel):
                                       "previous page."})] = None
 
 
+class SignalIdQuery(BaseModel):
+    """GET /signal: a signal named in the query, for ids that a URL path cannot carry."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    signal_id: str = Field(min_length=1, max_length=256)
+
+
 class SessionLogin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

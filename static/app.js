@@ -1148,7 +1148,9 @@
     const body = { status };
     if (note) body.note = note;
     try {
-      await api('PATCH', `/signals/${encodeURIComponent(id)}/status`, body);
+      // Not PATCH /signals/{id}/status: a path cannot name the signals `.` and `..`.
+      const res = await api('POST', '/signals/status', { ...body, signal_ids: [id] });
+      if (res && Array.isArray(res.not_found) && res.not_found.includes(id)) throw new ApiError(404, 'no such signal', res);
     } catch (err) {
       if (err.status !== 401) toast(`Could not set the status. ${advice(err)}`, true);
       return false;
@@ -1201,7 +1203,8 @@
     if (!before) renderDetail(id);
     let next;
     try {
-      const detail = await api('GET', `/signals/${encodeURIComponent(id)}`);
+      // Not /signals/{id}: the browser resolves the ids `.` and `..` (even as %2E%2E) away.
+      const detail = await api('GET', `/signal${qs({ signal_id: id })}`);
       next = isPlainObject(detail) ? detail : {};
     } catch (err) {
       if (err.status === 401) return;
