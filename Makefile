@@ -2,6 +2,7 @@
 #   make run   - install into .venv and start the service (SQLite, development keys)
 #   make test  - install what the tests need (Debian packages included) and run the suite
 #   make bench - the benchmark suite of tests/benchmarks (BENCH_ARGS='--signals 100000 --quick')
+#   make wheel - dist/santamon_backend-*.whl (console and docs included) to install elsewhere
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ DEV_KEYS := .dev-keys.env
 TEST_DEBIAN_PACKAGES := chromium systemd
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint test-js debian-test-packages bench clean
+.PHONY: run test lint test-js debian-test-packages bench wheel clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,5 +57,10 @@ bench: $(VENV)/.installed
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
 	$(BIN)/python tests/benchmarks/run.py $(BENCH_ARGS)
 
+# Built from a fresh sdist (what `python -m build` does), so no stale build/ folder leaks in.
+wheel: $(VENV)/.installed
+	$(BIN)/pip install --quiet 'build>=1.2,<2'
+	$(BIN)/python -m build --outdir dist
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build dist
