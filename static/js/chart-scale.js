@@ -25,7 +25,7 @@ export function bucketLabel(seconds) {
   return `${seconds} s`;
 }
 
-export const countOf = (bucket, severity) => Number(bucket[severity]) || 0;
+const countOf = (bucket, severity) => Number(bucket[severity]) || 0;
 export const bucketTotal = (bucket) => SEVERITIES.reduce((acc, s) => acc + countOf(bucket, s), 0);
 
 // Signals per severity over all buckets, the tallest bucket and the sum of everything.

@@ -3,7 +3,7 @@
 import { parseTs } from './format.js';
 import { SEVERITIES, STATUSES } from './vocabulary.js';
 
-export const WINDOWS = Object.freeze({ '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3 });
+const WINDOWS = Object.freeze({ '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3 });
 // Bars narrow enough to see the shape of the window; `auto` lets the server choose.
 const CHART_BUCKET = Object.freeze({ '1h': '5m', '24h': '1h', '7d': '1h', all: 'auto', custom: 'auto' });
 export const DEFAULT_FILTERS = Object.freeze({

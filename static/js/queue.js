@@ -205,7 +205,7 @@ export async function load({ reset = false, quiet = false } = {}) {
   return true;
 }
 
-export async function loadMore() {
+async function loadMore() {
   if (!nextCursor || loadingMore) return;
   const seq = loadSeq;
   loadingMore = true;
@@ -229,7 +229,7 @@ export async function loadMore() {
   }
 }
 
-export function setFocus(id, scroll = true) {
+function setFocus(id, scroll = true) {
   const previous = focusId;
   focusId = id;
   if (previous && previous !== id) refreshRow(previous);

@@ -14,7 +14,7 @@ let autoRefresh = true;
 let timer = null;
 
 // One refresh of every panel; `reset` starts the queue from its first page.
-export async function refreshAll({ reset }) {
+async function refreshAll({ reset }) {
   const results = await Promise.allSettled(parts({ reset }));
   afterwards();
   if (!isActive()) return;
