@@ -121,6 +121,14 @@ class SignalQuery(BaseModel):
                                description="`next_cursor` of the previous page.")
 
 
+class SignalIdQuery(BaseModel):
+    """GET /signal: a signal named in the query, for ids that a URL path cannot carry."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    signal_id: str = Field(min_length=1, max_length=256)
+
+
 class SessionLogin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

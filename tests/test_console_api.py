@@ -206,13 +206,21 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-@pytest.mark.parametrize("path", ["/ui", "/static/app.js", "/static/app.css",
+@pytest.mark.parametrize("path", ["/ui", "/static/js/main.js", "/static/app.css",
                                   "/static/favicon.svg"])
 async def test_console_files_are_public_with_security_headers(client, path):
     response = await client.get(path)
     assert response.status == 200
     assert response.headers["Content-Security-Policy"] == CSP
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in (console.STATIC_DIR / "js").glob("*.js")))
+async def test_console_modules_are_served_as_javascript(client, module):
+    # A module script with another type is refused by the browser (nosniff, strict MIME).
+    response = await client.get(f"/static/js/{module}")
+    assert response.status == 200
+    assert response.content_type in ("text/javascript", "application/javascript")
 
 
 async def test_api_errors_carry_the_headers_too(client):

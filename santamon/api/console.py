@@ -19,7 +19,18 @@ from .session import (
     set_session_cookie,
 )
 
-STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
+
+def _static_dir() -> Path:
+    """The console, the docs pages and the vendored Swagger UI/ReDoc: inside the package when
+    it was installed from a wheel (the build copies static/ there, see setup.py), else the
+    checkout's top-level static/ (an editable install, or running from the source tree)."""
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "static"
+    return packaged if packaged.is_dir() else package.parent / "static"
+
+
+STATIC_DIR = _static_dir()
+
 
 @requires(Role.PUBLIC)
 async def console_page(request: web.Request) -> web.FileResponse:

@@ -17,6 +17,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/signals/status", views.bulk_update_status)
     app.router.add_get("/signals/volume", views.signal_volume)
     app.router.add_get("/signals/{signal_id}", views.get_signal)
+    app.router.add_get("/signal", views.get_signal_by_query)
     app.router.add_patch("/signals/{signal_id}/status", views.update_status)
     app.router.add_get("/stats", views.stats)
     app.router.add_get("/jobs", views.jobs)

@@ -19,6 +19,7 @@ from ..models import (
     SessionInfo,
     SessionLogin,
     SignalDetail,
+    SignalIdQuery,
     SignalIn,
     SignalPageOut,
     SignalQuery,
@@ -55,6 +56,13 @@ OPERATIONS = [
     Operation(
         "GET", "/signals/{signal_id}", "One signal with its history", "signals", "analyst",
         {200: SignalDetail, 404: "No signal has this id."}, path_params=SIGNAL_ID,
+    ),
+    Operation(
+        "GET", "/signal", "One signal with its history, named in the query", "signals",
+        "analyst", {200: SignalDetail, 404: "No signal has this id."}, query=SignalIdQuery,
+        description="The same as `GET /signals/{signal_id}`, for any id: browsers resolve "
+                    "the path segments `.` and `..` away (`%2E%2E` too), and "
+                    "`/signals/volume` is another route.",
     ),
     Operation(
         "PATCH", "/signals/{signal_id}/status", "Triage one signal", "signals", "analyst",

@@ -21,6 +21,7 @@ from ..models import (
     AgentQuery,
     BulkStatusUpdate,
     HeartbeatIn,
+    SignalIdQuery,
     SignalIn,
     SignalQuery,
     StatusUpdate,
@@ -106,7 +107,17 @@ async def list_signals(request: web.Request) -> web.Response:
 
 
 async def get_signal(request: web.Request) -> web.Response:
-    signal_id = request.match_info["signal_id"]
+    return await _signal_detail(request, request.match_info["signal_id"])
+
+
+async def get_signal_by_query(request: web.Request) -> web.Response:
+    """A browser resolves the path segments `.` and `..` away (`%2E%2E` too: the URL standard
+    decodes them first), so the console names the signal in the query instead."""
+    return await _signal_detail(request, SignalIdQuery.model_validate(dict(request.query))
+                                .signal_id)
+
+
+async def _signal_detail(request: web.Request, signal_id: str) -> web.Response:
     signal = await request.app[STORE].get_signal(signal_id)
     if signal is None:
         raise ApiError(404, "no such signal", signal_id=signal_id)
