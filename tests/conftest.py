@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from santamon.api.app import create_app
+from santamon.app import create_app
 from santamon.config import Settings
 
 from .helpers import AGENT_KEY, AGENT_KEY_2, ANALYST_KEY, ServerProcess

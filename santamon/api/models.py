@@ -19,8 +19,8 @@ from pydantic import (
     RootModel,
 )
 
-from . import timeutil
-from .domain.signals import Severity, Status
+from .. import timeutil
+from ..domain.signals import Severity, Status
 
 MAX_CONTEXT_BYTES = 100_000
 MAX_BATCH = 1000
