@@ -37,7 +37,12 @@ def stale_alert_id(agent_id: str, last_seen: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def stale_alert(agent: SilentAgent, now: str, *, threshold_seconds: float) -> NewSignal:
+def stale_alert_title(agent_id: str) -> str:
+    return f"Agent {agent_id} stopped sending heartbeats"
+
+
+def stale_alert(agent: SilentAgent, now: str, *, threshold_seconds: float,
+                silence_id: int | None = None) -> NewSignal:
     context = {
         "kind": "agent_stale",
         "agent_id": agent.agent_id,
@@ -55,12 +60,13 @@ def stale_alert(agent: SilentAgent, now: str, *, threshold_seconds: float) -> Ne
         host_id=agent.agent_id,
         rule_id=STALE_RULE_ID,
         severity=STALE_SEVERITY,
-        title=f"Agent {agent.agent_id} stopped sending heartbeats",
+        title=stale_alert_title(agent.agent_id),
         tags_json=orjson.dumps(list(STALE_TAGS)),
         context_json=orjson.dumps(context),
         rule_description=f"No heartbeat for more than {human_duration(threshold_seconds)}. "
                          "A silent agent means a failure, a network problem or tampering: "
                          "check the Mac.",
+        silence_id=silence_id,
     )
 
 

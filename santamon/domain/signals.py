@@ -33,3 +33,4 @@ class NewSignal:
     tags_json: bytes  # a JSON array
     context_json: bytes  # a JSON object
     rule_description: str | None
+    silence_id: int | None = None  # the active silence it matched: stored, but kept quiet

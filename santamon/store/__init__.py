@@ -11,19 +11,23 @@ from .base import (
     AlertBuilder,
     ConsoleSession,
     ForwardBatch,
+    GroupPage,
     Heartbeat,
     InvalidCursor,
+    Matchers,
     NewSignal,
+    NewSilence,
     SignalFilter,
     SignalPage,
+    Silence,
     StatusResult,
     Store,
     StoreUnavailable,
 )
 
-__all__ = ["AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "Heartbeat",
-           "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
-           "StoreUnavailable", "create_store"]
+__all__ = ["AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "GroupPage",
+           "Heartbeat", "InvalidCursor", "Matchers", "NewSignal", "NewSilence", "SignalFilter",
+           "SignalPage", "Silence", "StatusResult", "Store", "StoreUnavailable", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

@@ -18,11 +18,12 @@ from typing import Any, Protocol
 
 from ..domain.agents import SilentAgent
 from ..domain.signals import NewSignal
+from ..domain.silences import Matchers, NewSilence, Silence
 
 __all__ = [
-    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "Heartbeat",
-    "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
-    "StoreUnavailable",
+    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "GroupPage", "Heartbeat",
+    "InvalidCursor", "Matchers", "NewSignal", "NewSilence", "SignalFilter", "SignalPage",
+    "Silence", "StatusResult", "Store", "StoreUnavailable",
 ]
 
 
@@ -54,6 +55,7 @@ class SignalFilter:
     search: str | None = None  # in the title or the rule id, case-insensitive
     since: str | None = None  # inclusive
     until: str | None = None  # exclusive
+    silenced: bool | None = False  # False: not silenced, True: only silenced, None: either
     limit: int = 100
     cursor: str | None = None  # `next_cursor` of the previous page
 
@@ -72,9 +74,20 @@ class SignalPage:
 
 
 @dataclass(slots=True)
+class GroupPage:
+    """Groups of repeats, newest last-seen first. Each is a dict: `rule_id`, `host_id`,
+    `count`, `first_ts`, `last_ts`, `severity` (the highest), `by_status` ({status: n}),
+    `silenced` (how many of them), `sample_signal_id` (the newest)."""
+
+    groups: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
 class StatusResult:
-    updated: int
+    updated: int  # signals found
     not_found: list[str] = field(default_factory=list)
+    changed: int = 0  # signals whose status changed
 
 
 @dataclass(slots=True)
@@ -104,8 +117,9 @@ class ConsoleSession:
 
 
 # Builds the alert for an agent found silent, inside the transaction that marks it stale:
-# (the agent's last heartbeat, the time it is marked) -> the signal to insert.
-AlertBuilder = Callable[[SilentAgent, str], NewSignal]
+# (the agent's last heartbeat, the time it is marked) -> the signal to insert, or None while
+# a maintenance window holds it.
+AlertBuilder = Callable[[SilentAgent, str], NewSignal | None]
 
 
 class Store(Protocol):
@@ -137,16 +151,32 @@ class Store(Protocol):
         """Change the status of these signals in one transaction, recording history (a note
         on an unchanged status is recorded too)."""
 
+    async def set_status_matching(self, query: SignalFilter, status: str, note: str | None,
+                                  actor: str, limit: int) -> tuple[int, bool]:
+        """Change the status of up to `limit` signals that match `query` (its limit and cursor
+        aside) and were stored when the call began, recording history like `set_status`.
+
+        Done in many small transactions, so ingest keeps flowing while a large group is
+        triaged; returns (how many changed, whether more matching signals are left)."""
+
     async def list_signals(self, query: SignalFilter) -> SignalPage:
         """Raises InvalidCursor for a cursor it did not hand out."""
 
+    async def signal_groups(self, query: SignalFilter) -> GroupPage:
+        """The signals `query` matches, one entry per (rule, host), newest last-seen first,
+        `query.limit` groups per page. Raises InvalidCursor for a cursor it did not hand
+        out (a signal page's cursor included)."""
+
     async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
-        """The signal with its `history` (oldest first) and `shipped_at`."""
+        """The signal with its `history` (oldest first), `shipped_at`, and the `silence` it
+        is marked with (a `Silence`, or None)."""
 
     async def list_agents(self, query: AgentFilter) -> list[dict[str, Any]]:
         """Stale agents first, then the most recently seen."""
 
-    async def stats(self) -> dict[str, Any]: ...
+    async def stats(self) -> dict[str, Any]:
+        """Totals; `open_by_severity` leaves silenced signals out, `silenced_open` counts
+        them."""
 
     async def signal_volume(self, since: str, until: str,
                             bucket_seconds: int) -> dict[int, dict[str, int]]:
@@ -171,7 +201,9 @@ class Store(Protocol):
 
     async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder) -> list[str]:
         """Mark active agents last seen before `cutoff` stale, and insert the alert built for
-        each in the same transaction; returns the agents marked."""
+        each in the same transaction. An agent whose alert is held (the builder returned
+        None) is asked for again at every later call while it stays stale, until the builder
+        gives one; a heartbeat ends that. Returns the agents marked or alerted."""
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
         """Delete up to `limit` heartbeats received before `cutoff`, keeping each agent's
@@ -190,7 +222,34 @@ class Store(Protocol):
         """Record these signals as shipped and everything up to `position` (one of a batch's
         `start` or `positions`) as dealt with; a position never moves back."""
 
-    async def forward_backlog(self, severities: tuple[str, ...]) -> int: ...
+    async def forward_backlog(self, severities: tuple[str, ...], *,
+                              include_silenced: bool = True) -> int:
+        """Signals not yet shipped with one of these severities (silenced ones too unless
+        told otherwise)."""
+
+    # -- silences ---------------------------------------------------------------------------
+
+    async def create_silence(self, silence: NewSilence, resolve_matching: bool) -> tuple[
+            Silence, int]:
+        """Store a silence; with `resolve_matching`, resolve in the same transaction every
+        open signal its matchers match, each with a history note naming the silence (by its
+        creator). Returns the silence and how many signals were resolved."""
+
+    async def count_open_matching(self, matchers: Matchers) -> int:
+        """How many open signals these matchers match: what creating a silence with
+        `resolve_matching` would resolve now."""
+
+    async def expire_silence(self, silence_id: int, actor: str) -> Silence | None:
+        """End an active silence now (an ended one stays as it was); None if there is no
+        such silence. Silences are never deleted: they are the record."""
+
+    async def list_silences(self, active_at: str | None = None,
+                            limit: int = 1000) -> list[Silence]:
+        """Silences, newest first; with `active_at`, only those active at that time."""
+
+    async def silences_version(self) -> int:
+        """A number that changes whenever a silence is created or expired, so a cache of
+        the active silences (also another instance's) knows to reload."""
 
     # -- console sessions -------------------------------------------------------------------
 

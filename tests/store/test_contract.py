@@ -15,7 +15,9 @@ from santamon.store import (
     AgentFilter,
     ConsoleSession,
     Heartbeat,
+    Matchers,
     NewSignal,
+    NewSilence,
     SignalFilter,
     Store,
     StoreUnavailable,
@@ -402,3 +404,255 @@ async def test_health_and_size(store):
     await store.insert_signals([signal(f"z{n}", context={"blob": "x" * 5000})
                                 for n in range(50)])
     assert await store.size_bytes() > before > 0
+
+
+# -- silences ---------------------------------------------------------------------------------
+
+def new_silence(ends_in: float = 3600, *, comment: str = "noisy build script",
+                **matchers: str) -> NewSilence:
+    return NewSilence(Matchers(**matchers), comment, "alice",
+                      timeutil.format_utc(BASE_NS + int(ends_in * NS)))
+
+
+async def test_silences_are_kept_listed_and_expired_for_the_record(store, clock):
+    clock.ns = BASE_NS
+    version = await store.silences_version()
+    silence, resolved = await store.create_silence(
+        new_silence(rule_id="SM-008", host_id="build-mac"), resolve_matching=False)
+    assert resolved == 0
+    assert (silence.matchers.rule_id, silence.created_by, silence.created_at) == (
+        "SM-008", "alice", ts())
+    assert silence.active(ts(1)) and not silence.active(ts(3600))
+    assert await store.silences_version() != version
+    other, _ = await store.create_silence(new_silence(60, title="curl * | sh"), False)
+    assert [s.id for s in await store.list_silences()] == [other.id, silence.id]
+    assert [s.id for s in await store.list_silences(active_at=ts(120))] == [silence.id]
+
+    version = await store.silences_version()
+    clock.advance(10)
+    expired = await store.expire_silence(silence.id, "bob")
+    assert (expired.expired_at, expired.expired_by, expired.end) == (ts(10), "bob", ts(10))
+    assert not expired.active(ts(10)) and expired.active(ts(9))
+    assert await store.silences_version() != version
+    # expiring again changes nothing; an unknown silence is None
+    version = await store.silences_version()
+    assert (await store.expire_silence(silence.id, "carol")).expired_by == "bob"
+    assert await store.silences_version() == version
+    assert await store.expire_silence(silence.id + 100, "bob") is None
+    assert await store.list_silences(active_at=ts(60)) == []
+    assert len(await store.list_silences()) == 2  # nothing is deleted
+
+
+async def test_silenced_signals_are_stored_but_kept_out_of_the_default_views(store):
+    silence, _ = await store.create_silence(new_silence(rule_id="SM-008"), False)
+    await store.insert_signals([
+        replace(signal("quiet-1", rule="SM-008", severity="critical"), silence_id=silence.id),
+        replace(signal("quiet-2", rule="SM-008", severity="low"), silence_id=silence.id),
+        signal("loud", rule="SM-008", severity="critical")])
+    assert await walk(store, SignalFilter()) == ["loud"]
+    assert set(await walk(store, SignalFilter(silenced=True))) == {"quiet-1", "quiet-2"}
+    assert len(await walk(store, SignalFilter(silenced=None))) == 3
+    detail = await store.get_signal("quiet-1")
+    assert detail["silence_id"] == silence.id and detail["silence"].id == silence.id
+    assert detail["silence"].comment == "noisy build script"
+    loud = await store.get_signal("loud")
+    assert (loud["silence_id"], loud["silence"]) == (None, None)
+    stats = await store.stats()
+    assert stats["open_by_severity"] == {"critical": 1}
+    assert stats["silenced_open"] == 2
+    assert stats["by_status"] == {"open": 3}
+    await store.set_status(["quiet-1"], "resolved", None, "alice")
+    assert (await store.stats())["silenced_open"] == 1
+    assert (await store.list_silences())[0].signals == 2
+    assert await store.forward_backlog(("critical", "low")) == 3
+    assert await store.forward_backlog(("critical", "low"), include_silenced=False) == 1
+
+
+async def test_a_silence_can_resolve_the_open_signals_it_matches(store):
+    await store.insert_signals([
+        signal("m1", rule="SM-008", host="build-mac", title="curl https://x | sh"),
+        signal("m2", rule="SM-008", host="build-mac", title="curl http://y.example | sh"),
+        signal("m3", rule="SM-008", host="build-mac", title="curl https://x | bash"),
+        signal("m4", rule="SM-008", host="other-mac", title="curl https://x | sh"),
+        signal("m5", rule="SM-008", host="build-mac", title="curl https://x | sh"),
+        signal("m6", rule="SM-008", host="build-mac", title="CURL https://x | sh")])
+    await store.set_status(["m5"], "acknowledged", None, "bob")
+    matchers = Matchers(rule_id="SM-008", host_id="build-mac", title="curl * | sh")
+    assert await store.count_open_matching(matchers) == 2
+    assert await store.count_open_matching(Matchers(title="curl https://x | sh")) == 2
+    assert await store.count_open_matching(Matchers(severity="high")) == 5
+    silence, resolved = await store.create_silence(
+        new_silence(rule_id="SM-008", host_id="build-mac", title="curl * | sh"),
+        resolve_matching=True)
+    assert resolved == 2
+    statuses = {s: (await store.get_signal(s))["status"] for s in ("m1", "m2", "m3", "m5")}
+    assert statuses == {"m1": "resolved", "m2": "resolved", "m3": "open",
+                        "m5": "acknowledged"}
+    (entry,) = (await store.get_signal("m1"))["history"]
+    assert (entry["to_status"], entry["actor"]) == ("resolved", "alice")
+    assert entry["note"] == f"resolved with silence #{silence.id}: noisy build script"
+    assert await store.count_open_matching(matchers) == 0
+
+
+# -- stale agents and maintenance windows --------------------------------------------------------
+
+async def test_a_held_alert_is_raised_when_the_builder_gives_one(store, clock):
+    await store.record_heartbeat(Heartbeat("mac-1", ts()))
+    await store.record_heartbeat(Heartbeat("mac-2", ts()))
+    clock.advance(200)
+    cutoff = timeutil.format_utc(clock() - 180 * NS)
+    in_maintenance = {"mac-1"}
+
+    def builder(agent, now):
+        return None if agent.agent_id in in_maintenance else alert_builder()(agent, now)
+
+    assert sorted(await store.mark_stale_agents(cutoff, builder)) == ["mac-1", "mac-2"]
+    alerts = await walk(store, SignalFilter(rule_id=STALE_RULE_ID))
+    assert len(alerts) == 1  # mac-2's
+    agents = {a["agent_id"]: a["status"] for a in await store.list_agents(AgentFilter())}
+    assert agents == {"mac-1": "stale", "mac-2": "stale"}
+    assert await store.mark_stale_agents(cutoff, builder) == []  # still held
+    in_maintenance.clear()
+    clock.advance(60)
+    assert await store.mark_stale_agents(cutoff, builder) == ["mac-1"]
+    assert len(await walk(store, SignalFilter(rule_id=STALE_RULE_ID))) == 2
+    assert await store.mark_stale_agents(cutoff, builder) == []  # one alert per silence
+
+    # a heartbeat ends a hold: no alert for that silence once the agent is back
+    await store.record_heartbeat(Heartbeat("mac-3", ts(260)))
+    clock.advance(200)
+    in_maintenance.add("mac-3")
+    cutoff = timeutil.format_utc(clock() - 180 * NS)
+    assert await store.mark_stale_agents(cutoff, builder) == ["mac-3"]
+    await store.record_heartbeat(Heartbeat("mac-3", ts(460)))
+    in_maintenance.clear()
+    assert await store.mark_stale_agents(cutoff, builder) == []
+    assert len(await walk(store, SignalFilter(rule_id=STALE_RULE_ID, status=None))) == 2
+
+
+# -- groups of repeats ----------------------------------------------------------------------------
+
+RANK = {severity: rank for rank, severity in enumerate(("info", "low", "medium", "high",
+                                                        "critical"))}
+
+
+async def all_groups(store: Store, query: SignalFilter) -> list[dict]:
+    seen: list[dict] = []
+    cursor = query.cursor
+    for _ in range(1000):
+        page = await store.signal_groups(replace(query, cursor=cursor))
+        assert len(page.groups) <= query.limit
+        seen += page.groups
+        if (cursor := page.next_cursor) is None:
+            return seen
+    raise AssertionError("paging did not end")
+
+
+async def expected_groups(store: Store, query: SignalFilter) -> list[dict]:
+    """The groups worked out from the signals themselves, one by one."""
+    groups: dict[tuple[str, str], dict] = {}
+    for signal_id in await walk(store, replace(query, limit=1000)):
+        s = await store.get_signal(signal_id)
+        g = groups.setdefault((s["rule_id"], s["host_id"]), {
+            "rule_id": s["rule_id"], "host_id": s["host_id"], "count": 0, "first_ts": s["ts"],
+            "last_ts": s["ts"], "severity": s["severity"], "by_status": {}, "silenced": 0,
+            "sample_signal_id": signal_id})
+        g["count"] += 1
+        g["by_status"][s["status"]] = g["by_status"].get(s["status"], 0) + 1
+        g["silenced"] += s["silence_id"] is not None
+        g["first_ts"] = min(g["first_ts"], s["ts"])
+        if RANK[s["severity"]] > RANK[g["severity"]]:
+            g["severity"] = s["severity"]
+    return sorted(groups.values(), key=lambda g: (g["last_ts"], g["rule_id"], g["host_id"]),
+                  reverse=True)
+
+
+def comparable(groups: list[dict]) -> list[dict]:
+    # Which signal is the sample only matters when several share the newest instant.
+    return [{k: v for k, v in g.items() if k != "sample_signal_id"} for g in groups]
+
+
+async def test_groups_count_repeats_across_status_changes_paging_and_pruning(store, clock):
+    clock.ns = BASE_NS
+    silence, _ = await store.create_silence(new_silence(rule_id="R-1", host_id="h-1"), False)
+    signals = []
+    for n in range(60):
+        rule, host = f"R-{n % 4}", f"h-{n % 3}"
+        s = signal(f"g{n:02d}", at=ts(n * 7 % 50, ns=n), rule=rule, host=host,
+                   severity=("low", "high", "medium", "critical", "info")[n % 5],
+                   title=f"thing {n % 2}")
+        signals.append(replace(s, silence_id=silence.id) if (rule, host) == ("R-1", "h-1")
+                       and n % 2 else s)
+    await store.insert_signals(signals)
+    queries = [SignalFilter(status=None, silenced=None, limit=2), SignalFilter(limit=3),
+               SignalFilter(status="resolved", limit=1), SignalFilter(silenced=True),
+               SignalFilter(status=None, host_id="h-2", limit=2),
+               SignalFilter(status=None, rule_id="R-3", silenced=None, limit=1),
+               SignalFilter(severities=("critical", "low"), limit=2),
+               SignalFilter(status=None, since=ts(10), until=ts(40), limit=2),
+               SignalFilter(status=None, search="THING 1", silenced=None, limit=2)]
+
+    async def check() -> None:
+        for query in queries:
+            got, want = await all_groups(store, query), await expected_groups(store, query)
+            assert comparable(got) == comparable(want), query
+            for group in got:
+                sample = await store.get_signal(group["sample_signal_id"])
+                assert (sample["rule_id"], sample["host_id"], sample["ts"]) == (
+                    group["rule_id"], group["host_id"], group["last_ts"])
+
+    await check()
+    # triage moves signals between statuses, the newest and oldest of a group included
+    await store.set_status(["g00", "g12", "g24", "g59", "g58", "g57"], "resolved", None, "a")
+    await store.set_status(["g01", "g13"], "acknowledged", None, "a")
+    await check()
+    # a whole group resolved, then reopened in part
+    group = await walk(store, SignalFilter(rule_id="R-2", host_id="h-2", status=None))
+    await store.set_status(group, "resolved", None, "a")
+    await store.set_status(group[:2], "open", None, "a")
+    await check()
+    # pruning removes the oldest resolved ones
+    clock.advance(86400 * 400)
+    assert await store.prune_resolved_signals(ts(20), 5) == 5
+    await check()
+    everything = await all_groups(store, SignalFilter(status=None, silenced=None, limit=100))
+    assert sum(g["count"] for g in everything) == 55
+
+
+async def test_group_pages_stay_stable_while_signals_arrive(store):
+    await store.insert_signals([signal(f"p{n}", at=ts(n), host=f"h-{n}") for n in range(10)])
+    first = await store.signal_groups(SignalFilter(limit=4))
+    assert [g["host_id"] for g in first.groups] == ["h-9", "h-8", "h-7", "h-6"]
+    # a group already shown gets a newer signal, a new group appears: neither is repeated
+    await store.insert_signals([signal("p9b", at=ts(100), host="h-2"),
+                                signal("new", at=ts(100), host="h-new")])
+    rest = await all_groups(store, SignalFilter(limit=4, cursor=first.next_cursor))
+    assert [g["host_id"] for g in rest] == ["h-5", "h-4", "h-3", "h-1", "h-0"]
+    with pytest.raises(InvalidCursor):
+        page = await store.list_signals(SignalFilter(limit=1))
+        await store.signal_groups(SignalFilter(cursor=page.next_cursor))
+
+
+async def test_triage_by_filter_changes_a_group_in_chunks_up_to_a_limit(store):
+    await store.insert_signals([signal(f"t{n:04d}", at=ts(n), rule="R-big", host="h-big")
+                                for n in range(1200)]
+                               + [signal("bystander", rule="R-big", host="h-other")])
+    await store.set_status(["t0000"], "resolved", None, "bob")
+    group = SignalFilter(status=None, rule_id="R-big", host_id="h-big", silenced=None)
+    assert await store.set_status_matching(group, "resolved", "build noise", "alice",
+                                           limit=1000) == (1000, True)
+    assert await store.set_status_matching(group, "resolved", "build noise", "alice",
+                                           limit=1000) == (199, False)
+    assert await walk(store, SignalFilter(status="open")) == ["bystander"]
+    history = (await store.get_signal("t0500"))["history"]
+    assert [(h["to_status"], h["note"], h["actor"]) for h in history] == [
+        ("resolved", "build noise", "alice")]
+    assert (await store.get_signal("t0000"))["history"][-1]["actor"] == "bob"
+    assert await store.set_status_matching(group, "resolved", None, "alice",
+                                           limit=10) == (0, False)
+    # a filter narrows it: only the acknowledged ones of the group are reopened
+    await store.set_status(["t0001", "t0002"], "acknowledged", None, "bob")
+    acked = replace(group, status="acknowledged")
+    assert await store.set_status_matching(acked, "open", None, "alice", 10) == (2, False)
+    assert sorted(await walk(store, SignalFilter(status="open"))) == [
+        "bystander", "t0001", "t0002"]

@@ -12,24 +12,36 @@ import aiosqlite
 import orjson
 
 from ... import timeutil
+from ...domain.signals import SEVERITIES, STATUSES
+from ...domain.silences import Matchers, Silence
 from ..base import (
     AgentFilter,
     ConsoleSession,
     ForwardBatch,
+    GroupPage,
     InvalidCursor,
     SignalFilter,
     SignalPage,
 )
-from .writes import FORWARD_POSITION_KEY, placeholders
+from .writes import (
+    FORWARD_POSITION_KEY,
+    SILENCE_COLUMNS,
+    SILENCES_VERSION_KEY,
+    chunks,
+    open_matching_query,
+    placeholders,
+    silence_from_row,
+)
 
 DAY_NS = 86_400 * 1_000_000_000
 MAX_SEQ = 2**63 - 1
 
 SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
+GROUP_WALK_BATCH = 256  # buckets read at a time while walking groups newest first
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
-                  "context, status, received_at")
+                  "context, status, received_at, silence_id")
 SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
 AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
                 "received_at", "first_seen", "last_seen", "status", "stale_since")
@@ -50,30 +62,64 @@ def signal_row(row: Sequence[Any]) -> dict[str, Any]:
         "context": orjson.Fragment(row[8] or "{}"),
         "status": row[9],
         "received_at": row[10],
+        "silence_id": row[11],
     }
 
 
-# -- cursors: where a page ended, as (ts, seq) of its last signal ---------------------------
+# -- cursors: where a page ended -------------------------------------------------------------
 
+INVALID_CURSOR = "invalid cursor; pass next_cursor from a previous page"
+
+
+def _encode(doc: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(doc)).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> Any:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidCursor(INVALID_CURSOR) from None
+
+
+# A page of signals ends at (ts, seq) of its last signal.
 def encode_cursor(ts: str, seq: int) -> str:
-    raw = orjson.dumps({"ts": ts, "seq": seq})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _encode({"ts": ts, "seq": seq})
 
 
 def decode_cursor(cursor: str) -> tuple[str, int]:
+    doc = _decode(cursor)
     try:
-        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         ts, seq = doc["ts"], doc["seq"]
         if not isinstance(ts, str) or type(seq) is not int or not 0 <= seq <= MAX_SEQ:
             raise ValueError("wrong types")
         return timeutil.normalize(ts), seq
-    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidCursor("invalid cursor; pass next_cursor from a previous page") from None
+    except (ValueError, TypeError, KeyError):
+        raise InvalidCursor(INVALID_CURSOR) from None
+
+
+# A page of groups ends at (last event time, rule, host) of its last group: their order.
+def encode_group_cursor(last_ts: str, rule_id: str, host_id: str) -> str:
+    return _encode({"group": [last_ts, rule_id, host_id]})
+
+
+def decode_group_cursor(cursor: str) -> tuple[str, str, str]:
+    doc = _decode(cursor)
+    key = doc.get("group") if isinstance(doc, dict) else None
+    if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
+        raise InvalidCursor(INVALID_CURSOR + " of groups")
+    try:
+        return timeutil.normalize(key[0]), key[1], key[2]
+    except ValueError:
+        raise InvalidCursor(INVALID_CURSOR + " of groups") from None
 
 
 # -- signals ---------------------------------------------------------------------------------
 
-async def list_signals(conn: aiosqlite.Connection, query: SignalFilter) -> SignalPage:
+async def _conditions(conn: aiosqlite.Connection,
+                      query: SignalFilter) -> tuple[list[str], list[Any], str] | None:
+    """The WHERE terms of a filter, their parameters and the index to read it through; None
+    when a search matches no title at all."""
     where: list[str] = []
     params: list[Any] = []
     if query.status is not None:
@@ -88,13 +134,15 @@ async def list_signals(conn: aiosqlite.Connection, query: SignalFilter) -> Signa
     if query.rule_id:
         where.append("rule_id = ?")
         params.append(query.rule_id)
+    if query.silenced is not None:
+        where.append(f"silence_id IS {'NOT ' if query.silenced else ''}NULL")
     search_by_rule = False
     if query.search:
         pattern = "%" + _escape_like(query.search) + "%"
         like = "(title LIKE ? ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\')"
         pairs = await _matching_titles(conn, pattern)
         if not pairs:
-            return SignalPage([], None)
+            return None
         if len(pairs) > SEARCH_MAX_TITLES:
             # A broad search matches most signals: a newest-first walk finds a page fast.
             where.append(like)
@@ -116,13 +164,20 @@ async def list_signals(conn: aiosqlite.Connection, query: SignalFilter) -> Signa
     if query.until:
         where.append("ts < ?")
         params.append(query.until)
+    return where, params, _index_for(query, search_by_rule)
+
+
+async def list_signals(conn: aiosqlite.Connection, query: SignalFilter) -> SignalPage:
+    conditions = await _conditions(conn, query)
+    if conditions is None:
+        return SignalPage([], None)
+    where, params, index = conditions
     if query.cursor:
         ts, seq = decode_cursor(query.cursor)
         # `ts <= ?` bounds the index range; the OR then skips the rows already returned.
         where.append("ts <= ? AND (ts < ? OR seq < ?)")
         params.extend((ts, ts, seq))
-    sql = (f"SELECT {SIGNAL_COLUMNS}, seq FROM signals "
-           f"INDEXED BY {_index_for(query, search_by_rule)}"
+    sql = (f"SELECT {SIGNAL_COLUMNS}, seq FROM signals INDEXED BY {index}"
            + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY ts DESC, seq DESC LIMIT ?")
     params.append(query.limit + 1)
@@ -134,6 +189,210 @@ async def list_signals(conn: aiosqlite.Connection, query: SignalFilter) -> Signa
         next_cursor = encode_cursor(last[1], last[SEQ])
         rows = rows[:query.limit]
     return SignalPage([signal_row(row) for row in rows], next_cursor)
+
+
+async def matching_ids(conn: aiosqlite.Connection, query: SignalFilter, not_status: str,
+                       max_seq: int, limit: int) -> list[str]:
+    """Up to `limit` signals that match `query`, are not in `not_status` and were stored at
+    or before `max_seq`: the next chunk of a triage by filter. Signals it changes leave the
+    match, so the next call finds the next ones."""
+    conditions = await _conditions(conn, query)
+    if conditions is None:
+        return []
+    where, params, index = conditions
+    others = [status for status in STATUSES if status != not_status]
+    where += [f"status IN ({placeholders(len(others))})", "seq <= ?"]
+    params += [*others, max_seq, limit]
+    if query.rule_id and query.host_id:
+        index = "idx_signals_group"  # a group, without stepping over what is already done
+    async with conn.execute(f"SELECT signal_id FROM signals INDEXED BY {index} WHERE "
+                            + " AND ".join(where) + " LIMIT ?", params) as cur:
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def max_seq(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT max(seq) FROM signals") as cur:
+        (seq,) = await cur.fetchone()
+    return seq or 0
+
+
+# -- groups of repeats -----------------------------------------------------------------------
+# Without a time window or a search, groups come from `group_counts` (schema.py): walking its
+# buckets newest first finds a page of groups without touching the signals. A time window or a
+# search groups the matching signals themselves, read through the same index as a page of them.
+
+BUCKET_COLUMNS = "rule_id, host_id, status, severity, silence_id, n, first_ts, last_ts"
+GROUPS_PER_QUERY = 100  # groups fetched with one query of OR'ed keys
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+GroupKey = tuple[str, str, str]  # (last event time, rule, host): groups come in its order
+
+
+async def signal_groups(conn: aiosqlite.Connection, query: SignalFilter) -> GroupPage:
+    after = decode_group_cursor(query.cursor) if query.cursor else None
+    if query.search or query.since or query.until:
+        return await _groups_of_signals(conn, query, after)
+    where, params = _bucket_conditions(query)
+    if query.host_id or query.rule_id:
+        # A host has a few dozen groups, a rule one per host at most: fold them all here.
+        if query.host_id:
+            where.append("host_id = ?")
+            params.append(query.host_id)
+        if query.rule_id:
+            where.append("rule_id = ?")
+            params.append(query.rule_id)
+        # Not the walk index: the host's index, or the primary key, which starts with the rule.
+        index = "INDEXED BY idx_group_counts_host" if query.host_id else "NOT INDEXED"
+        async with conn.execute(f"SELECT {BUCKET_COLUMNS} FROM group_counts {index} "
+                                f"WHERE {' AND '.join(where)}", params) as cur:
+            groups = _fold(await cur.fetchall())
+        keys = sorted((_key(g) for g in groups.values()), reverse=True)
+        keys = [key for key in keys if after is None or key < after][:query.limit + 1]
+    else:
+        keys = await _walk_groups(conn, query, where, params, after)
+        groups = await _buckets_of(conn, keys[:query.limit], where, params)
+    page = [groups[(rule, host)] for _, rule, host in keys[:query.limit]]
+    for group in page:
+        group["sample_signal_id"] = await _newest_in_bucket(conn, group.pop("_newest"))
+    next_cursor = encode_group_cursor(*keys[query.limit - 1]) if len(keys) > query.limit \
+        else None
+    return GroupPage(page, next_cursor)
+
+
+def _bucket_conditions(query: SignalFilter) -> tuple[list[str], list[Any]]:
+    where, params = ["last_ts IS NOT NULL"], []  # an emptied bucket has no times
+    if query.status is not None:
+        where.append("status = ?")
+        params.append(query.status)
+    if query.severities:
+        where.append(f"severity IN ({placeholders(len(query.severities))})")
+        params.extend(query.severities)
+    if query.silenced is not None:
+        where.append("silence_id != 0" if query.silenced else "silence_id = 0")
+    return where, params
+
+
+async def _walk_groups(conn: aiosqlite.Connection, query: SignalFilter, where: list[str],
+                       params: list[Any], after: GroupKey | None) -> list[GroupKey]:
+    """The keys of the next `limit + 1` groups: the buckets of each status newest first,
+    merged; a group's first bucket met carries its last event time."""
+    arm_where = where + (["last_ts <= ?"] if after else [])
+    arm_params = params + ([after[0]] if after else [])
+    statuses = [query.status] if query.status else list(STATUSES)
+    arm = ("SELECT last_ts, rule_id, host_id FROM group_counts INDEXED BY "
+           f"idx_group_counts_walk WHERE {' AND '.join(arm_where)}"
+           + ("" if query.status else " AND status = ?"))
+    sql = " UNION ALL ".join([arm] * len(statuses)) + " ORDER BY 1 DESC, 2 DESC, 3 DESC"
+    sql_params = [value for status in statuses
+                  for value in (arm_params + ([] if query.status else [status]))]
+    keys: list[GroupKey] = []
+    seen: set[tuple[str, str]] = set()
+    async with conn.execute(sql, sql_params) as cur:
+        while len(keys) <= query.limit and (rows := await cur.fetchmany(GROUP_WALK_BATCH)):
+            for last_ts, rule, host in rows:
+                if (rule, host) in seen:
+                    continue
+                seen.add((rule, host))
+                # Past a cursor, a group met here may have a newer bucket above the cursor:
+                # it was on an earlier page.
+                if after is not None and await _group_last(conn, rule, host, where,
+                                                           params) != last_ts:
+                    continue
+                if after is None or (last_ts, rule, host) < after:
+                    keys.append((last_ts, rule, host))
+                    if len(keys) > query.limit:
+                        break
+    return keys
+
+
+async def _group_last(conn: aiosqlite.Connection, rule: str, host: str, where: list[str],
+                      params: list[Any]) -> str:
+    async with conn.execute(f"SELECT max(last_ts) FROM group_counts WHERE rule_id = ? AND "
+                            f"host_id = ? AND {' AND '.join(where)}",
+                            [rule, host, *params]) as cur:
+        (last,) = await cur.fetchone()
+    return last
+
+
+async def _buckets_of(conn: aiosqlite.Connection, keys: list[GroupKey], where: list[str],
+                      params: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    rows: list[Any] = []
+    for chunk in chunks(keys, GROUPS_PER_QUERY):
+        either = " OR ".join(["(rule_id = ? AND host_id = ?)"] * len(chunk))
+        async with conn.execute(
+                f"SELECT {BUCKET_COLUMNS} FROM group_counts WHERE ({either}) AND "
+                + " AND ".join(where),
+                [*(v for _, rule, host in chunk for v in (rule, host)), *params]) as cur:
+            rows += await cur.fetchall()
+    return _fold(rows)
+
+
+def _fold(rows: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Buckets (BUCKET_COLUMNS) into one entry per group."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for rule, host, status, severity, silence_id, n, first_ts, last_ts in rows:
+        group = groups.get((rule, host))
+        if group is None:
+            group = groups[(rule, host)] = {
+                "rule_id": rule, "host_id": host, "count": 0, "first_ts": first_ts,
+                "last_ts": last_ts, "severity": severity, "by_status": {}, "silenced": 0,
+                "_newest": (rule, host, status, severity, silence_id, last_ts)}
+        group["count"] += n
+        group["by_status"][status] = group["by_status"].get(status, 0) + n
+        if silence_id:
+            group["silenced"] += n
+        group["first_ts"] = min(group["first_ts"], first_ts)
+        if last_ts > group["last_ts"]:
+            group["last_ts"] = last_ts
+            group["_newest"] = (rule, host, status, severity, silence_id, last_ts)
+        if SEVERITY_RANK.get(severity, -1) > SEVERITY_RANK.get(group["severity"], -1):
+            group["severity"] = severity
+    return groups
+
+
+def _key(group: dict[str, Any]) -> GroupKey:
+    return group["last_ts"], group["rule_id"], group["host_id"]
+
+
+async def _newest_in_bucket(conn: aiosqlite.Connection, bucket: tuple[Any, ...]) -> str | None:
+    rule, host, status, severity, silence_id, last_ts = bucket
+    async with conn.execute(
+            "SELECT signal_id FROM signals INDEXED BY idx_signals_group WHERE rule_id = ? "
+            "AND host_id = ? AND status = ? AND severity = ? AND silence_id IS ? AND ts = ? "
+            "LIMIT 1", (rule, host, status, severity, silence_id or None, last_ts)) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def _groups_of_signals(conn: aiosqlite.Connection, query: SignalFilter,
+                             after: GroupKey | None) -> GroupPage:
+    conditions = await _conditions(conn, query)
+    if conditions is None:
+        return GroupPage([], None)
+    where, params, index = conditions
+    rank = " ".join(f"WHEN '{severity}' THEN {n}" for severity, n in SEVERITY_RANK.items())
+    by_status = ", ".join(f"sum(status = '{status}')" for status in STATUSES)
+    # Stored times are fixed width, so the greatest `ts || signal_id` is the newest signal.
+    sql = (f"SELECT max(ts) AS last, rule_id, host_id, count(*), min(ts), "
+           f"max(CASE severity {rank} ELSE -1 END), {by_status}, "
+           "sum(silence_id IS NOT NULL), substr(max(ts || signal_id), length(max(ts)) + 1) "
+           f"FROM signals INDEXED BY {index}"
+           + (" WHERE " + " AND ".join(where) if where else "")
+           + " GROUP BY rule_id, host_id"
+           + (" HAVING (max(ts), rule_id, host_id) < (?, ?, ?)" if after else "")
+           + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
+    async with conn.execute(sql, [*params, *(after or ()), query.limit + 1]) as cur:
+        rows = await cur.fetchall()
+    groups = []
+    for last, rule, host, count, first, top, *rest in rows[:query.limit]:
+        *statuses, silenced, sample = rest
+        groups.append({
+            "rule_id": rule, "host_id": host, "count": count, "first_ts": first,
+            "last_ts": last, "severity": SEVERITIES[top] if top >= 0 else None,
+            "by_status": {status: n for status, n in zip(STATUSES, statuses, strict=True) if n},
+            "silenced": silenced, "sample_signal_id": sample})
+    next_cursor = encode_group_cursor(*rows[query.limit - 1][:3]) \
+        if len(rows) > query.limit else None
+    return GroupPage(groups, next_cursor)
 
 
 async def _matching_titles(conn: aiosqlite.Connection, pattern: str) -> list[tuple[str, str, int]]:
@@ -180,6 +439,12 @@ async def get_signal(conn: aiosqlite.Connection, signal_id: str) -> dict[str, An
     signal = signal_row(row)
     signal["shipped_at"] = row[SEQ]
     signal["history"] = history
+    signal["silence"] = None
+    if signal["silence_id"] is not None:
+        async with conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?",
+                                (signal["silence_id"],)) as cur:
+            found = await cur.fetchone()
+        signal["silence"] = silence_from_row(found) if found else None
     return signal
 
 
@@ -215,20 +480,23 @@ async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:
     top_rules = dict(await rows("SELECT rule_id, n FROM rule_counts WHERE n > 0 "
                                 "ORDER BY n DESC, rule_id LIMIT 10"))
     agents = dict(await rows("SELECT status, count(*) FROM agents GROUP BY status"))
+    silenced_open = dict(await rows("SELECT severity, sum(n) FROM silence_counts "
+                                    "WHERE status = 'open' GROUP BY severity"))
     by_severity: dict[str, int] = {}
     by_status: dict[str, int] = {}
     open_by_severity: dict[str, int] = {}
     for severity, status, n in by_severity_status:
         by_severity[severity] = by_severity.get(severity, 0) + n
         by_status[status] = by_status.get(status, 0) + n
-        if status == "open":
-            open_by_severity[severity] = n
+        if status == "open" and n > silenced_open.get(severity, 0):
+            open_by_severity[severity] = n - silenced_open.get(severity, 0)
     return {
         "total_signals": sum(by_status.values()),
         "last_24h": last_24h,
         "by_severity": by_severity,
         "by_status": by_status,
         "open_by_severity": open_by_severity,
+        "silenced_open": sum(silenced_open.values()),
         "by_host": by_host,
         "top_rules": top_rules,
         "agents": {"active": agents.get("active", 0), "stale": agents.get("stale", 0),
@@ -278,14 +546,41 @@ async def unshipped(conn: aiosqlite.Connection, limit: int) -> ForwardBatch:
                         start, rows[-1][SEQ] if rows else start, len(rows) == limit)
 
 
-async def forward_backlog(conn: aiosqlite.Connection, severities: tuple[str, ...]) -> int:
+async def forward_backlog(conn: aiosqlite.Connection, severities: tuple[str, ...],
+                          include_silenced: bool) -> int:
     position = await forward_position(conn)
     async with conn.execute(
             "SELECT count(*) FROM signals WHERE seq > ? AND severity IN "
-            f"({placeholders(len(severities))}) AND NOT EXISTS (SELECT 1 FROM shipped "
-            "WHERE shipped.signal_id = signals.signal_id)", (position, *severities)) as cur:
+            f"({placeholders(len(severities))}) "
+            + ("" if include_silenced else "AND silence_id IS NULL ")
+            + "AND NOT EXISTS (SELECT 1 FROM shipped WHERE shipped.signal_id = "
+            "signals.signal_id)", (position, *severities)) as cur:
         (count,) = await cur.fetchone()
     return count
+
+
+# -- silences --------------------------------------------------------------------------------
+
+async def list_silences(conn: aiosqlite.Connection, active_at: str | None,
+                        limit: int) -> list[Silence]:
+    where = ("WHERE expired_at IS NULL AND ends_at > ?1 AND created_at <= ?1 "
+             if active_at else "")
+    async with conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences {where}ORDER BY id DESC "
+                            f"LIMIT {int(limit)}", (active_at,) if active_at else ()) as cur:
+        return [silence_from_row(row) for row in await cur.fetchall()]
+
+
+async def count_open_matching(conn: aiosqlite.Connection, matchers: Matchers) -> int:
+    sql, params = open_matching_query(matchers)
+    async with conn.execute(sql, params) as cur:
+        return sum(1 for _, title in await cur.fetchall() if matchers.title_matches(title))
+
+
+async def silences_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT value FROM meta WHERE key = ?",
+                            (SILENCES_VERSION_KEY,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 # -- console sessions ------------------------------------------------------------------------

@@ -21,10 +21,14 @@ from ..base import (
     AlertBuilder,
     ConsoleSession,
     ForwardBatch,
+    GroupPage,
     Heartbeat,
+    Matchers,
     NewSignal,
+    NewSilence,
     SignalFilter,
     SignalPage,
+    Silence,
     StatusResult,
     StoreUnavailable,
 )
@@ -48,6 +52,9 @@ PROBE_CONTEXT = orjson.dumps({"kind": "health_probe", "padding": "x" * 4000})
 # After a signal could not be stored, /health fails for this long unless one is stored since,
 # even when its own probe fits: real batches need more room than the probe.
 INGEST_FAILURE_MEMORY_SECONDS = 30.0
+# Triage by filter changes this many signals per transaction: a few milliseconds of the
+# writer each, so the ingests queued meanwhile are committed between two of them.
+TRIAGE_CHUNK = 500
 
 
 class SQLiteStore:
@@ -173,9 +180,30 @@ class SQLiteStore:
                          actor: str) -> StatusResult:
         return await self._write(writes.SetStatus(signal_ids, status, note, actor))
 
+    async def set_status_matching(self, query: SignalFilter, status: str, note: str | None,
+                                  actor: str, limit: int) -> tuple[int, bool]:
+        async with self._reader() as conn:
+            newest = await reads.max_seq(conn)  # what arrives meanwhile is not triaged
+        changed = 0
+        while changed < limit:
+            async with self._reader() as conn:
+                ids = await reads.matching_ids(conn, query, status, newest,
+                                               min(TRIAGE_CHUNK, limit - changed))
+            if not ids:
+                return changed, False
+            result = await self._write(writes.SetStatus(ids, status, note, actor,
+                                                        only_changes=True))
+            changed += result.changed
+        async with self._reader() as conn:
+            return changed, bool(await reads.matching_ids(conn, query, status, newest, 1))
+
     async def list_signals(self, query: SignalFilter) -> SignalPage:
         async with self._reader() as conn:
             return await reads.list_signals(conn, query)
+
+    async def signal_groups(self, query: SignalFilter) -> GroupPage:
+        async with self._reader() as conn:
+            return await reads.signal_groups(conn, query)
 
     async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
         async with self._reader() as conn:
@@ -231,9 +259,32 @@ class SQLiteStore:
     async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
         await self._write(writes.MarkShipped(signal_ids, position))
 
-    async def forward_backlog(self, severities: tuple[str, ...]) -> int:
+    async def forward_backlog(self, severities: tuple[str, ...], *,
+                              include_silenced: bool = True) -> int:
         async with self._reader() as conn:
-            return await reads.forward_backlog(conn, severities)
+            return await reads.forward_backlog(conn, severities, include_silenced)
+
+    # -- silences ---------------------------------------------------------------------------
+
+    async def create_silence(self, silence: NewSilence,
+                             resolve_matching: bool) -> tuple[Silence, int]:
+        return await self._write(writes.CreateSilence(silence, resolve_matching))
+
+    async def count_open_matching(self, matchers: Matchers) -> int:
+        async with self._reader() as conn:
+            return await reads.count_open_matching(conn, matchers)
+
+    async def expire_silence(self, silence_id: int, actor: str) -> Silence | None:
+        return await self._write(writes.ExpireSilence(silence_id, actor))
+
+    async def list_silences(self, active_at: str | None = None,
+                            limit: int = 1000) -> list[Silence]:
+        async with self._reader() as conn:
+            return await reads.list_silences(conn, active_at, limit)
+
+    async def silences_version(self) -> int:
+        async with self._reader() as conn:
+            return await reads.silences_version(conn)
 
     # -- console sessions -------------------------------------------------------------------
 

@@ -14,14 +14,19 @@ from typing import Any, ClassVar
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
+from ...domain.silences import Matchers, NewSilence, Silence
 from ..base import AlertBuilder, ConsoleSession, Heartbeat, StatusResult
 
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
 INSERT_ROWS_PER_STATEMENT = 500  # 5,500 parameters; SQLite allows 32,766
-SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_SIGNALS = ("INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
-                  "tags, context, received_at, status, rule_description) VALUES ")
+                  "tags, context, received_at, status, rule_description, silence_id) VALUES ")
 FORWARD_POSITION_KEY = "forward_position"
+SILENCES_VERSION_KEY = "silences_version"
+SILENCE_COLUMNS = ("id, rule_id, host_id, severity, title, comment, created_by, created_at, "
+                   "ends_at, expired_at, expired_by, (SELECT coalesce(sum(n), 0) FROM "
+                   "silence_counts WHERE silence_id = silences.id)")
 
 
 def chunks(items: list[Any], size: int = SQL_PARAMS_PER_QUERY) -> Iterable[list[Any]]:
@@ -35,7 +40,42 @@ def placeholders(count: int) -> str:
 
 def _signal_row(s: NewSignal, now: str) -> tuple[Any, ...]:
     return (s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title, s.tags_json,
-            s.context_json, now, NEW_STATUS, s.rule_description)
+            s.context_json, now, NEW_STATUS, s.rule_description, s.silence_id)
+
+
+def silence_from_row(row: Any) -> Silence:
+    """A row that starts with SILENCE_COLUMNS."""
+    return Silence(id=row[0], matchers=Matchers(row[1], row[2], row[3], row[4]),
+                   comment=row[5], created_by=row[6], created_at=row[7], ends_at=row[8],
+                   expired_at=row[9], expired_by=row[10], signals=row[11])
+
+
+def open_matching_query(matchers: Matchers) -> tuple[str, list[Any]]:
+    """Open signals that may match: every matcher but a title glob is checked here, through
+    the narrowest index; `Matchers.title_matches` decides the rest."""
+    where, params = ["status = 'open'"], []
+    for column in ("rule_id", "host_id", "severity"):
+        if (value := getattr(matchers, column)) is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if matchers.title is not None and not matchers.title_is_glob:
+        where.append("title = ?")
+        params.append(matchers.title)
+    if matchers.rule_id and matchers.host_id:
+        index = "idx_signals_group"
+    elif matchers.host_id:
+        index = "idx_signals_host_ts"
+    elif matchers.rule_id:
+        index = "idx_signals_rule_ts"
+    else:
+        index = "idx_signals_status_ts"
+    return (f"SELECT signal_id, title FROM signals INDEXED BY {index} WHERE "
+            + " AND ".join(where)), params
+
+
+def _bump_silences_version(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE "
+                 "SET value = CAST(value AS INTEGER) + 1", (SILENCES_VERSION_KEY,))
 
 
 def insert_new_signals(conn: sqlite3.Connection, signals: list[NewSignal], now: str) -> set[str]:
@@ -103,7 +143,7 @@ class RecordHeartbeat:
             "ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
             "last_timestamp = excluded.last_timestamp, version = excluded.version, "
             "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
-            "status = 'active', stale_since = NULL",
+            "status = 'active', stale_since = NULL, alert_held = 0",
             [(hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds)
              for hb in beats])
         for agent_id, last_seen in returning.items():
@@ -134,6 +174,7 @@ class SetStatus:
     status: str
     note: str | None
     actor: str
+    only_changes: bool = False  # record no note on a signal already in `status`
     outside_transaction: ClassVar[bool] = False
 
     @classmethod
@@ -153,11 +194,11 @@ class SetStatus:
         conn.executemany("UPDATE signals SET status = ? WHERE signal_id = ?",
                          [(self.status, sid) for sid in changed])
         # A note on an unchanged status is still worth keeping in the history.
-        recorded = [sid for sid in ids
-                    if sid in current and (current[sid] != self.status or self.note)]
+        recorded = changed if self.only_changes else [
+            sid for sid in ids if sid in current and (current[sid] != self.status or self.note)]
         _record_history(conn, [(sid, current[sid], self.status, now, self.note, self.actor)
                                for sid in recorded])
-        return StatusResult(updated=len(current),
+        return StatusResult(updated=len(current), changed=len(changed),
                             not_found=[sid for sid in ids if sid not in current])
 
 
@@ -170,17 +211,85 @@ class MarkStale:
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[MarkStale],
               now: str) -> list[list[str]]:
+        agent_columns = ("agent_id, last_seen, last_timestamp, version, os_version, "
+                         "uptime_seconds")
         results = []
         for op in ops:
             with closing(conn.execute(
-                    "SELECT agent_id, last_seen, last_timestamp, version, os_version, "
-                    "uptime_seconds FROM agents WHERE status = 'active' AND last_seen < ?",
-                    (op.cutoff,))) as cur:
+                    f"SELECT {agent_columns} FROM agents WHERE status = 'active' AND "
+                    "last_seen < ?", (op.cutoff,))) as cur:
                 silent = [SilentAgent(*row) for row in cur.fetchall()]
-            conn.executemany("UPDATE agents SET status = 'stale', stale_since = ? "
-                             "WHERE agent_id = ?", [(now, agent.agent_id) for agent in silent])
-            insert_new_signals(conn, [op.alert(agent, now) for agent in silent], now)
-            results.append([agent.agent_id for agent in silent])
+            with closing(conn.execute(f"SELECT {agent_columns} FROM agents WHERE status = "
+                                      "'stale' AND alert_held = 1")) as cur:
+                held = [SilentAgent(*row) for row in cur.fetchall()]
+            alerts = {agent.agent_id: op.alert(agent, now) for agent in silent + held}
+            conn.executemany(
+                "UPDATE agents SET status = 'stale', stale_since = ?, alert_held = ? "
+                "WHERE agent_id = ?",
+                [(now, alerts[agent.agent_id] is None, agent.agent_id) for agent in silent])
+            raised = [agent.agent_id for agent in held if alerts[agent.agent_id] is not None]
+            conn.executemany("UPDATE agents SET alert_held = 0 WHERE agent_id = ?",
+                             [(agent_id,) for agent_id in raised])
+            insert_new_signals(conn, [a for a in alerts.values() if a is not None], now)
+            results.append([agent.agent_id for agent in silent] + raised)
+        return results
+
+
+@dataclass(slots=True)
+class CreateSilence:
+    silence: NewSilence
+    resolve_matching: bool
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[CreateSilence],
+              now: str) -> list[tuple[Silence, int]]:
+        results = []
+        for op in ops:
+            new, matchers = op.silence, op.silence.matchers
+            with closing(conn.execute(
+                    "INSERT INTO silences (rule_id, host_id, severity, title, comment, "
+                    "created_by, created_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "RETURNING id", (matchers.rule_id, matchers.host_id, matchers.severity,
+                                     matchers.title, new.comment, new.created_by, now,
+                                     new.ends_at))) as cur:
+                (silence_id,) = cur.fetchone()
+            resolved = 0
+            if op.resolve_matching:
+                sql, params = open_matching_query(matchers)
+                with closing(conn.execute(sql, params)) as cur:
+                    ids = [sid for sid, title in cur.fetchall()
+                           if matchers.title_matches(title)]
+                note = f"resolved with silence #{silence_id}: {new.comment}"
+                resolved = SetStatus(ids, "resolved", note, new.created_by,
+                                     only_changes=True)._apply(conn, now).changed
+            _bump_silences_version(conn)
+            results.append((Silence(silence_id, matchers, new.comment, new.created_by, now,
+                                    new.ends_at), resolved))
+        return results
+
+
+@dataclass(slots=True)
+class ExpireSilence:
+    silence_id: int
+    actor: str
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[ExpireSilence],
+              now: str) -> list[Silence | None]:
+        results = []
+        for op in ops:
+            with closing(conn.execute(
+                    "UPDATE silences SET expired_at = ?, expired_by = ? WHERE id = ? AND "
+                    "expired_at IS NULL AND ends_at > ?",
+                    (now, op.actor, op.silence_id, now))) as cur:
+                if cur.rowcount:
+                    _bump_silences_version(conn)
+            with closing(conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?",
+                                      (op.silence_id,))) as cur:
+                row = cur.fetchone()
+            results.append(silence_from_row(row) if row else None)
         return results
 
 
