@@ -18,6 +18,7 @@ from .api.auth.limiter import FailedAuthLimiter
 from .api.auth.sessions import ConsoleSessions
 from .api.middlewares import MIDDLEWARES, security_headers
 from .api.routes import openapi_document, setup_routes
+from .api.silencing import SilenceCache
 from .api.state import (
     AUTH_LIMITER,
     CLOCK,
@@ -29,6 +30,7 @@ from .api.state import (
     OPENAPI,
     SESSIONS,
     SETTINGS,
+    SILENCES,
     STORE,
     HealthCache,
 )
@@ -49,7 +51,15 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     app[STORE] = store
     app[SESSIONS] = ConsoleSessions(store, clock=app[CLOCK])
+    silences = SilenceCache(store, app[CLOCK])
+    try:
+        await silences.start()
+    except BaseException:
+        await store.close()
+        raise
+    app[SILENCES] = silences
     yield
+    await silences.stop()
     await store.close()
 
 

@@ -92,6 +92,7 @@ class Settings(BaseModel):
     forward_webhook_format: Literal["json", "slack"] = "json"
     forward_file: Path | None = None
     forward_min_severity: Severity = "info"
+    forward_silenced: bool = False  # also forward signals an active silence matched
     forward_interval: Duration = Field(5.0, gt=0)
 
     @field_validator("api_key")

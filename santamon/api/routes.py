@@ -20,6 +20,8 @@ from .models import (
     AgentQuery,
     BulkStatusResult,
     BulkStatusUpdate,
+    GroupPageOut,
+    GroupQuery,
     HealthOut,
     HeartbeatAck,
     HeartbeatIn,
@@ -35,6 +37,13 @@ from .models import (
     SignalPageOut,
     SignalQuery,
     SignedOut,
+    SilenceCreated,
+    SilenceIn,
+    SilenceList,
+    SilenceMatchersIn,
+    SilenceOut,
+    SilencePreview,
+    SilenceQuery,
     StatsOut,
     StatusChanged,
     StatusUpdate,
@@ -43,7 +52,7 @@ from .models import (
 )
 from .openapi import Body, Operation, build_openapi
 from .state import ROUTE_ROLES
-from .views import agents, console, ingest, ops, signals
+from .views import agents, console, ingest, ops, signals, silences
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -70,6 +79,7 @@ class Route:
 
 
 SIGNAL_ID = {"signal_id": "The signal's id as the agent sent it."}
+SILENCE_ID = {"silence_id": "The silence's id (a number)."}
 
 ROUTES = [
     # -- agents ------------------------------------------------------------------------------
@@ -87,7 +97,15 @@ ROUTES = [
     Route("GET", "/signals", signals.list_signals, Role.ANALYST,
           "List signals, newest first", "signals", {200: SignalPageOut}, query=SignalQuery,
           description="Filters combine with AND. Page with `cursor` = the previous "
-                      "`next_cursor`."),
+                      "`next_cursor`. Signals an active silence matched when they arrived "
+                      "are left out unless `silenced` says otherwise."),
+    Route("GET", "/signals/groups", signals.signal_groups, Role.ANALYST,
+          "Repeats grouped by rule and host, newest last-seen first", "signals",
+          {200: GroupPageOut}, query=GroupQuery,
+          description="The same filters as `GET /signals`; one entry per (rule, host) with "
+                      "the count, first and last event time, highest severity and status "
+                      "counts of its matching signals, and the newest one's id. Page with "
+                      "`cursor` = the previous `next_cursor`."),
     Route("GET", "/signals/{signal_id}", signals.get_signal, Role.ANALYST,
           "One signal with its history", "signals",
           {200: SignalDetail, 404: "No signal has this id."}, path_params=SIGNAL_ID),
@@ -102,8 +120,14 @@ ROUTES = [
           {200: StatusChanged, 404: "No signal has this id."}, path_params=SIGNAL_ID,
           body=Body(StatusUpdate)),
     Route("POST", "/signals/status", signals.bulk_update_status, Role.ANALYST,
-          "Triage many signals in one transaction", "signals", {200: BulkStatusResult},
-          body=Body(BulkStatusUpdate)),
+          "Triage many signals: by id, or a whole group or filter", "signals",
+          {200: BulkStatusResult}, body=Body(BulkStatusUpdate),
+          description="`signal_ids` (up to 1,000) change in one transaction. A `group` "
+                      "(rule and host) and/or a `filter` (the filters of `GET /signals`, "
+                      "but matching any status and silenced signals unless given) change "
+                      "every matching signal stored before the call, up to 100,000, in small "
+                      "transactions so ingest keeps flowing; `updated` is how many changed "
+                      "and `more` says whether matching signals are left."),
     Route("GET", "/signals/volume", signals.signal_volume, Role.ANALYST,
           "Signals per time bucket, by severity", "signals", {200: VolumeOut},
           query=VolumeQuery,
@@ -113,6 +137,23 @@ ROUTES = [
           "Totals and breakdowns", "signals", {200: StatsOut}),
     Route("GET", "/agents", agents.list_agents, Role.ANALYST,
           "Agents and their latest heartbeat", "agents", {200: AgentList}, query=AgentQuery),
+    # -- silences ----------------------------------------------------------------------------
+    Route("GET", "/silences", silences.list_silences, Role.ANALYST,
+          "Silences, newest first", "silences", {200: SilenceList}, query=SilenceQuery),
+    Route("POST", "/silences", silences.create_silence, Role.ANALYST,
+          "Silence signals for a while", "silences", {201: SilenceCreated},
+          body=Body(SilenceIn),
+          description="New signals that match an active silence are still stored, but "
+                      "marked with it: left out of the default queue and the open counts, "
+                      "and not forwarded (unless SANTAMON_FORWARD_SILENCED). A silence on "
+                      "a host that covers its `AGENT-STALE` alert is a maintenance window: "
+                      "no stale alert for that host while it lasts."),
+    Route("GET", "/silences/preview", silences.preview_silence, Role.ANALYST,
+          "How many open signals a silence would resolve", "silences",
+          {200: SilencePreview}, query=SilenceMatchersIn),
+    Route("DELETE", "/silences/{silence_id}", silences.expire_silence, Role.ANALYST,
+          "Expire a silence now (it is kept for the record)", "silences",
+          {200: SilenceOut, 404: "No silence has this id."}, path_params=SILENCE_ID),
     # -- the console -------------------------------------------------------------------------
     Route("GET", "/ui", console.console_page, Role.PUBLIC,
           "The console", "console", {200: "An HTML page."}, content_type="text/html"),

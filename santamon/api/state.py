@@ -16,6 +16,7 @@ from ..store import Store
 from .auth.keys import Caller, KeyRing, Role
 from .auth.limiter import FailedAuthLimiter
 from .auth.sessions import ConsoleSessions
+from .silencing import SilenceCache
 
 
 @dataclass
@@ -30,6 +31,7 @@ HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)  # for forwardi
 JOBS = web.AppKey("jobs", Jobs)
 KEYRING = web.AppKey("keyring", KeyRing)
 SESSIONS = web.AppKey("sessions", ConsoleSessions)
+SILENCES = web.AppKey("silences", SilenceCache)  # the active ones, for ingest and agents
 AUTH_LIMITER = web.AppKey("auth_limiter", FailedAuthLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", bytes)  # the serialised document, built once

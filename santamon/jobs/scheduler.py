@@ -37,7 +37,8 @@ class Jobs:
         self.board = JobBoard(clock)
         sinks = build_sinks(settings, http)
         self.forwarder = Forwarder(store, sinks, min_severity=settings.forward_min_severity,
-                                   base_delay=settings.forward_interval)
+                                   base_delay=settings.forward_interval,
+                                   forward_silenced=settings.forward_silenced)
         if not sinks:
             log.info("forwarding is off: set SANTAMON_FORWARD_WEBHOOK_URL or "
                      "SANTAMON_FORWARD_FILE to ship signals downstream")

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from .. import timeutil
-from ..domain.agents import stale_alert
+from ..domain.silences import stale_alert_unless_held
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -20,9 +20,13 @@ async def check_stale_agents(store: Store, stale_after: float, started_ns: int,
         # Agents get the full threshold counted from the server's start: a silence that was
         # only the server being down is not the agent's.
         return "waiting for the threshold to pass since the server started"
+    # Read each run rather than cached: the job runs every few seconds at most, and a
+    # maintenance window must hold the alert from the moment it is created.
+    silences = await store.list_silences(active_at=timeutil.format_utc(clock()))
     agents = await store.mark_stale_agents(
         timeutil.format_utc(cutoff_ns),
-        functools.partial(stale_alert, threshold_seconds=stale_after))
+        functools.partial(stale_alert_unless_held, silences=silences,
+                          threshold_seconds=stale_after))
     for agent_id in agents:
         log.warning("agent %s is stale: no heartbeat for over %gs", agent_id, stale_after)
     return f"{len(agents)} agent(s) newly stale"

@@ -7,7 +7,7 @@ from aiohttp import web
 from ...store import AgentFilter
 from ..models import AgentQuery
 from ..responses import json_response
-from ..state import STORE
+from ..state import SILENCES, STORE
 
 
 async def list_agents(request: web.Request) -> web.Response:
@@ -15,4 +15,7 @@ async def list_agents(request: web.Request) -> web.Response:
     agents = await request.app[STORE].list_agents(AgentFilter(
         status=None if query.status == "all" else query.status, since=query.since,
         limit=query.limit))
+    silences = request.app[SILENCES]
+    for agent in agents:
+        agent["maintenance_until"] = silences.maintenance_until(agent["agent_id"])
     return json_response({"count": len(agents), "heartbeats": agents})

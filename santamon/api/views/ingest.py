@@ -11,12 +11,14 @@ from pydantic import Field, TypeAdapter
 from ...store import Heartbeat, NewSignal
 from ..models import MAX_BATCH, MAX_CONTEXT_BYTES, HeartbeatIn, SignalIn
 from ..responses import ApiError, json_response
-from ..state import AGENT_ID, METRICS, STORE
+from ..silencing import SilenceCache
+from ..state import AGENT_ID, METRICS, SILENCES, STORE
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
 
-def _to_new_signal(signal: SignalIn, index: int | None = None) -> NewSignal:
+def _to_new_signal(signal: SignalIn, silences: SilenceCache,
+                   index: int | None = None) -> NewSignal:
     context_json = signal.context_json()
     if len(context_json) > MAX_CONTEXT_BYTES:
         where = "" if index is None else f" (item {index})"
@@ -26,15 +28,18 @@ def _to_new_signal(signal: SignalIn, index: int | None = None) -> NewSignal:
         signal_id=signal.signal_id, ts=signal.ts, host_id=signal.host_id,
         rule_id=signal.rule_id, severity=signal.severity, title=signal.title,
         tags_json=orjson.dumps(signal.tags or []), context_json=context_json,
-        rule_description=signal.rule_description)
+        rule_description=signal.rule_description,
+        silence_id=silences.match(signal.rule_id, signal.host_id, signal.severity,
+                                  signal.title))
 
 
 async def ingest(request: web.Request) -> web.Response:
     """One signal object, or a JSON array of up to 1,000 (all stored, or none)."""
     body = await request.read()
-    store = request.app[STORE]
+    store, silences = request.app[STORE], request.app[SILENCES]
     if body.lstrip()[:1] == b"[":
-        batch = [_to_new_signal(s, i) for i, s in enumerate(_signal_batch.validate_json(body))]
+        batch = [_to_new_signal(s, silences, i)
+                 for i, s in enumerate(_signal_batch.validate_json(body))]
         hosts = {s.host_id for s in batch}
         if len(hosts) == 1:
             request[AGENT_ID] = hosts.pop()
@@ -48,7 +53,7 @@ async def ingest(request: web.Request) -> web.Response:
             "results": [{"signal_id": s.signal_id, "duplicate": not new}
                         for s, new in zip(batch, stored, strict=True)],
         })
-    signal = _to_new_signal(SignalIn.model_validate_json(body))
+    signal = _to_new_signal(SignalIn.model_validate_json(body), silences)
     request[AGENT_ID] = signal.host_id
     (stored,) = await store.insert_signals([signal])
     request.app[METRICS].count_ingest(int(stored), int(not stored))

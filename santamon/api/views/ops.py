@@ -25,7 +25,8 @@ async def jobs(request: web.Request) -> web.Response:
     forwarding: dict[str, object] = {
         "sinks": [sink.name for sink in forwarder.sinks],
         "min_severity": forwarder.severities[0],
-        "backlog": await store.forward_backlog(forwarder.severities),
+        "backlog": await store.forward_backlog(forwarder.severities,
+                                               include_silenced=forwarder.forward_silenced),
         "consecutive_failures": forwarder.consecutive_failures,
         "retry_in_seconds": round(forwarder.retry_in, 3),
     }
@@ -63,8 +64,9 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
     with contextlib.suppress(StoreUnavailable, TimeoutError):
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
             counts = await store.stats()
-            backlog = (await store.forward_backlog(forwarder.severities)
-                       if forwarder.sinks else None)
+            backlog = (await store.forward_backlog(
+                forwarder.severities, include_silenced=forwarder.forward_silenced)
+                if forwarder.sinks else None)
         for status in ("active", "stale"):
             registry.agents.labels(status=status).set(counts["agents"][status])
         for status in STATUSES:
