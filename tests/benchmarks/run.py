@@ -217,7 +217,7 @@ def check_durable(db_path: Path, ackdir: Path, nonces: list[str]) -> dict:
 
 
 def query_plan(db_path: Path, meta: dict) -> tuple[list[tuple[str, list[str]]], dict]:
-    """The query kinds of issue 5 with concrete parameters picked from the generated data."""
+    """The query kinds of issues 5 and 14 with concrete parameters picked from the data."""
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         count = db.execute("SELECT max(rowid) FROM signals").fetchone()[0] or 1
@@ -258,12 +258,23 @@ def query_plan(db_path: Path, meta: dict) -> tuple[list[tuple[str, list[str]]], 
         ("/stats", ["/stats"]),
         ("/agents", ["/agents"]),
         ("/agents?status=all&limit=2000", ["/agents?status=all&limit=2000"]),
+        # Grouped repeats (issue 14): the console's grouped queue and its filters.
+        ("groups, open", ["/signals/groups"]),
+        ("groups, status=all", ["/signals/groups?status=all"]),
+        ("groups, host_id", [f"/signals/groups?host_id={h}&status=all" for h in hosts[:20]]),
+        ("groups, rule_id (common)", ["/signals/groups?rule_id=SM-015&status=all"]),
+        ("groups, severity=critical", ["/signals/groups?severity=critical&status=all"]),
+        ("groups, since (1 day)", [f"/signals/groups?since={since_1d}&status=all"]),
+        ("groups, since (7 days)", [f"/signals/groups?since={since_7d}"]),
+        ("groups, search", ["/signals/groups?search=keys&status=all"]),
+        ("groups, deep page", []),  # filled in once the cursor is found
     ]
     return plan, {"sample_ids": len(ids), "hosts": hosts[:3]}
 
 
-async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float) -> dict:
-    """Follow next_cursor over status=all at limit=1000 for `pages` pages (bounded in time)."""
+async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float,
+                           path: str = "/signals", limit: int = 1000) -> dict:
+    """Follow next_cursor over status=all at `limit` for `pages` pages (bounded in time)."""
     cursor = None
     started = time.monotonic()
     walked = 0
@@ -272,10 +283,10 @@ async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float
         for _ in range(pages):
             if time.monotonic() - started > budget_s:
                 break
-            params = {"status": "all", "limit": "1000"}
+            params = {"status": "all", "limit": str(limit)}
             if cursor:
                 params["cursor"] = cursor
-            async with session.get(base + "/signals", params=params) as resp:
+            async with session.get(base + path, params=params) as resp:
                 if resp.status != 200:
                     return {"error": f"HTTP {resp.status}: {(await resp.text())[:200]}"}
                 body = await resp.json()
@@ -283,7 +294,7 @@ async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float
                 break
             cursor = body["next_cursor"]
             walked += 1
-    return {"cursor": cursor, "pages": walked, "rows_deep": walked * 1000,
+    return {"cursor": cursor, "pages": walked, "rows_deep": walked * limit,
             "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -320,7 +331,7 @@ async def measure_queries(base: str, headers: dict, plan: list[tuple[str, list[s
                     latencies.append((time.perf_counter() - started) * 1000)
                     if status != 200:
                         errors[str(status)] = errors.get(str(status), 0) + 1
-                    elif path == "/signals" or path.startswith("/signals?"):
+                    elif path.startswith(("/signals?", "/signals/groups")) or path == "/signals":
                         with contextlib.suppress(ValueError, KeyError):
                             counts.append(json.loads(data)["count"])
 
@@ -520,6 +531,13 @@ def main() -> int:
                 plan = [(kind, [f"/signals?status=all&limit=100&cursor={deep['cursor']}"]
                          if kind == "deep cursor page" else paths) for kind, paths in plan]
             log(f"deep cursor: {report['deep_cursor']}")
+            deep = asyncio.run(find_deep_cursor(base, admin_headers, 4 if args.quick else 20,
+                                                60, path="/signals/groups", limit=500))
+            report["deep_group_cursor"] = {k: v for k, v in deep.items() if k != "cursor"}
+            if deep.get("cursor"):
+                plan = [(kind, [f"/signals/groups?status=all&cursor={deep['cursor']}"]
+                         if kind == "groups, deep page" else paths) for kind, paths in plan]
+            log(f"deep group cursor: {report['deep_group_cursor']}")
             log(f"queries, idle, {args.clients} clients")
             report["queries_idle"] = asyncio.run(measure_queries(
                 base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))

@@ -580,7 +580,7 @@ async def test_groups_count_repeats_across_status_changes_paging_and_pruning(sto
         rule, host = f"R-{n % 4}", f"h-{n % 3}"
         s = signal(f"g{n:02d}", at=ts(n * 7 % 50, ns=n), rule=rule, host=host,
                    severity=("low", "high", "medium", "critical", "info")[n % 5],
-                   title=f"thing {n % 2}")
+                   title=f"thing {n % 3}")
         signals.append(replace(s, silence_id=silence.id) if (rule, host) == ("R-1", "h-1")
                        and n % 2 else s)
     await store.insert_signals(signals)
@@ -590,7 +590,9 @@ async def test_groups_count_repeats_across_status_changes_paging_and_pruning(sto
                SignalFilter(status=None, rule_id="R-3", silenced=None, limit=1),
                SignalFilter(severities=("critical", "low"), limit=2),
                SignalFilter(status=None, since=ts(10), until=ts(40), limit=2),
-               SignalFilter(status=None, search="THING 1", silenced=None, limit=2)]
+               SignalFilter(status=None, search="THING 1", silenced=None, limit=2),
+               SignalFilter(search="thing", limit=2), SignalFilter(search="r-2", limit=1),
+               SignalFilter(search="nothing like it")]
 
     async def check() -> None:
         for query in queries:

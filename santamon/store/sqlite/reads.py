@@ -228,37 +228,48 @@ GroupKey = tuple[str, str, str]  # (last event time, rule, host): groups come in
 
 
 async def signal_groups(conn: aiosqlite.Connection, query: SignalFilter) -> GroupPage:
+    """Two or three queries whatever the page size: under concurrency every round trip to a
+    reader thread costs more than the SQL itself."""
     after = decode_group_cursor(query.cursor) if query.cursor else None
-    if query.search or query.since or query.until:
+    rules = None
+    if query.search and not (query.since or query.until):
+        rules = await _rules_wholly_matched(conn, query.search)
+        if rules == []:
+            return GroupPage([], None)
+    if (query.search and rules is None) or query.since or query.until:
         return await _groups_of_signals(conn, query, after)
-    where, params = _bucket_conditions(query)
-    if query.host_id or query.rule_id:
-        # A host has a few dozen groups, a rule one per host at most: fold them all here.
-        if query.host_id:
-            where.append("host_id = ?")
-            params.append(query.host_id)
-        if query.rule_id:
-            where.append("rule_id = ?")
-            params.append(query.rule_id)
-        # Not the walk index: the host's index, or the primary key, which starts with the rule.
-        index = "INDEXED BY idx_group_counts_host" if query.host_id else "NOT INDEXED"
-        async with conn.execute(f"SELECT {BUCKET_COLUMNS} FROM group_counts {index} "
-                                f"WHERE {' AND '.join(where)}", params) as cur:
-            groups = _fold(await cur.fetchall())
-        keys = sorted((_key(g) for g in groups.values()), reverse=True)
-        keys = [key for key in keys if after is None or key < after][:query.limit + 1]
+    where, params = _bucket_conditions(query, rules)
+    if query.host_id or query.rule_id or rules:
+        keys = await _few_groups(conn, query, where, params, after)
     else:
         keys = await _walk_groups(conn, query, where, params, after)
-        groups = await _buckets_of(conn, keys[:query.limit], where, params)
+    groups = await _buckets_of(conn, keys[:query.limit], where, params)
     page = [groups[(rule, host)] for _, rule, host in keys[:query.limit]]
-    for group in page:
-        group["sample_signal_id"] = await _newest_in_bucket(conn, group.pop("_newest"))
     next_cursor = encode_group_cursor(*keys[query.limit - 1]) if len(keys) > query.limit \
         else None
     return GroupPage(page, next_cursor)
 
 
-def _bucket_conditions(query: SignalFilter) -> tuple[list[str], list[Any]]:
+async def _rules_wholly_matched(conn: aiosqlite.Connection, search: str) -> list[str] | None:
+    """The rules a search matches, when it matches every title of each (then it is a filter
+    on the rules, which `group_counts` answers); None when it matches only some titles."""
+    pairs = await _matching_titles(conn, "%" + _escape_like(search) + "%")
+    if len(pairs) > SEARCH_MAX_TITLES:
+        return None
+    matched: dict[str, int] = {}
+    for rule, _, _ in pairs:
+        matched[rule] = matched.get(rule, 0) + 1
+    if not matched:
+        return []
+    async with conn.execute(
+            "SELECT rule_id, count(*) FROM signal_titles WHERE n > 0 AND rule_id IN "
+            f"({placeholders(len(matched))}) GROUP BY rule_id", list(matched)) as cur:
+        titles = dict(await cur.fetchall())
+    return sorted(matched) if titles == matched else None
+
+
+def _bucket_conditions(query: SignalFilter,
+                       rules: list[str] | None) -> tuple[list[str], list[Any]]:
     where, params = ["last_ts IS NOT NULL"], []  # an emptied bucket has no times
     if query.status is not None:
         where.append("status = ?")
@@ -268,99 +279,105 @@ def _bucket_conditions(query: SignalFilter) -> tuple[list[str], list[Any]]:
         params.extend(query.severities)
     if query.silenced is not None:
         where.append("silence_id != 0" if query.silenced else "silence_id = 0")
+    if query.host_id:
+        where.append("host_id = ?")
+        params.append(query.host_id)
+    for_rules = [query.rule_id] if query.rule_id else rules
+    if for_rules:
+        where.append(f"rule_id IN ({placeholders(len(for_rules))})")
+        params.extend(for_rules)
     return where, params
+
+
+async def _few_groups(conn: aiosqlite.Connection, query: SignalFilter, where: list[str],
+                      params: list[Any], after: GroupKey | None) -> list[GroupKey]:
+    """A host has a few dozen groups, a rule one per host at most: all of them, sorted."""
+    # Not the walk index: the host's, or the primary key (which starts with the rule).
+    index = "INDEXED BY idx_group_counts_host" if query.host_id else "NOT INDEXED"
+    async with conn.execute(
+            f"SELECT max(last_ts), rule_id, host_id FROM group_counts {index} WHERE "
+            + " AND ".join(where) + " GROUP BY rule_id, host_id"
+            + (" HAVING (max(last_ts), rule_id, host_id) < (?, ?, ?)" if after else "")
+            + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?",
+            [*params, *(after or ()), query.limit + 1]) as cur:
+        return [tuple(row) for row in await cur.fetchall()]
 
 
 async def _walk_groups(conn: aiosqlite.Connection, query: SignalFilter, where: list[str],
                        params: list[Any], after: GroupKey | None) -> list[GroupKey]:
     """The keys of the next `limit + 1` groups: the buckets of each status newest first,
-    merged; a group's first bucket met carries its last event time."""
-    arm_where = where + (["last_ts <= ?"] if after else [])
-    arm_params = params + ([after[0]] if after else [])
+    merged; the first bucket met of a group carries its last event time."""
     statuses = [query.status] if query.status else list(STATUSES)
-    arm = ("SELECT last_ts, rule_id, host_id FROM group_counts INDEXED BY "
-           f"idx_group_counts_walk WHERE {' AND '.join(arm_where)}"
-           + ("" if query.status else " AND status = ?"))
-    sql = " UNION ALL ".join([arm] * len(statuses)) + " ORDER BY 1 DESC, 2 DESC, 3 DESC"
-    sql_params = [value for status in statuses
-                  for value in (arm_params + ([] if query.status else [status]))]
+    arm_where = [*where, "(last_ts, rule_id, host_id) < (?, ?, ?)"]
+    if not query.status:
+        arm_where.append("status = ?")
+    # Past a cursor, a group met here may have a newer bucket above it: it was on an earlier
+    # page. Its newest bucket under the filters says so.
+    newest = (f", (SELECT max(last_ts) FROM group_counts AS g2 WHERE g2.rule_id = g.rule_id "
+              f"AND g2.host_id = g.host_id AND {' AND '.join(where)})" if after else "")
+    arm = (f"SELECT last_ts, rule_id, host_id{newest} FROM group_counts AS g INDEXED BY "
+           f"idx_group_counts_walk WHERE {' AND '.join(arm_where)}")
+    sql = (" UNION ALL ".join([arm] * len(statuses))
+           + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
+    batch = (query.limit + 1) * 3  # a group has one to a few buckets
     keys: list[GroupKey] = []
     seen: set[tuple[str, str]] = set()
-    async with conn.execute(sql, sql_params) as cur:
-        while len(keys) <= query.limit and (rows := await cur.fetchmany(GROUP_WALK_BATCH)):
-            for last_ts, rule, host in rows:
-                if (rule, host) in seen:
-                    continue
-                seen.add((rule, host))
-                # Past a cursor, a group met here may have a newer bucket above the cursor:
-                # it was on an earlier page.
-                if after is not None and await _group_last(conn, rule, host, where,
-                                                           params) != last_ts:
-                    continue
-                if after is None or (last_ts, rule, host) < after:
-                    keys.append((last_ts, rule, host))
-                    if len(keys) > query.limit:
-                        break
-    return keys
-
-
-async def _group_last(conn: aiosqlite.Connection, rule: str, host: str, where: list[str],
-                      params: list[Any]) -> str:
-    async with conn.execute(f"SELECT max(last_ts) FROM group_counts WHERE rule_id = ? AND "
-                            f"host_id = ? AND {' AND '.join(where)}",
-                            [rule, host, *params]) as cur:
-        (last,) = await cur.fetchone()
-    return last
+    below = after or ("\uffff", "", "")  # above every stored time
+    while True:
+        sql_params: list[Any] = []
+        for status in statuses:
+            sql_params += [*(params * 2 if after else params), *below]
+            if not query.status:
+                sql_params.append(status)
+        async with conn.execute(sql, [*sql_params, batch]) as cur:
+            rows = await cur.fetchall()
+        for row in rows:
+            last_ts, rule, host = row[:3]
+            if (rule, host) in seen:
+                continue
+            seen.add((rule, host))
+            if after is None or row[3] == last_ts:
+                keys.append((last_ts, rule, host))
+                if len(keys) > query.limit:
+                    return keys
+        if len(rows) < batch:
+            return keys
+        below = tuple(rows[-1][:3])
 
 
 async def _buckets_of(conn: aiosqlite.Connection, keys: list[GroupKey], where: list[str],
                       params: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every bucket of these groups under the filters, folded into one entry per group, with
+    the newest signal of each."""
     rows: list[Any] = []
     for chunk in chunks(keys, GROUPS_PER_QUERY):
         either = " OR ".join(["(rule_id = ? AND host_id = ?)"] * len(chunk))
         async with conn.execute(
-                f"SELECT {BUCKET_COLUMNS} FROM group_counts WHERE ({either}) AND "
-                + " AND ".join(where),
+                f"SELECT {BUCKET_COLUMNS}, (SELECT signal_id FROM signals INDEXED BY "
+                "idx_signals_group WHERE rule_id = g.rule_id AND host_id = g.host_id AND "
+                "status = g.status AND severity = g.severity AND silence_id IS "
+                "nullif(g.silence_id, 0) AND ts = g.last_ts LIMIT 1) "
+                f"FROM group_counts AS g WHERE ({either}) AND " + " AND ".join(where),
                 [*(v for _, rule, host in chunk for v in (rule, host)), *params]) as cur:
             rows += await cur.fetchall()
-    return _fold(rows)
-
-
-def _fold(rows: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Buckets (BUCKET_COLUMNS) into one entry per group."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for rule, host, status, severity, silence_id, n, first_ts, last_ts in rows:
+    for rule, host, status, severity, silence_id, n, first_ts, last_ts, newest in rows:
         group = groups.get((rule, host))
         if group is None:
             group = groups[(rule, host)] = {
                 "rule_id": rule, "host_id": host, "count": 0, "first_ts": first_ts,
                 "last_ts": last_ts, "severity": severity, "by_status": {}, "silenced": 0,
-                "_newest": (rule, host, status, severity, silence_id, last_ts)}
+                "sample_signal_id": newest}
         group["count"] += n
         group["by_status"][status] = group["by_status"].get(status, 0) + n
         if silence_id:
             group["silenced"] += n
         group["first_ts"] = min(group["first_ts"], first_ts)
         if last_ts > group["last_ts"]:
-            group["last_ts"] = last_ts
-            group["_newest"] = (rule, host, status, severity, silence_id, last_ts)
+            group["last_ts"], group["sample_signal_id"] = last_ts, newest
         if SEVERITY_RANK.get(severity, -1) > SEVERITY_RANK.get(group["severity"], -1):
             group["severity"] = severity
     return groups
-
-
-def _key(group: dict[str, Any]) -> GroupKey:
-    return group["last_ts"], group["rule_id"], group["host_id"]
-
-
-async def _newest_in_bucket(conn: aiosqlite.Connection, bucket: tuple[Any, ...]) -> str | None:
-    rule, host, status, severity, silence_id, last_ts = bucket
-    async with conn.execute(
-            "SELECT signal_id FROM signals INDEXED BY idx_signals_group WHERE rule_id = ? "
-            "AND host_id = ? AND status = ? AND severity = ? AND silence_id IS ? AND ts = ? "
-            "LIMIT 1", (rule, host, status, severity, silence_id or None, last_ts)) as cur:
-        row = await cur.fetchone()
-    return row[0] if row else None
 
 
 async def _groups_of_signals(conn: aiosqlite.Connection, query: SignalFilter,
@@ -369,27 +386,34 @@ async def _groups_of_signals(conn: aiosqlite.Connection, query: SignalFilter,
     if conditions is None:
         return GroupPage([], None)
     where, params, index = conditions
+    if not (query.search or query.host_id or query.rule_id):
+        # The time index carries every column a group needs: no row is read.
+        index = "idx_signals_ts"
     rank = " ".join(f"WHEN '{severity}' THEN {n}" for severity, n in SEVERITY_RANK.items())
     by_status = ", ".join(f"sum(status = '{status}')" for status in STATUSES)
-    # Stored times are fixed width, so the greatest `ts || signal_id` is the newest signal.
-    sql = (f"SELECT max(ts) AS last, rule_id, host_id, count(*), min(ts), "
-           f"max(CASE severity {rank} ELSE -1 END), {by_status}, "
-           "sum(silence_id IS NOT NULL), substr(max(ts || signal_id), length(max(ts)) + 1) "
-           f"FROM signals INDEXED BY {index}"
-           + (" WHERE " + " AND ".join(where) if where else "")
-           + " GROUP BY rule_id, host_id"
-           + (" HAVING (max(ts), rule_id, host_id) < (?, ?, ?)" if after else "")
-           + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
-    async with conn.execute(sql, [*params, *(after or ()), query.limit + 1]) as cur:
+    inner = (f"SELECT max(ts) AS last, rule_id, host_id, count(*) AS n, min(ts) AS first, "
+             f"max(CASE severity {rank} ELSE -1 END) AS top, {by_status}, "
+             "sum(silence_id IS NOT NULL) AS silenced "
+             f"FROM signals INDEXED BY {index}"
+             + (" WHERE " + " AND ".join(where) if where else "")
+             + " GROUP BY rule_id, host_id"
+             + (" HAVING (max(ts), rule_id, host_id) < (?, ?, ?)" if after else "")
+             + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
+    # The newest matching signal of each group on the page: one seek by host and time.
+    sample = ("(SELECT signal_id FROM signals INDEXED BY idx_signals_host_ts WHERE "
+              "host_id = page.host_id AND ts = page.last AND rule_id = page.rule_id"
+              + "".join(f" AND {term}" for term in where) + " LIMIT 1)")
+    async with conn.execute(f"SELECT page.*, {sample} FROM ({inner}) AS page",
+                            [*params, *params, *(after or ()), query.limit + 1]) as cur:
         rows = await cur.fetchall()
     groups = []
     for last, rule, host, count, first, top, *rest in rows[:query.limit]:
-        *statuses, silenced, sample = rest
+        *statuses, silenced, sample_id = rest
         groups.append({
             "rule_id": rule, "host_id": host, "count": count, "first_ts": first,
             "last_ts": last, "severity": SEVERITIES[top] if top >= 0 else None,
             "by_status": {status: n for status, n in zip(STATUSES, statuses, strict=True) if n},
-            "silenced": silenced, "sample_signal_id": sample})
+            "silenced": silenced, "sample_signal_id": sample_id})
     next_cursor = encode_group_cursor(*rows[query.limit - 1][:3]) \
         if len(rows) > query.limit else None
     return GroupPage(groups, next_cursor)

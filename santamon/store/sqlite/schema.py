@@ -304,7 +304,10 @@ async def _to_v3(conn: aiosqlite.Connection) -> None:
 #   open critical + high count, which leaves silenced signals out).
 # - `agents.alert_held`: a stale agent whose alert a maintenance window is holding.
 V4_SIGNAL_INDEXES = [
-    "CREATE INDEX idx_signals_ts ON signals(ts, silence_id)",
+    # The time index also carries what a group of repeats needs, so grouping a time window
+    # reads no row.
+    "CREATE INDEX idx_signals_ts ON signals(ts, silence_id, status, severity, rule_id, "
+    "host_id)",
     "CREATE INDEX idx_signals_status_ts ON signals(status, ts, severity, silence_id)",
     "CREATE INDEX idx_signals_host_ts ON signals(host_id, ts, status, severity, silence_id)",
     "CREATE INDEX idx_signals_rule_ts ON signals(rule_id, ts, status, severity, silence_id)",
