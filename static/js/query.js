@@ -144,11 +144,12 @@ export function pageQuery(f, view) {
   return s ? `?${s}` : '';
 }
 
-const silencedParam = (view) => (view.silenced === DEFAULT_VIEW.silenced ? '' : view.silenced);
+// What the view adds to GET /signals: which silenced signals, when not the API's default.
+export const viewExtra = (view) => ({ silenced: view.silenced === DEFAULT_VIEW.silenced ? '' : view.silenced });
 
 // GET /signals/groups for these filters: the same query as GET /signals.
 export function groupListQuery(f, view, extra = {}, now = Date.now()) {
-  return signalListQuery(f, { silenced: silencedParam(view), ...extra }, now);
+  return signalListQuery(f, { ...viewExtra(view), ...extra }, now);
 }
 
 // The `filter` of POST /signals/status that triages what a grouped view shows of a group.

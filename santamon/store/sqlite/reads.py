@@ -390,10 +390,15 @@ async def _groups_of_signals(conn: aiosqlite.Connection, query: SignalFilter,
         # The time index carries every column a group needs: no row is read.
         index = "idx_signals_ts"
     rank = " ".join(f"WHEN '{severity}' THEN {n}" for severity, n in SEVERITY_RANK.items())
-    by_status = ", ".join(f"sum(status = '{status}')" for status in STATUSES)
+    # What the filter already fixes is not counted row by row.
+    by_status = ", ".join(f"sum(status = '{status}')" if query.status is None
+                          else str(int(status == query.status)) + " * count(*)"
+                          for status in STATUSES)
+    silenced = {None: "sum(silence_id IS NOT NULL)", True: "count(*)", False: "0"}[
+        query.silenced]
     inner = (f"SELECT max(ts) AS last, rule_id, host_id, count(*) AS n, min(ts) AS first, "
              f"max(CASE severity {rank} ELSE -1 END) AS top, {by_status}, "
-             "sum(silence_id IS NOT NULL) AS silenced "
+             f"{silenced} AS silenced "
              f"FROM signals INDEXED BY {index}"
              + (" WHERE " + " AND ".join(where) if where else "")
              + " GROUP BY rule_id, host_id"
