@@ -20,8 +20,8 @@ async def check_stale_agents(store: Store, stale_after: float, started_ns: int,
         # Agents get the full threshold counted from the server's start: a silence that was
         # only the server being down is not the agent's.
         return "waiting for the threshold to pass since the server started"
-    # Read each run rather than cached: the job runs every few seconds at most, and a
-    # maintenance window must hold the alert from the moment it is created.
+    # Read at each run, not cached: one small query, and a maintenance window holds the
+    # alert from the moment it is made, whichever instance made it.
     silences = await store.list_silences(active_at=timeutil.format_utc(clock()))
     agents = await store.mark_stale_agents(
         timeutil.format_utc(cutoff_ns),

@@ -38,7 +38,6 @@ MAX_SEQ = 2**63 - 1
 
 SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
-GROUP_WALK_BATCH = 256  # buckets read at a time while walking groups newest first
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
                   "context, status, received_at, silence_id")
@@ -223,14 +222,26 @@ async def max_seq(conn: aiosqlite.Connection) -> int:
 
 BUCKET_COLUMNS = "rule_id, host_id, status, severity, silence_id, n, first_ts, last_ts"
 GROUPS_PER_QUERY = 100  # groups fetched with one query of OR'ed keys
+# A search covering up to this many whole rules sorts their groups; beyond, it walks them.
+FEW_RULES = 3
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 GroupKey = tuple[str, str, str]  # (last event time, rule, host): groups come in its order
 
 
 async def signal_groups(conn: aiosqlite.Connection, query: SignalFilter) -> GroupPage:
-    """Two or three queries whatever the page size: under concurrency every round trip to a
-    reader thread costs more than the SQL itself."""
+    """Two or three queries whatever the page size (under concurrency every round trip to a
+    reader thread costs more than the SQL itself), in one read transaction: the groups a
+    page names are the ones whose counts it shows, whatever triage does meanwhile."""
     after = decode_group_cursor(query.cursor) if query.cursor else None
+    await conn.execute("BEGIN")
+    try:
+        return await _signal_groups(conn, query, after)
+    finally:
+        await conn.execute("COMMIT")
+
+
+async def _signal_groups(conn: aiosqlite.Connection, query: SignalFilter,
+                         after: GroupKey | None) -> GroupPage:
     rules = None
     if query.search and not (query.since or query.until):
         rules = await _rules_wholly_matched(conn, query.search)
@@ -239,7 +250,7 @@ async def signal_groups(conn: aiosqlite.Connection, query: SignalFilter) -> Grou
     if (query.search and rules is None) or query.since or query.until:
         return await _groups_of_signals(conn, query, after)
     where, params = _bucket_conditions(query, rules)
-    if query.host_id or query.rule_id or rules:
+    if query.host_id or query.rule_id or (rules and len(rules) <= FEW_RULES):
         keys = await _few_groups(conn, query, where, params, after)
     else:
         keys = await _walk_groups(conn, query, where, params, after)
