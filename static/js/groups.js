@@ -10,6 +10,7 @@ import { describeFilters, groupListQuery, triageFilter } from './query.js';
 import { SEVERITIES, STATUSES } from './vocabulary.js';
 
 const PAGE_SIZE = 50;
+const MAX_CALLS_PER_GROUP = 20;
 
 let groups = [];
 let nextCursor = null;
@@ -192,8 +193,12 @@ async function triageSelected(status) {
     for (const group of chosen) {
       const body = { group: { rule_id: group.rule_id, host_id: group.host_id }, filter, status };
       if (note) body.note = note;
-      const res = await api('POST', '/signals/status', body);
-      changed += res && typeof res.updated === 'number' ? res.updated : 0;
+      // The server changes up to 100,000 a call and says when more are left.
+      for (let call = 0; call < MAX_CALLS_PER_GROUP; call += 1) {
+        const res = await api('POST', '/signals/status', body);
+        changed += res && typeof res.updated === 'number' ? res.updated : 0;
+        if (!(res && res.more === true)) break;
+      }
     }
     $('#group-note').value = '';
     selected.clear();

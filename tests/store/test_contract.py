@@ -635,6 +635,23 @@ async def test_group_pages_stay_stable_while_signals_arrive(store):
         await store.signal_groups(SignalFilter(cursor=page.next_cursor))
 
 
+async def test_groups_tied_at_one_instant_page_in_one_order(store):
+    await store.insert_signals([
+        signal(f"tie-{n}", at=ts(50 if n % 2 else 20), rule=f"R-{n % 3}", host=f"h-{n % 5}",
+               severity=("low", "high")[n % 2]) for n in range(40)])
+    await store.set_status([f"tie-{n}" for n in range(0, 40, 3)], "acknowledged", None, "a")
+    # the greatest group at the newest instant has only acknowledged signals there
+    await store.insert_signals([signal("tie-z", at=ts(50), rule="Z-rule", host="h-9"),
+                                signal("tie-a", at=ts(50), rule="A-rule", host="h-1")])
+    await store.set_status(["tie-z"], "acknowledged", None, "a")
+    for query in (SignalFilter(status=None, limit=1), SignalFilter(status=None, limit=4),
+                  SignalFilter(status=None, since=ts(0), limit=1),
+                  SignalFilter(status=None, since=ts(0), limit=3),
+                  SignalFilter(since=ts(0), until=ts(60), limit=2)):
+        assert comparable(await all_groups(store, query)) == comparable(
+            await expected_groups(store, query)), query
+
+
 async def test_triage_by_filter_changes_a_group_in_chunks_up_to_a_limit(store):
     await store.insert_signals([signal(f"t{n:04d}", at=ts(n), rule="R-big", host="h-big")
                                 for n in range(1200)]

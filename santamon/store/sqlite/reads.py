@@ -222,8 +222,10 @@ async def max_seq(conn: aiosqlite.Connection) -> int:
 
 BUCKET_COLUMNS = "rule_id, host_id, status, severity, silence_id, n, first_ts, last_ts"
 GROUPS_PER_QUERY = 100  # groups fetched with one query of OR'ed keys
-# A search covering up to this many whole rules sorts their groups; beyond, it walks them.
-FEW_RULES = 3
+# Rules with at least this share of the signals have their groups found by walking every
+# group newest first (a page turns up soon); rarer ones have all theirs sorted.
+WALK_MIN_SHARE = 0.02
+MAX_WALK_BATCH = 20_000
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 GroupKey = tuple[str, str, str]  # (last event time, rule, host): groups come in its order
 
@@ -248,12 +250,17 @@ async def _signal_groups(conn: aiosqlite.Connection, query: SignalFilter,
         if rules == []:
             return GroupPage([], None)
     if (query.search and rules is None) or query.since or query.until:
+        if after is None and not (query.search or query.host_id or query.rule_id):
+            return await _first_groups_of_window(conn, query)
         return await _groups_of_signals(conn, query, after)
     where, params = _bucket_conditions(query, rules)
-    if query.host_id or query.rule_id or (rules and len(rules) <= FEW_RULES):
+    share = 1.0
+    if query.rule_id or rules:
+        share = await _share_of(conn, [query.rule_id] if query.rule_id else rules or [])
+    if query.host_id or share < WALK_MIN_SHARE:
         keys = await _few_groups(conn, query, where, params, after)
     else:
-        keys = await _walk_groups(conn, query, where, params, after)
+        keys = await _walk_groups(conn, query, where, params, after, share)
     groups = await _buckets_of(conn, keys[:query.limit], where, params)
     page = [groups[(rule, host)] for _, rule, host in keys[:query.limit]]
     next_cursor = encode_group_cursor(*keys[query.limit - 1]) if len(keys) > query.limit \
@@ -300,6 +307,15 @@ def _bucket_conditions(query: SignalFilter,
     return where, params
 
 
+async def _share_of(conn: aiosqlite.Connection, rules: list[str]) -> float:
+    async with conn.execute(
+            "SELECT (SELECT coalesce(sum(n), 0) FROM rule_counts WHERE rule_id IN "
+            f"({placeholders(len(rules))})), (SELECT coalesce(sum(n), 0) FROM rule_counts)",
+            rules) as cur:
+        part, total = await cur.fetchone()
+    return part / total if total else 1.0
+
+
 async def _few_groups(conn: aiosqlite.Connection, query: SignalFilter, where: list[str],
                       params: list[Any], after: GroupKey | None) -> list[GroupKey]:
     """A host has a few dozen groups, a rule one per host at most: all of them, sorted."""
@@ -315,7 +331,8 @@ async def _few_groups(conn: aiosqlite.Connection, query: SignalFilter, where: li
 
 
 async def _walk_groups(conn: aiosqlite.Connection, query: SignalFilter, where: list[str],
-                       params: list[Any], after: GroupKey | None) -> list[GroupKey]:
+                       params: list[Any], after: GroupKey | None,
+                       share: float) -> list[GroupKey]:
     """The keys of the next `limit + 1` groups: the buckets of each status newest first,
     merged; the first bucket met of a group carries its last event time."""
     statuses = [query.status] if query.status else list(STATUSES)
@@ -330,7 +347,8 @@ async def _walk_groups(conn: aiosqlite.Connection, query: SignalFilter, where: l
            f"idx_group_counts_walk WHERE {' AND '.join(arm_where)}")
     sql = (" UNION ALL ".join([arm] * len(statuses))
            + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
-    batch = (query.limit + 1) * 3  # a group has one to a few buckets
+    # A group has one to a few buckets; a filter on rules passes over the others' buckets.
+    batch = min(MAX_WALK_BATCH, int((query.limit + 1) * 3 / share))
     keys: list[GroupKey] = []
     seen: set[tuple[str, str]] = set()
     below = after or ("\uffff", "", "")  # above every stored time
@@ -371,6 +389,11 @@ async def _buckets_of(conn: aiosqlite.Connection, keys: list[GroupKey], where: l
                 f"FROM group_counts AS g WHERE ({either}) AND " + " AND ".join(where),
                 [*(v for _, rule, host in chunk for v in (rule, host)), *params]) as cur:
             rows += await cur.fetchall()
+    return _fold(rows)
+
+
+def _fold(rows: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Buckets (BUCKET_COLUMNS and the newest signal's id) into one entry per group."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for rule, host, status, severity, silence_id, n, first_ts, last_ts, newest in rows:
         group = groups.get((rule, host))
@@ -389,6 +412,54 @@ async def _buckets_of(conn: aiosqlite.Connection, keys: list[GroupKey], where: l
         if SEVERITY_RANK.get(severity, -1) > SEVERITY_RANK.get(group["severity"], -1):
             group["severity"] = severity
     return groups
+
+
+async def _first_groups_of_window(conn: aiosqlite.Connection,
+                                  query: SignalFilter) -> GroupPage:
+    """The first page of a time window: its newest signals name the groups (a page turns up
+    within the first few dozen of them, not after grouping the whole window), and the group
+    index counts each one's signals in the window."""
+    conditions = await _conditions(conn, query)
+    assert conditions is not None  # no search: every filter is a plain condition
+    where, params, _ = conditions
+    clause = " WHERE " + " AND ".join(where) if where else ""
+    keys: list[GroupKey] = []
+    seen: set[tuple[str, str]] = set()
+    fetch = (query.limit + 1) * 4
+    while True:
+        async with conn.execute(f"SELECT ts, rule_id, host_id FROM signals INDEXED BY "
+                                f"idx_signals_ts{clause} ORDER BY ts DESC LIMIT ?",
+                                [*params, fetch]) as cur:
+            rows = await cur.fetchall()
+        keys, seen = [], set()
+        for ts, rule, host in rows:
+            if (rule, host) not in seen:
+                seen.add((rule, host))
+                keys.append((ts, rule, host))
+        # Done once past the page, and past every group tied with its last one (groups
+        # sharing a time come in rule and host order, as in later pages).
+        if len(rows) < fetch or (len(keys) > query.limit and rows[-1][0] < keys[query.limit][0]):
+            break
+        fetch *= 4  # read again, further: cheaper than keeping a position among equal times
+    keys = sorted(keys, reverse=True)[:query.limit + 1]
+    page_keys = keys[:query.limit]
+    rows = []
+    for chunk in chunks(page_keys, GROUPS_PER_QUERY):
+        either = " OR ".join(["(rule_id = ? AND host_id = ?)"] * len(chunk))
+        async with conn.execute(
+                "SELECT b.*, (SELECT signal_id FROM signals INDEXED BY idx_signals_group WHERE "
+                "rule_id = b.rule_id AND host_id = b.host_id AND status = b.status AND "
+                "severity = b.severity AND silence_id IS b.silence_id AND ts = b.last_ts "
+                "LIMIT 1) FROM (SELECT rule_id, host_id, status, severity, silence_id, "
+                "count(*), min(ts), max(ts) AS last_ts FROM signals INDEXED BY "
+                f"idx_signals_group WHERE ({either})"
+                + "".join(f" AND {term}" for term in where)
+                + " GROUP BY rule_id, host_id, status, severity, silence_id) AS b",
+                [*(v for _, rule, host in chunk for v in (rule, host)), *params]) as cur:
+            rows += await cur.fetchall()
+    groups = _fold(rows)
+    next_cursor = encode_group_cursor(*page_keys[-1]) if len(keys) > query.limit else None
+    return GroupPage([groups[(rule, host)] for _, rule, host in page_keys], next_cursor)
 
 
 async def _groups_of_signals(conn: aiosqlite.Connection, query: SignalFilter,
