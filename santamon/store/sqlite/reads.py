@@ -222,9 +222,9 @@ async def max_seq(conn: aiosqlite.Connection) -> int:
 
 BUCKET_COLUMNS = "rule_id, host_id, status, severity, silence_id, n, first_ts, last_ts"
 GROUPS_PER_QUERY = 100  # groups fetched with one query of OR'ed keys
-# Rules with at least this share of the signals have their groups found by walking every
-# group newest first (a page turns up soon); rarer ones have all theirs sorted.
-WALK_MIN_SHARE = 0.02
+# Rules a search covers whole, with at least this share of the signals, have their groups
+# found by walking every group newest first (a page turns up soon); rarer ones are sorted.
+WALK_MIN_SHARE = 0.25
 MAX_WALK_BATCH = 20_000
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 GroupKey = tuple[str, str, str]  # (last event time, rule, host): groups come in its order
@@ -254,10 +254,10 @@ async def _signal_groups(conn: aiosqlite.Connection, query: SignalFilter,
             return await _first_groups_of_window(conn, query)
         return await _groups_of_signals(conn, query, after)
     where, params = _bucket_conditions(query, rules)
-    share = 1.0
-    if query.rule_id or rules:
-        share = await _share_of(conn, [query.rule_id] if query.rule_id else rules or [])
-    if query.host_id or share < WALK_MIN_SHARE:
+    # One rule's groups are sorted (a few thousand buckets at most); a search's rules are
+    # walked when they are common.
+    share = await _share_of(conn, rules) if rules and not query.rule_id else 1.0
+    if query.host_id or query.rule_id or share < WALK_MIN_SHARE:
         keys = await _few_groups(conn, query, where, params, after)
     else:
         keys = await _walk_groups(conn, query, where, params, after, share)
@@ -347,7 +347,8 @@ async def _walk_groups(conn: aiosqlite.Connection, query: SignalFilter, where: l
            f"idx_group_counts_walk WHERE {' AND '.join(arm_where)}")
     sql = (" UNION ALL ".join([arm] * len(statuses))
            + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
-    # A group has one to a few buckets; a filter on rules passes over the others' buckets.
+    # A group has one to a few buckets; a filter passes over others' buckets: each further
+    # read goes four times as far, so a sparse filter takes few round trips.
     batch = min(MAX_WALK_BATCH, int((query.limit + 1) * 3 / share))
     keys: list[GroupKey] = []
     seen: set[tuple[str, str]] = set()
@@ -372,6 +373,7 @@ async def _walk_groups(conn: aiosqlite.Connection, query: SignalFilter, where: l
         if len(rows) < batch:
             return keys
         below = tuple(rows[-1][:3])
+        batch = min(MAX_WALK_BATCH, batch * 4)
 
 
 async def _buckets_of(conn: aiosqlite.Connection, keys: list[GroupKey], where: list[str],
