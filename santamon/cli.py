@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import logging
 import os
 import secrets
+import signal
 import ssl
 import sys
 import tomllib
@@ -52,7 +54,7 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .api.app import create_app
+    from .api.app import StartupError, create_app
 
     settings = load_settings(args.config)
     configure_logging(settings.log_format, settings.log_level.upper())
@@ -66,12 +68,56 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("serving plain HTTP: agents refuse non-loopback HTTP endpoints; set "
                     "SANTAMON_TLS_CERT and SANTAMON_TLS_KEY for production")
     scheme = "https" if tls else "http"
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, ssl_context=tls,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, print=None,
-                loop=uvloop.new_event_loop(),  # cuts the per-request cost of the loop itself
-                access_log=None)  # observe_middleware writes the one line per request
+    try:
+        # uvloop cuts the per-request cost of the loop itself.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_run(create_app(settings), settings, tls))
+    except StartupError as exc:
+        log.critical("cannot start: %s", exc)
+        return 1
     log.info("stopped (%s://%s:%d)", scheme, settings.host, settings.port)
     return 0
+
+
+async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | None) -> None:
+    """Serve until SIGTERM or SIGINT. A start that fails undoes what it had started and raises
+    StartupError, so the process exits instead of hanging on a thread; SIGTERM works while
+    starting too."""
+    from .api.app import StartupError
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # access_log=None: observe_middleware writes the one line per request.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    setup = asyncio.ensure_future(runner.setup())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({setup, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not setup.done():  # stopped while starting, e.g. during a long schema upgrade
+        setup.cancel()
+    try:
+        await setup
+    except BaseException as exc:
+        await app.cleanup()  # what started before the failure (the store) stops again
+        if isinstance(exc, asyncio.CancelledError):
+            log.info("stopped while starting")
+            return
+        if isinstance(exc, StartupError):
+            raise
+        raise StartupError(str(exc) or type(exc).__name__) from exc
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {settings.host}:{settings.port}: "
+                               f"{exc.strerror or exc}") from exc
+        log.info("listening on %s", site.name)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 SECRET_SETTINGS = frozenset({"api_key", "admin_key", "forward_webhook_secret"})

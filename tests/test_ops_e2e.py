@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import ssl
 import subprocess
+import sys
 
 import aiohttp
 import pytest
@@ -128,3 +129,62 @@ def test_gen_cert_refuses_to_overwrite_and_rejects_bad_names(tmp_path, capsys):
 
 
 pytestmark = pytest.mark.e2e
+
+
+def _serve_until_exit(db_path, *, env=None, config=None, timeout=30.0):
+    """`santamon serve` expected to fail at start: its exit code and stderr, or a test failure
+    if it is still running after `timeout` (subprocess.run kills it by its PID then)."""
+    server = ServerProcess(db_path, env=env)
+    command = [sys.executable, "-m", "santamon", "serve", *(["--config", config] if config else [])]
+    try:
+        result = subprocess.run(command, env=server.env, cwd=server.cwd, capture_output=True,
+                                text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"a failed start still ran after {timeout}s:\n{exc.stderr}") from None
+    return result.returncode, result.stderr
+
+
+def _seeded_database(path, *, signals=200):
+    with sqlite3.connect(path) as conn:
+        conn.executescript("PRAGMA journal_mode = DELETE; CREATE TABLE signals (signal_id TEXT "
+                           "PRIMARY KEY, ts TEXT, host_id TEXT, rule_id TEXT, severity TEXT, "
+                           "title TEXT, tags TEXT, context TEXT, received_at TEXT, status TEXT, "
+                           "rule_description TEXT);")
+        conn.executemany("INSERT INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
+            (f"s{n}", "2026-01-01T00:00:00Z", "h", "R", "low", "t" * 200, "[]", "{}",
+             "2026-01-01T00:00:00", "open", None) for n in range(signals)])
+
+
+def _random_file(path):
+    path.write_bytes(bytes(range(256)) * 64)
+
+
+def _truncated_database(path):
+    _seeded_database(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _newer_schema(path):
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+
+
+def _a_directory(path):
+    path.mkdir()
+
+
+@pytest.mark.parametrize(("make", "cause"), [
+    (_random_file, "file is not a database"),
+    (_truncated_database, "malformed"),
+    (_newer_schema, "newer than this server"),
+    (_a_directory, "unable to open database file"),
+])
+def test_a_failed_start_exits_non_zero_with_one_line_naming_the_cause(tmp_path, make, cause):
+    db = tmp_path / "broken.db"
+    make(db)
+    code, stderr = _serve_until_exit(db)
+    assert code != 0, stderr
+    assert "Traceback" not in stderr, stderr
+    (line,) = [line for line in stderr.splitlines() if "cannot start" in line]
+    assert cause in line and str(db) in line, stderr
+

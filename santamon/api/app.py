@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -39,9 +40,17 @@ AUTH_FAILURE_BURST = 20
 AUTH_FAILURE_PERIOD = 60.0
 
 
+class StartupError(Exception):
+    """The service cannot start; the message names what is wrong (for one line on stderr)."""
+
+
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = SQLiteStore(app[SETTINGS].db_path, on_commit=app[METRICS].observe_commit)
-    await store.open()
+    path = app[SETTINGS].db_path
+    store = SQLiteStore(path, on_commit=app[METRICS].observe_commit)
+    try:
+        await store.open()
+    except (sqlite3.Error, OSError, RuntimeError) as exc:
+        raise StartupError(f"database {path}: {exc}") from exc
     app[STORE] = store
     yield
     await store.close()

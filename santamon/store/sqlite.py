@@ -90,7 +90,20 @@ class SQLiteStore:
     # -- lifetime ---------------------------------------------------------------------------
 
     async def open(self) -> None:
+        try:
+            await self._open()
+        except BaseException:
+            # Each aiosqlite connection is a thread that keeps the process alive until it is
+            # closed: a start that failed here (a file that is not a database, a schema newer
+            # than this server, an unwritable path) must not leave one behind.
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Plain sqlite3 first: aiosqlite leaves its thread to finish on its own when a connect
+        # fails, too late for a process that is exiting because of it.
+        await asyncio.to_thread(_check_opens, self.path)
         self._maintenance_conn = await self._connect(readonly=False)
         await migrate(self._maintenance_conn)
         # WAL is a property of the file: set once, after any upgrade.
@@ -110,12 +123,16 @@ class SQLiteStore:
 
     async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        for setting in CONNECTION_PRAGMAS:
-            await pragma(conn, setting)
-        if readonly:
-            await pragma(conn, "cache_size = -8000")  # 8 MB each: RSS stays under 200 MB
-            await pragma(conn, "query_only = ON")
-            conn.row_factory = sqlite3.Row
+        try:
+            for setting in CONNECTION_PRAGMAS:
+                await pragma(conn, setting)
+            if readonly:
+                await pragma(conn, "cache_size = -8000")  # 8 MB each: RSS stays under 200 MB
+                await pragma(conn, "query_only = ON")
+                conn.row_factory = sqlite3.Row
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def close(self) -> None:
@@ -398,6 +415,12 @@ class SQLiteStore:
         async with self._reader() as conn, conn.execute("SELECT min(ts) FROM signals") as cur:
             row = await cur.fetchone()
         return row[0] if row else None
+
+
+def _check_opens(path: Path) -> None:
+    """Raise sqlite3.Error unless `path` opens as a database (or can be created as one)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA schema_version").fetchone()
 
 
 def _index_for(query: SignalQuery, search_by_rule: bool) -> str:
