@@ -17,6 +17,7 @@ from typing import Any
 
 import uvloop
 from aiohttp import web
+from yarl import URL
 
 from . import __version__, certs
 from .config import (
@@ -41,6 +42,12 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
         raise ConfigError("SANTAMON_TLS_CERT and SANTAMON_TLS_KEY must be set together")
     if cert is None and DEFAULT_CERT.is_file() and DEFAULT_KEY.is_file():
         cert, key = DEFAULT_CERT, DEFAULT_KEY
+    elif cert is None and (DEFAULT_CERT.exists() or DEFAULT_KEY.exists()):
+        # Someone meant to serve TLS here: quietly serving plain HTTP instead would hide it.
+        found, missing = ((DEFAULT_CERT, DEFAULT_KEY) if DEFAULT_CERT.exists()
+                          else (DEFAULT_KEY, DEFAULT_CERT))
+        raise ConfigError(f"found {found} but no {missing} in {Path.cwd()}: put both there, "
+                          "set SANTAMON_TLS_CERT and SANTAMON_TLS_KEY, or remove it")
     if cert is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -138,8 +145,7 @@ def _shown(name: str, value: Any) -> str:
         value = [mask_secret(v) for v in value] if isinstance(value, list) else mask_secret(value)
     elif name in SECRET_URL_SETTINGS:
         url = str(value)
-        origin = url.split("/", 3)[:3]
-        value = "/".join(origin) + "/" + mask_secret(url) if len(origin) == 3 else mask_secret(url)
+        value = f"{URL(url).origin()}/{mask_secret(url)}"  # origin() drops user:password too
     if isinstance(value, list):
         return "[" + ", ".join(_shown("", v) for v in value) + "]"
     return str(value) if isinstance(value, int | float) else f'"{value}"'

@@ -182,7 +182,8 @@ async def _ingest_resolved(store, prefix, count, ts):
 
 
 async def test_database_file_stays_bounded_under_ingest_and_pruning(tmp_path):
-    settings = Settings(api_key=["k" * 16], signal_retention=0.001)
+    # Below the configurable minimum of 1 h, so the test need not wait that long.
+    settings = Settings(api_key=["k" * 16]).model_copy(update={"signal_retention": 0.001})
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()
     sizes = []

@@ -188,3 +188,53 @@ def test_a_failed_start_exits_non_zero_with_one_line_naming_the_cause(tmp_path, 
     (line,) = [line for line in stderr.splitlines() if "cannot start" in line]
     assert cause in line and str(db) in line, stderr
 
+
+
+def test_an_infinite_interval_in_the_toml_file_stops_the_start(tmp_path):
+    config = tmp_path / "santamon.toml"
+    config.write_text("stale_check_interval = inf\n")
+    code, stderr = _serve_until_exit(tmp_path / "s.db", config=str(config))
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert "SANTAMON_STALE_CHECK_INTERVAL" in stderr.strip().splitlines()[-1], stderr
+
+
+def test_check_config_refuses_an_interval_of_a_microsecond(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SANTAMON_API_KEY", AGENT_KEY)
+    monkeypatch.setenv("SANTAMON_FORWARD_INTERVAL", "0.000001")
+    assert main(["check-config"]) == 2
+    assert "SANTAMON_FORWARD_INTERVAL: must be between 1s and 7d" in capsys.readouterr().err
+
+
+def test_the_same_key_for_agents_and_the_analyst_stops_the_start(tmp_path):
+    code, stderr = _serve_until_exit(tmp_path / "s.db", env={
+        "SANTAMON_API_KEY": f"{AGENT_KEY},{ANALYST_KEY}", "SANTAMON_ADMIN_KEY": ANALYST_KEY})
+    assert code == 2, stderr
+    (line,) = stderr.strip().splitlines()
+    assert "SANTAMON_ADMIN_KEY" in line and "SANTAMON_API_KEY" in line
+
+
+@pytest.mark.parametrize("present", ["cert.pem", "key.pem"])
+def test_half_a_certificate_pair_in_the_working_directory_stops_the_start(tmp_path, present):
+    (tmp_path / present).write_text("-----BEGIN-----\n")
+    code, stderr = _serve_until_exit(tmp_path / "s.db")
+    assert code == 2, stderr
+    (line,) = stderr.strip().splitlines()
+    missing = "key.pem" if present == "cert.pem" else "cert.pem"
+    assert present in line and missing in line, line
+
+
+def test_check_config_never_prints_the_webhook_urls_credentials(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SANTAMON_API_KEY", AGENT_KEY)
+    monkeypatch.setenv("SANTAMON_ADMIN_KEY", ANALYST_KEY)
+    monkeypatch.setenv("SANTAMON_DB_PATH", str(tmp_path / "x.db"))
+    for url in ("https://hookuser:hookpass@siem.example:8088/ingest?token=tok3n",
+                "https://hookuser:hookpass@siem.example"):
+        monkeypatch.setenv("SANTAMON_FORWARD_WEBHOOK_URL", url)
+        assert main(["check-config"]) == 0
+        out = capsys.readouterr().out
+        for secret in ("hookuser", "hookpass", "tok3n", "/ingest"):
+            assert secret not in out, out
+        line = next(line for line in out.splitlines() if line.startswith("forward_webhook_url"))
+        assert '"https://siem.example:8088/<secret: ' in line or \
+               '"https://siem.example/<secret: ' in line, line
