@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -47,6 +48,19 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# Ids travel into forwarded requests' headers and into logs, where CR, LF or NUL break or
+# forge them; the agent's own ids are 32 hex characters and hostnames.
+Id = Annotated[str, AfterValidator(_no_control_characters)]
+
 Timestamp = Annotated[str, AfterValidator(timeutil.normalize)]
 """An RFC 3339 timestamp (any offset, 0-9 fraction digits), stored in UTC form."""
 
@@ -75,10 +89,10 @@ HEARTBEAT_EXAMPLE = {"agent_id": "mbp-alice", "timestamp": "2026-11-03T14:22:30.
 class SignalIn(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [SIGNAL_EXAMPLE]})
 
-    signal_id: str = Field(min_length=1, max_length=256)
+    signal_id: Id = Field(min_length=1, max_length=256)
     ts: Timestamp
-    host_id: str = Field(min_length=1, max_length=255)
-    rule_id: str = Field(min_length=1, max_length=128)
+    host_id: Id = Field(min_length=1, max_length=255)
+    rule_id: Id = Field(min_length=1, max_length=128)
     rule_description: str | None = Field(None, max_length=2000)
     status: Annotated[Status, BeforeValidator(_status_or_open)] = "open"
     severity: Annotated[Severity, BeforeValidator(_lower)]
@@ -93,7 +107,7 @@ class SignalIn(BaseModel):
 class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [HEARTBEAT_EXAMPLE]})
 
-    agent_id: str = Field(min_length=1, max_length=255)
+    agent_id: Id = Field(min_length=1, max_length=255)
     timestamp: Timestamp
     version: str | None = Field(None, max_length=128)
     os_version: str | None = Field(None, max_length=128)

@@ -175,3 +175,21 @@ async def test_concurrent_ingests_share_commits_and_all_land(client, settings):
     statuses = await asyncio.gather(*(send(i) for i in range(300)))
     assert set(statuses) == {200}
     assert db_rows(settings, "SELECT count(*) FROM signals") == [(300,)]
+
+
+@pytest.mark.parametrize("field", ["signal_id", "host_id", "rule_id"])
+@pytest.mark.parametrize("bad", ["a\r\nX-Injected: 1", "nul\x00", "tab\there", "del\x7f"])
+async def test_ids_with_control_characters_are_422(client, settings, field, bad):
+    """An id goes into headers (forwarding) and logs; the agent's ids are 32 hex chars."""
+    response = await client.post("/ingest", json=make_signal("s-ctl", **{field: bad}),
+                                 headers=AGENT)
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == [field]
+    assert db_rows(settings, "SELECT count(*) FROM signals") == [(0,)]
+
+
+async def test_heartbeat_agent_ids_with_control_characters_are_422(client):
+    beat = {**sample("heartbeat"), "agent_id": "mac\r\n01"}
+    response = await client.post("/agents/heartbeat", json=beat, headers=AGENT)
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == ["agent_id"]

@@ -119,7 +119,10 @@ class Store(Protocol):
     async def compact(self) -> None:
         """Checkpoint the write-ahead log and refresh the planner's statistics."""
 
-    async def unshipped(self, limit: int) -> ForwardBatch: ...
+    async def unshipped(self, limit: int, after: int | None = None) -> ForwardBatch:
+        """Up to `limit` rows' worth of signals not yet shipped, oldest first, from the
+        forwarding position or from just after `after` (a scan that goes on past a signal
+        that could not be delivered)."""
 
     async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
         """Record these signals as shipped and everything up to `position` as dealt with."""

@@ -227,9 +227,9 @@ class SQLiteStore:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def unshipped(self, limit: int) -> ForwardBatch:
+    async def unshipped(self, limit: int, after: int | None = None) -> ForwardBatch:
         async with self._reader() as conn:
-            position = await self._forward_position(conn)
+            position = await self._forward_position(conn) if after is None else after
             async with conn.execute(
                     f"SELECT {SIGNAL_COLUMNS}, rowid, EXISTS (SELECT 1 FROM shipped "
                     "WHERE shipped.signal_id = signals.signal_id) AS is_shipped "
