@@ -24,7 +24,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from santamon import __version__
+from santamon import __version__, logs
 
 if TYPE_CHECKING:
     from santamon.jobs.board import JobBoard
@@ -41,6 +41,7 @@ REJECT_REASONS = {
     413: "too_large",
     422: "invalid",
     429: "rate_limited",
+    499: "client_closed",
     503: "unavailable",
 }
 
@@ -69,7 +70,8 @@ class Metrics:
         self.ingest_rejected = Counter(
             "santamon_ingest_rejected",
             "Requests to /ingest refused, by reason (malformed, invalid, too_large, "
-            "unauthorized, forbidden, rate_limited, timeout, unavailable, error).",
+            "unauthorized, forbidden, rate_limited, timeout, client_closed, unavailable, "
+            "error).",
             ["reason"],
             registry=r,
         )
@@ -121,6 +123,7 @@ class Metrics:
             "Size of the database files (main file, WAL and shared memory).",
             registry=r,
         )
+        r.register(_LogCollector())
 
     def count_ingest(self, stored: int, duplicates: int) -> None:
         self.ingest.labels(outcome=STORED).inc(stored)
@@ -140,6 +143,14 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LogCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "santamon_log_records_dropped",
+            "Log records dropped because the log stream did not keep up (queue full).",
+            value=logs.dropped_records())
 
 
 class _JobCollector(Collector):

@@ -497,13 +497,16 @@ async def test_a_stored_signal_id_with_control_characters_does_not_stop_forwardi
                                      headers=AGENT) as response:
                     assert response.status == 200
 
-        async def everything_forwarded():
-            return len(hostile.ids) == 6
+        out = tmp_path / "out.jsonl"
+
+        async def everything_forwarded():  # to the webhook, then to the file
+            return (len(hostile.ids) == 6 and out.exists()
+                    and len(out.read_bytes().splitlines()) == 6)
 
         await eventually(everything_forwarded, within=20)
         # The id rides percent-encoded in the header, as is in the body.
         assert quote(bad, safe="") in hostile.ids
-        lines = (tmp_path / "out.jsonl").read_bytes().splitlines()
+        lines = out.read_bytes().splitlines()
         assert {orjson.loads(line)["signal_id"] for line in lines} == {
             "first", bad, "last", "new-0", "new-1", "new-2"}
     finally:

@@ -13,12 +13,21 @@ from ..config import Settings
 from ..jobs.board import JobBoard
 from ..jobs.scheduler import scheduler_ctx
 from ..metrics import Metrics
-from ..ratelimit import FailedAuthLimiter
+from ..ratelimit import BodyBudget, FailedAuthLimiter
 from ..store import SQLiteStore
 from .auth import KeyRing
-from .hardening import body_deadline_middleware, security_headers
+from .hardening import (
+    HANDLER_ARGS,
+    MAX_BODY_BYTES,
+    UNAUTHENTICATED_BODY_BUDGET,
+    answer_protocol_errors_in_json,
+    body_middleware,
+    security_headers,
+    static_files_middleware,
+)
 from .keys import (
     AUTH_LIMITER,
+    BODY_BUDGET,
     HTTP_SESSION,
     JOB_BOARD,
     KEYRING,
@@ -34,7 +43,6 @@ from .routes import setup_routes
 from .session import SessionStore
 from .spec import openapi_document
 
-MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
 # Failed authentications allowed per client address: a burst, refilled over the period.
 AUTH_FAILURE_BURST = 20
 AUTH_FAILURE_PERIOD = 60.0
@@ -65,14 +73,18 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
-    app = web.Application(client_max_size=MAX_BODY_BYTES,
+    answer_protocol_errors_in_json()
+    # Bodies are read by body_middleware, bounded per route; client_max_size bounds any other
+    # read of a body (aiohttp's request.read()).
+    app = web.Application(client_max_size=MAX_BODY_BYTES, handler_args=HANDLER_ARGS,
                           middlewares=[observe_middleware, error_middleware, auth_middleware,
-                                       body_deadline_middleware])
+                                       body_middleware, static_files_middleware])
     app[SETTINGS] = settings
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
     app[JOB_BOARD] = JobBoard()
     app[SESSIONS] = SessionStore()
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
+    app[BODY_BUDGET] = BodyBudget(UNAUTHENTICATED_BODY_BUDGET)
     app[METRICS] = Metrics()
     app[METRICS].watch_jobs(app[JOB_BOARD])
     app[OPENAPI] = orjson.dumps(openapi_document())

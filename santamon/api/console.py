@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..models import SessionLogin
 from .auth import Role, requires
+from .hardening import SESSION_BODY_LIMIT, request_body, takes_body
 from .keys import KEYRING, SESSIONS
 from .middlewares import failed_authentication
 from .responses import ApiError, json_response
@@ -28,9 +29,10 @@ async def console_page(request: web.Request) -> web.FileResponse:
 
 
 @requires(Role.PUBLIC)
+@takes_body(SESSION_BODY_LIMIT)
 async def create_session(request: web.Request) -> web.Response:
     """Exchange the analyst key for a session cookie; agent keys cannot sign in."""
-    login = SessionLogin.model_validate_json(await request.read())
+    login = SessionLogin.model_validate_json(request_body(request))
     role = request.app[KEYRING].role_for(login.key)
     if role is None:  # a guess: limited like any failed authentication
         raise failed_authentication(request, presented=True, message="invalid analyst key")

@@ -12,7 +12,7 @@ from ..store import StoreUnavailable
 from .auth import Role, presented_key, required_role
 from .keys import AUTH_LIMITER, KEYRING, METRICS, PRINCIPAL, SESSIONS
 from .responses import ApiError, error_response
-from .session import check_csrf, session_from_cookie
+from .session import check_csrf, csrf_ok, session_from_cookie
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,21 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise ApiError(403, "this key may not use this endpoint")
     request[PRINCIPAL] = role
     return await handler(request)
+
+
+def may_call(request: web.Request) -> bool:
+    """Whether the request's key or console session (with its CSRF token) may use its route.
+    Counts and raises nothing: auth_middleware gives the answer."""
+    needed = required_role(request)
+    if needed is Role.PUBLIC:
+        return True
+    key = presented_key(request)
+    if key:
+        role = request.app[KEYRING].role_for(key)
+    else:
+        session = session_from_cookie(request, request.app[SESSIONS])
+        role = Role.ANALYST if session is not None and csrf_ok(request, session) else None
+    return role is not None and role >= needed
 
 
 def failed_authentication(request: web.Request, *, presented: bool,

@@ -4,30 +4,41 @@ from aiohttp import web
 
 from . import console, views
 from .console import STATIC_DIR
+from .hardening import expect_continue
 
 
 def setup_routes(app: web.Application) -> None:
     health = views.HealthCheck()
-    app.router.add_get("/", views.index)
-    app.router.add_get("/health", health.handle)
-    app.router.add_post("/ingest", views.ingest)
-    app.router.add_post("/agents/heartbeat", views.heartbeat)
-    app.router.add_get("/agents", views.list_agents)
-    app.router.add_get("/signals", views.list_signals)
-    app.router.add_post("/signals/status", views.bulk_update_status)
-    app.router.add_get("/signals/volume", views.signal_volume)
-    app.router.add_get("/signals/{signal_id}", views.get_signal)
-    app.router.add_patch("/signals/{signal_id}/status", views.update_status)
-    app.router.add_get("/stats", views.stats)
-    app.router.add_get("/jobs", views.jobs)
-    app.router.add_get("/metrics", views.prometheus_metrics)
-    app.router.add_get("/openapi.json", views.openapi_json)
-    app.router.add_get("/docs", views.swagger_ui)
-    app.router.add_get("/redoc", views.redoc)
-    app.router.add_post("/session", console.create_session)
-    app.router.add_get("/session", console.get_session)
-    app.router.add_delete("/session", console.delete_session)
+    routes = [
+        ("GET", "/", views.index),
+        ("GET", "/health", health.handle),
+        ("POST", "/ingest", views.ingest),
+        ("POST", "/agents/heartbeat", views.heartbeat),
+        ("GET", "/agents", views.list_agents),
+        ("GET", "/signals", views.list_signals),
+        ("POST", "/signals/status", views.bulk_update_status),
+        ("GET", "/signals/volume", views.signal_volume),
+        ("GET", "/signals/{signal_id}", views.get_signal),
+        ("PATCH", "/signals/{signal_id}/status", views.update_status),
+        ("GET", "/stats", views.stats),
+        ("GET", "/jobs", views.jobs),
+        ("GET", "/metrics", views.prometheus_metrics),
+        ("GET", "/openapi.json", views.openapi_json),
+        ("GET", "/docs", views.swagger_ui),
+        ("GET", "/redoc", views.redoc),
+        ("POST", "/session", console.create_session),
+        ("GET", "/session", console.get_session),
+        ("DELETE", "/session", console.delete_session),
+    ]
     # The console's files live in the source tree; an install without them still serves the API.
     if STATIC_DIR.is_dir():
-        app.router.add_get("/ui", console.console_page)
-        app.router.add_static("/static", STATIC_DIR, follow_symlinks=False, show_index=False)
+        routes.append(("GET", "/ui", console.console_page))
+    for method, path, handler in routes:
+        # `Expect: 100-continue` is answered only once the key is checked.
+        if method == "GET":
+            app.router.add_get(path, handler, expect_handler=expect_continue)
+        else:
+            app.router.add_route(method, path, handler, expect_handler=expect_continue)
+    if STATIC_DIR.is_dir():
+        app.router.add_static("/static", STATIC_DIR, follow_symlinks=False, show_index=False,
+                              expect_handler=expect_continue)

@@ -31,6 +31,13 @@ from ..models import (
 from ..store import NewSignal, StoreUnavailable
 from .auth import Role, requires
 from .console import STATIC_DIR
+from .hardening import (
+    BULK_STATUS_BODY_BYTES,
+    MAX_BODY_BYTES,
+    SMALL_BODY_BYTES,
+    request_body,
+    takes_body,
+)
 from .keys import AGENT_ID, JOB_BOARD, METRICS, OPENAPI, SETTINGS, STORE
 from .responses import ApiError, json_response
 
@@ -61,9 +68,10 @@ def _to_new_signal(signal: SignalIn, index: int | None = None) -> NewSignal:
 
 
 @requires(Role.AGENT)
+@takes_body(MAX_BODY_BYTES)
 async def ingest(request: web.Request) -> web.Response:
     """One signal object, or a JSON array of up to 1,000 (all stored, or none)."""
-    body = await request.read()
+    body = request_body(request)
     store = request.app[STORE]
     if body.lstrip()[:1] == b"[":
         batch = [_to_new_signal(s, i) for i, s in enumerate(_signal_batch.validate_json(body))]
@@ -89,8 +97,9 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 @requires(Role.AGENT)
+@takes_body(SMALL_BODY_BYTES)
 async def heartbeat(request: web.Request) -> web.Response:
-    beat = HeartbeatIn.model_validate_json(await request.read())
+    beat = HeartbeatIn.model_validate_json(request_body(request))
     request[AGENT_ID] = beat.agent_id
     await request.app[STORE].record_heartbeat(beat)
     return json_response({"status": "ok", "agent_id": beat.agent_id})
@@ -111,9 +120,10 @@ async def get_signal(request: web.Request) -> web.Response:
     return json_response(signal)
 
 
+@takes_body(SMALL_BODY_BYTES)
 async def update_status(request: web.Request) -> web.Response:
     signal_id = request.match_info["signal_id"]
-    update = StatusUpdate.model_validate_json(await request.read())
+    update = StatusUpdate.model_validate_json(request_body(request))
     result = await request.app[STORE].set_status([signal_id], update.status, update.note,
                                                  ANALYST_ACTOR)
     if result.not_found:
@@ -121,8 +131,9 @@ async def update_status(request: web.Request) -> web.Response:
     return json_response({"signal_id": signal_id, "status": update.status})
 
 
+@takes_body(BULK_STATUS_BODY_BYTES)
 async def bulk_update_status(request: web.Request) -> web.Response:
-    update = BulkStatusUpdate.model_validate_json(await request.read())
+    update = BulkStatusUpdate.model_validate_json(request_body(request))
     result = await request.app[STORE].set_status(update.signal_ids, update.status, update.note,
                                                  ANALYST_ACTOR)
     return json_response({"updated": result.updated, "not_found": result.not_found,
