@@ -29,6 +29,7 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 STATUSES = ("open", "acknowledged", "resolved")
 MAX_CONTEXT_BYTES = 100_000
 MAX_BATCH = 1000
+MAX_ROWID = 2**63 - 1  # SQLite's integers are signed 64-bit
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Status = Literal["open", "acknowledged", "resolved"]
@@ -94,13 +95,17 @@ class SignalIn(BaseModel):
     host_id: Id = Field(min_length=1, max_length=255)
     rule_id: Id = Field(min_length=1, max_length=128)
     rule_description: str | None = Field(None, max_length=2000)
-    status: Annotated[Status, BeforeValidator(_status_or_open)] = "open"
+    status: Annotated[Status, BeforeValidator(_status_or_open)] = Field(
+        "open", description="Ignored: a new signal is always stored `open`; triage is the "
+                            "analyst's.")
     severity: Annotated[Severity, BeforeValidator(_lower)]
     title: str = Field(min_length=1, max_length=512)
     tags: list[Tag] | None = Field(None, max_length=50)
     context: dict[str, Any]
 
     def context_json(self) -> bytes:
+        """The context as stored; TypeError for what JSON here cannot hold (an integer
+        beyond 64 bits)."""
         return orjson.dumps(self.context)
 
 
@@ -140,11 +145,19 @@ class Cursor(BaseModel):
     def decode(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
+        invalid = ValueError("invalid cursor; pass next_cursor from a previous page")
         try:
             ts, rowid = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-            return cls(ts=timeutil.normalize(ts), rowid=int(rowid))
         except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-            raise ValueError("invalid cursor; pass next_cursor from a previous page") from None
+            raise invalid from None
+        # Anyone can hand-craft one: only a timestamp and a row id SQLite can hold pass.
+        if (not isinstance(ts, str) or type(rowid) is not int
+                or not 0 <= rowid <= MAX_ROWID):
+            raise invalid
+        try:
+            return cls(ts=timeutil.normalize(ts), rowid=rowid)
+        except ValueError:
+            raise invalid from None
 
 
 class SignalQuery(BaseModel):
@@ -177,7 +190,9 @@ class VolumeQuery(BaseModel):
 
     since: Timestamp | None = None
     until: Timestamp | None = None
-    bucket: str = Field("1h", max_length=16)
+    bucket: str | None = Field(None, max_length=16, description=(
+        "A duration from 1m to 3660d, or `auto` (about 120 buckets). Without it: 1h, widened "
+        "as needed to draw the window in at most 2,000 buckets."))
 
 
 class AgentQuery(BaseModel):

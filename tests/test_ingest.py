@@ -193,3 +193,32 @@ async def test_heartbeat_agent_ids_with_control_characters_are_422(client):
     response = await client.post("/agents/heartbeat", json=beat, headers=AGENT)
     assert response.status == 422
     assert (await response.json())["details"][0]["loc"] == ["agent_id"]
+
+
+@pytest.mark.parametrize("status", ["resolved", "acknowledged", "OPEN"])
+async def test_a_new_signal_is_always_stored_open(client, status):
+    """Triage starts at open whatever the body says; refusing it would make the agent retry
+    forever."""
+    one = await client.post("/ingest", json=make_signal("st-1", status=status), headers=AGENT)
+    batch = await client.post("/ingest", json=[make_signal("st-2", status=status)],
+                              headers=AGENT)
+    assert (one.status, batch.status) == (200, 200)
+    for signal_id in ("st-1", "st-2"):
+        stored = await (await client.get(f"/signals/{signal_id}", headers=ANALYST)).json()
+        assert stored["status"] == "open"
+    body = await (await client.get("/signals", headers=ANALYST)).json()
+    assert {s["signal_id"] for s in body["signals"]} == {"st-1", "st-2"}
+
+
+async def test_context_integers_beyond_64_bits_are_422(client):
+    fits = make_signal("int-ok", context={"inode": 2**64 - 1, "delta": -(2**63)})
+    assert (await client.post("/ingest", json=fits, headers=AGENT)).status == 200
+    for value in (2**64, -(2**63) - 1, 10**40):
+        response = await client.post("/ingest", json=make_signal(
+            "int-big", context={"nested": [{"n": value}]}), headers=AGENT)
+        assert response.status == 422, value
+        assert (await response.json())["details"][0]["loc"] == ["context"]
+    response = await client.post("/ingest", json=[make_signal("int-a"), make_signal(
+        "int-b", context={"n": 2**70})], headers=AGENT)
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == [1, "context"]

@@ -1,5 +1,8 @@
 """Querying and triage: GET /signals, GET /signals/{id}, status changes."""
 
+import base64
+import json
+
 import pytest
 
 from .helpers import AGENT, ANALYST, make_signal
@@ -163,3 +166,18 @@ async def test_search_gives_the_same_answer_on_every_plan(client, monkeypatch, m
         if not (cursor := body["next_cursor"]):
             break
     assert paged == await ids(client, search="key", limit="1000")
+
+
+def _cursor(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("value", [
+    ["2026-01-01T00:00:00Z", 10**30], ["2026-01-01T00:00:00Z", -(10**30)],
+    ["2026-01-01T00:00:00Z", 1e300], ["2026-01-01T00:00:00Z", 1.5],
+    ["2026-01-01T00:00:00Z", "7"], ["2026-01-01T00:00:00Z", True], [5, 1], [None, 1],
+    {"ts": "2026-01-01T00:00:00Z", "rowid": 1}, ["2026-01-01T00:00:00Z"], "text"])
+async def test_a_forged_cursor_is_422(client, value):
+    response = await client.get("/signals", params={"cursor": _cursor(value)}, headers=ANALYST)
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == ["cursor"]

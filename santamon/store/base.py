@@ -97,8 +97,8 @@ class Store(Protocol):
         start in epoch seconds; empty buckets are absent.
         """
 
-    async def first_signal_ts(self) -> str | None:
-        """The earliest event time stored, or None when there are no signals."""
+    async def first_signal_ts(self, after: str | None = None) -> str | None:
+        """The earliest event time stored (later than `after`), or None when there is none."""
 
     async def check_writable(self) -> None:
         """Raise StoreUnavailable unless a write can be committed now."""

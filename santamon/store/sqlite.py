@@ -401,9 +401,11 @@ class SQLiteStore:
     async def signal_volume(self, since: str, until: str,
                             bucket_seconds: int) -> dict[int, dict[str, int]]:
         # Stored times are fixed-width UTC, so the first 19 characters are whole seconds.
-        sql = ("SELECT CAST(strftime('%s', substr(ts, 1, 19)) AS INTEGER) / ?1 * ?1 AS start, "
-               "severity, count(*) FROM signals WHERE ts >= ?2 AND ts < ?3 "
-               "GROUP BY start, severity")
+        # SQLite's % truncates toward zero: the double modulo floors, so a time before 1970
+        # falls into the bucket that starts before it.
+        sql = ("SELECT s - ((s % ?1) + ?1) % ?1 AS start, severity, count(*) FROM ("
+               "SELECT CAST(strftime('%s', substr(ts, 1, 19)) AS INTEGER) AS s, severity "
+               "FROM signals WHERE ts >= ?2 AND ts < ?3) GROUP BY start, severity")
         volume: dict[int, dict[str, int]] = {}
         async with self._reader() as conn, conn.execute(
                 sql, (bucket_seconds, since, until)) as cur:
@@ -411,8 +413,11 @@ class SQLiteStore:
                 volume.setdefault(start, {})[severity] = count
         return volume
 
-    async def first_signal_ts(self) -> str | None:
-        async with self._reader() as conn, conn.execute("SELECT min(ts) FROM signals") as cur:
+    async def first_signal_ts(self, after: str | None = None) -> str | None:
+        sql, params = "SELECT min(ts) FROM signals", ()
+        if after is not None:
+            sql, params = sql + " WHERE ts > ?", (after,)
+        async with self._reader() as conn, conn.execute(sql, params) as cur:
             row = await cur.fetchone()
         return row[0] if row else None
 
