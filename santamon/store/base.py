@@ -12,7 +12,7 @@ surfaces as `StoreUnavailable`, which the API answers with 503 and `Retry-After`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,9 +20,9 @@ from ..domain.agents import SilentAgent
 from ..domain.signals import NewSignal
 
 __all__ = [
-    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "Heartbeat",
-    "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
-    "StoreUnavailable",
+    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "ForwardPosition",
+    "Heartbeat", "InvalidCursor", "NewSignal", "SchemaTooNew", "SignalFilter", "SignalPage",
+    "StatusResult", "Store", "StoreUnavailable",
 ]
 
 
@@ -32,6 +32,10 @@ class StoreUnavailable(Exception):
 
 class InvalidCursor(ValueError):
     """A cursor this store did not hand out (or from an older version of it)."""
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,11 @@ class StatusResult:
     not_found: list[str] = field(default_factory=list)
 
 
+# Where the forwarder stands: the store's own value, which callers only pass back (and may
+# compare for equality), never build or order.
+ForwardPosition = Hashable
+
+
 @dataclass(slots=True)
 class ForwardBatch:
     """Signals not yet shipped, oldest first, with where the forwarder stands.
@@ -87,9 +96,9 @@ class ForwardBatch:
     """
 
     signals: list[dict[str, Any]]
-    positions: list[int]
-    start: int
-    end: int
+    positions: list[ForwardPosition]
+    start: ForwardPosition
+    end: ForwardPosition
     more: bool  # the scan stopped at its limit: there may be more after `end`
 
 
@@ -184,13 +193,21 @@ class Store(Protocol):
     async def compact(self) -> None:
         """Give space back to the engine and refresh the planner's statistics."""
 
-    async def unshipped(self, limit: int) -> ForwardBatch: ...
+    async def unshipped(self, limit: int) -> ForwardBatch:
+        """Up to `limit` signals after the recorded position that are not in `shipped`.
 
-    async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
+        A position only ever covers signals whose storing can no longer be followed by the
+        commit of a signal before them: a signal committed after a later one (concurrent
+        transactions commit in any order) still comes after the position, so recording a
+        batch's positions never skips a signal, and never offers one twice.
+        """
+
+    async def mark_shipped(self, signal_ids: list[str], position: ForwardPosition) -> None:
         """Record these signals as shipped and everything up to `position` (one of a batch's
         `start` or `positions`) as dealt with; a position never moves back."""
 
-    async def forward_backlog(self, severities: tuple[str, ...]) -> int: ...
+    async def forward_backlog(self, severities: tuple[str, ...]) -> int:
+        """Signals of these severities after the recorded position and not shipped."""
 
     # -- console sessions -------------------------------------------------------------------
 

@@ -3,72 +3,35 @@ writer)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from ... import timeutil
 from ..base import (
     AgentFilter,
     ConsoleSession,
     ForwardBatch,
-    InvalidCursor,
     SignalFilter,
     SignalPage,
 )
-from .writes import FORWARD_POSITION_KEY, placeholders
-
-DAY_NS = 86_400 * 1_000_000_000
-MAX_SEQ = 2**63 - 1
+from ..common import (
+    AGENT_COLUMNS,
+    DAY_NS,
+    FORWARD_POSITION_KEY,
+    SEQ,
+    SIGNAL_COLUMNS,
+    agent_row,
+    decode_cursor,
+    encode_cursor,
+    like_pattern,
+    signal_row,
+    stats_document,
+)
+from .writes import placeholders
 
 SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
-
-SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
-                  "context, status, received_at")
-SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
-AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
-                "received_at", "first_seen", "last_seen", "status", "stale_since")
-
-
-def signal_row(row: Sequence[Any]) -> dict[str, Any]:
-    """A row that starts with SIGNAL_COLUMNS, as the API shows a signal (by position: name
-    lookups on sqlite3.Row cost more than the rest of the page)."""
-    return {
-        "signal_id": row[0],
-        "ts": row[1],
-        "host_id": row[2],
-        "rule_id": row[3],
-        "rule_description": row[4],
-        "severity": row[5],
-        "title": row[6],
-        "tags": orjson.Fragment(row[7] or "[]"),
-        "context": orjson.Fragment(row[8] or "{}"),
-        "status": row[9],
-        "received_at": row[10],
-    }
-
-
-# -- cursors: where a page ended, as (ts, seq) of its last signal ---------------------------
-
-def encode_cursor(ts: str, seq: int) -> str:
-    raw = orjson.dumps({"ts": ts, "seq": seq})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, int]:
-    try:
-        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        ts, seq = doc["ts"], doc["seq"]
-        if not isinstance(ts, str) or type(seq) is not int or not 0 <= seq <= MAX_SEQ:
-            raise ValueError("wrong types")
-        return timeutil.normalize(ts), seq
-    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidCursor("invalid cursor; pass next_cursor from a previous page") from None
 
 
 # -- signals ---------------------------------------------------------------------------------
@@ -90,7 +53,7 @@ async def list_signals(conn: aiosqlite.Connection, query: SignalFilter) -> Signa
         params.append(query.rule_id)
     search_by_rule = False
     if query.search:
-        pattern = "%" + _escape_like(query.search) + "%"
+        pattern = like_pattern(query.search)
         like = "(title LIKE ? ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\')"
         pairs = await _matching_titles(conn, pattern)
         if not pairs:
@@ -161,10 +124,6 @@ def _index_for(query: SignalFilter, search_by_rule: bool) -> str:
     return "idx_signals_ts"
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def get_signal(conn: aiosqlite.Connection, signal_id: str) -> dict[str, Any] | None:
     async with conn.execute(
             f"SELECT {SIGNAL_COLUMNS}, (SELECT shipped_at FROM shipped "
@@ -192,14 +151,12 @@ async def list_agents(conn: aiosqlite.Connection, query: AgentFilter) -> list[di
     if query.since:
         where.append("last_seen >= ?")
         params.append(query.since)
-    sql = ("SELECT agent_id, last_timestamp AS timestamp, version, os_version, "
-           "uptime_seconds, last_seen AS received_at, first_seen, last_seen, status, "
-           "stale_since FROM agents"
+    sql = (f"SELECT {AGENT_COLUMNS} FROM agents"
            + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY status = 'stale' DESC, last_seen DESC, agent_id LIMIT ?")
     params.append(query.limit)
     async with conn.execute(sql, params) as cur:
-        return [dict(zip(AGENT_FIELDS, row, strict=True)) for row in await cur.fetchall()]
+        return [agent_row(row) for row in await cur.fetchall()]
 
 
 async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:
@@ -215,25 +172,8 @@ async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:
     top_rules = dict(await rows("SELECT rule_id, n FROM rule_counts WHERE n > 0 "
                                 "ORDER BY n DESC, rule_id LIMIT 10"))
     agents = dict(await rows("SELECT status, count(*) FROM agents GROUP BY status"))
-    by_severity: dict[str, int] = {}
-    by_status: dict[str, int] = {}
-    open_by_severity: dict[str, int] = {}
-    for severity, status, n in by_severity_status:
-        by_severity[severity] = by_severity.get(severity, 0) + n
-        by_status[status] = by_status.get(status, 0) + n
-        if status == "open":
-            open_by_severity[severity] = n
-    return {
-        "total_signals": sum(by_status.values()),
-        "last_24h": last_24h,
-        "by_severity": by_severity,
-        "by_status": by_status,
-        "open_by_severity": open_by_severity,
-        "by_host": by_host,
-        "top_rules": top_rules,
-        "agents": {"active": agents.get("active", 0), "stale": agents.get("stale", 0),
-                   "total": sum(agents.values())},
-    }
+    return stats_document(last_24h=last_24h, by_severity_status=by_severity_status,
+                          by_host=by_host, top_rules=top_rules, agents=agents)
 
 
 async def signal_volume(conn: aiosqlite.Connection, since: str, until: str,

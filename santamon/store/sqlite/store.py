@@ -7,13 +7,11 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from ... import timeutil
 from ..base import (
@@ -28,6 +26,7 @@ from ..base import (
     StatusResult,
     StoreUnavailable,
 )
+from ..common import IngestFailures
 from . import maintenance, reads, writes
 from .schema import migrate
 from .writer import CommitObserver, WriteOp, Writer
@@ -43,11 +42,6 @@ WRITER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -32000",
                   "wal_autocheckpoint = 0"]
 READER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -8000",  # 8 MB each: RSS under 200 MB
                   "query_only = ON"]
-# The health probe stores (and removes) a signal with a context of a typical size.
-PROBE_CONTEXT = orjson.dumps({"kind": "health_probe", "padding": "x" * 4000})
-# After a signal could not be stored, /health fails for this long unless one is stored since,
-# even when its own probe fits: real batches need more room than the probe.
-INGEST_FAILURE_MEMORY_SECONDS = 30.0
 
 
 class SQLiteStore:
@@ -65,7 +59,7 @@ class SQLiteStore:
         self._checkpoints: asyncio.Task[None] | None = None
         self._file: maintenance.FileIdentity | None = None
         self._open = False
-        self._ingest_failed: tuple[float, str] | None = None  # (monotonic time, why)
+        self._ingest_failures = IngestFailures()
 
     def _now(self) -> str:
         return timeutil.format_utc(self._clock())
@@ -161,9 +155,9 @@ class SQLiteStore:
         try:
             stored = await self._write(writes.InsertSignals(signals))
         except StoreUnavailable as exc:
-            self._ingest_failed = (time.monotonic(), str(exc))
+            self._ingest_failures.failed(str(exc))
             raise
-        self._ingest_failed = None
+        self._ingest_failures.stored()
         return stored
 
     async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
@@ -202,10 +196,8 @@ class SQLiteStore:
 
     async def check_writable(self) -> None:
         self._check_file()
-        failed = self._ingest_failed
-        if failed and time.monotonic() - failed[0] < INGEST_FAILURE_MEMORY_SECONDS:
-            raise StoreUnavailable(f"the last signals could not be stored: {failed[1]}")
-        await self._write(writes.ProbeWrite(PROBE_CONTEXT))
+        self._ingest_failures.check()
+        await self._write(writes.ProbeWrite())
 
     async def size_bytes(self) -> int:
         return await asyncio.to_thread(maintenance.size_bytes, self.path)
