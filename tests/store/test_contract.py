@@ -11,6 +11,7 @@ import pytest
 
 from santamon import timeutil
 from santamon.domain.agents import STALE_RULE_ID, stale_alert
+from santamon.domain.signals import SEVERITIES
 from santamon.store import (
     AgentFilter,
     ConsoleSession,
@@ -347,6 +348,42 @@ async def test_forwarding_position_survives_a_reopen(open_store):
     await first.close()
     second = await open_store()
     assert [s["signal_id"] for s in (await second.unshipped(10)).signals] == ["p1", "p2"]
+
+
+async def test_forwarding_offers_every_signal_once_while_two_stores_ingest(open_store):
+    """Two stores on one database, as two processes: small batches commit through one while a
+    large batch is still being stored through the other, so transactions commit out of the
+    order of their signals, yet a forwarder draining meanwhile is offered every signal
+    exactly once."""
+    large, small = await open_store(), await open_store()
+    stored: list[str] = []
+    offered: list[str] = []
+    ingesting = True
+
+    async def ingest(store: Store, prefix: str, batches: int, size: int) -> None:
+        for n in range(batches):
+            batch = [signal(f"{prefix}-{n}-{k}", host=f"mac-{k % 7}",
+                            severity=SEVERITIES[k % len(SEVERITIES)]) for k in range(size)]
+            await store.insert_signals(batch)
+            stored.extend(s.signal_id for s in batch)
+            await asyncio.sleep(0)
+
+    async def forward() -> None:
+        for _ in range(100_000):
+            finished = not ingesting
+            batch = await small.unshipped(100)
+            offered.extend(s["signal_id"] for s in batch.signals)
+            await small.mark_shipped([s["signal_id"] for s in batch.signals], batch.end)
+            if finished and await small.forward_backlog(SEVERITIES) == 0:
+                return
+        raise AssertionError("the forwarder never caught up")
+
+    forwarder = asyncio.create_task(forward())
+    await asyncio.gather(ingest(large, "large", 3, 2000), ingest(small, "small", 100, 3))
+    ingesting = False
+    await forwarder
+    assert len(offered) == len(set(offered))
+    assert sorted(offered) == sorted(stored)
 
 
 # -- console sessions ---------------------------------------------------------------------------
