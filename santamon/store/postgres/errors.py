@@ -1,5 +1,5 @@
-"""What a failure of PostgreSQL means for the caller: StoreUnavailable (the API's 503), a
-transaction worth running again, or a connection not to be used again."""
+"""What a failure of PostgreSQL means for the caller: StoreUnavailable (the API's 503), or a
+transaction worth running again."""
 
 from __future__ import annotations
 
@@ -28,12 +28,3 @@ def unavailable(exc: BaseException) -> StoreUnavailable:
 
 def worth_retrying(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in RETRY_SQLSTATES
-
-
-def connection_suspect(exc: BaseException) -> bool:
-    """Whether the connection may be broken: anything but an error the server answered with on
-    a working connection. A broken one is closed rather than handed to the next caller (a
-    socket whose peer vanished would otherwise time out again for every request)."""
-    if isinstance(exc, asyncpg.PostgresError):
-        return (exc.sqlstate or "08").startswith(("08", "57P"))
-    return True

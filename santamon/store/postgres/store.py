@@ -33,7 +33,7 @@ from ..base import (
 )
 from ..common import IngestFailures, first_occurrences, stored_flags
 from . import maintenance, reads, writes
-from .errors import DATABASE_ERRORS, connection_suspect, unavailable, worth_retrying
+from .errors import DATABASE_ERRORS, unavailable, worth_retrying
 from .grouping import Calls, InsertGroups
 from .schema import migrate
 
@@ -61,10 +61,12 @@ Work = Callable[Concatenate[asyncpg.Connection, P], Awaitable[R]]
 
 class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 10,
+                 command_timeout: float = COMMAND_TIMEOUT_SECONDS,
                  clock: Callable[[], int] = timeutil.now_ns,
                  on_commit: CommitObserver | None = None) -> None:
         self._url = url
         self._pool_size = pool_size
+        self._command_timeout = command_timeout
         self._clock = clock
         self._on_commit = on_commit
         self._pool: asyncpg.Pool | None = None
@@ -89,7 +91,7 @@ class PostgresStore:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
                 self._url, min_size=1, max_size=self._pool_size,
-                timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=COMMAND_TIMEOUT_SECONDS,
+                timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=self._command_timeout,
                 server_settings=SERVER_SETTINGS)
         except BaseException as exc:
             if self._pool is not None:
@@ -123,23 +125,21 @@ class PostgresStore:
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             started = time.perf_counter()
             try:
+                # A connection that broke (or timed out, and whose cancellation failed) is
+                # closed by asyncpg, and the pool opens a new one in its place.
                 async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-                    try:
-                        if not write and isolation is None:
-                            return await work(conn, *args)
-                        async with conn.transaction(isolation=isolation or "read_committed",
-                                                    readonly=not write):
-                            result = await work(conn, *args)
-                    except DATABASE_ERRORS as exc:
-                        if connection_suspect(exc):
-                            conn.terminate()  # the pool opens a new one in its place
-                        raise
+                    if not write and isolation is None:
+                        return await work(conn, *args)
+                    async with conn.transaction(isolation=isolation or "read_committed",
+                                                readonly=not write):
+                        result = await work(conn, *args)
             except DATABASE_ERRORS as exc:
                 if worth_retrying(exc) and attempt < TRANSACTION_ATTEMPTS:
                     log.info("transaction retried after %s", exc)
                     continue
-                log.error("database request failed: %s", exc)
-                raise unavailable(exc) from exc
+                error = unavailable(exc)
+                log.error("database request failed: %s", error)
+                raise error from exc
             if write and self._on_commit is not None:
                 self._on_commit(ops, time.perf_counter() - started)
             return result
