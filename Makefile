@@ -8,8 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV_KEYS := .dev-keys.env
 # Debian packages the tests drive: Chromium for the console and docs pages, systemd for
-# `systemd-analyze verify` of the unit file, PostgreSQL for the throwaway server the
-# PostgreSQL store is tested against (tests/pg.py; not started as a service).
+# `systemd-analyze verify` of the unit file, PostgreSQL for the throwaway servers the tests
+# start for the PostgreSQL store (tests/pg.py).
 TEST_DEBIAN_PACKAGES := chromium systemd postgresql
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

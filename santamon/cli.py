@@ -13,6 +13,7 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import uvloop
 from aiohttp import web
@@ -78,6 +79,8 @@ def serve(args: argparse.Namespace) -> int:
 SECRET_SETTINGS = frozenset({"api_key", "admin_key", "forward_webhook_secret"})
 # A webhook URL's path and query are often its credential (Slack, Teams): show the origin only.
 SECRET_URL_SETTINGS = frozenset({"forward_webhook_url"})
+# A database URL shows everything but its password.
+DATABASE_URL_SETTINGS = frozenset({"database_url"})
 
 
 def mask_secret(value: str) -> str:
@@ -86,10 +89,25 @@ def mask_secret(value: str) -> str:
     return f"<secret: {len(value)} chars, sha256 {digest}>"
 
 
+def mask_database_url(url: str) -> str:
+    """The URL with its password (in the user part or the query) masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}:{mask_secret(unquote(parts.password))}@{host}"
+    query = "&".join(
+        f"{key}={mask_secret(value) if key == 'password' else value}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
 def _shown(name: str, value: Any) -> str:
     if value is None:
         return "(unset)"
-    if name in SECRET_SETTINGS:
+    if name in DATABASE_URL_SETTINGS:
+        value = mask_database_url(value)
+    elif name in SECRET_SETTINGS:
         value = [mask_secret(v) for v in value] if isinstance(value, list) else mask_secret(value)
     elif name in SECRET_URL_SETTINGS:
         url = str(value)
@@ -136,6 +154,11 @@ def check_config(args: argparse.Namespace) -> int:
               f"{cert.not_valid_after_utc:%Y-%m-%d}, SHA-256 {certs.fingerprint(cert)}")
     else:
         print("tls: disabled (agents refuse plain HTTP to anything but loopback)")
+    if settings.database_url:
+        print(f"storage: PostgreSQL {mask_database_url(settings.database_url)}, "
+              f"up to {settings.database_pool_size} connections per process")
+        return 0
+    print(f"storage: SQLite file {settings.db_path.resolve()}")
     db_dir = settings.db_path.resolve().parent
     if not os.access(db_dir if db_dir.exists() else db_dir.parent, os.W_OK):
         print(f"warning: {db_dir} is not writable by this user", file=sys.stderr)
