@@ -33,7 +33,7 @@ from ..base import (
 )
 from ..common import IngestFailures, first_occurrences, stored_flags
 from . import maintenance, reads, writes
-from .errors import DATABASE_ERRORS, unavailable, worth_retrying
+from .errors import DATABASE_ERRORS, RefusedData, unavailable, worth_retrying
 from .grouping import Calls, InsertGroups
 from .schema import migrate
 
@@ -72,6 +72,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._groups = InsertGroups(self._store_calls)
         self._ingest_failures = IngestFailures()
+        self._failing = False  # the last request failed for want of the database
         self._open = False
 
     def _now(self) -> str:
@@ -90,7 +91,9 @@ class PostgresStore:
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
-                self._url, min_size=1, max_size=self._pool_size,
+                # No floor of idle connections: asyncpg would keep trying (and logging a
+                # traceback) to restore it throughout an outage.
+                self._url, min_size=0, max_size=self._pool_size,
                 timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=self._command_timeout,
                 server_settings=SERVER_SETTINGS)
         except BaseException as exc:
@@ -129,21 +132,34 @@ class PostgresStore:
                 # closed by asyncpg, and the pool opens a new one in its place.
                 async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
                     if not write and isolation is None:
-                        return await work(conn, *args)
-                    async with conn.transaction(isolation=isolation or "read_committed",
-                                                readonly=not write):
                         result = await work(conn, *args)
+                    else:
+                        async with conn.transaction(isolation=isolation or "read_committed",
+                                                    readonly=not write):
+                            result = await work(conn, *args)
             except DATABASE_ERRORS as exc:
                 if worth_retrying(exc) and attempt < TRANSACTION_ATTEMPTS:
                     log.info("transaction retried after %s", exc)
                     continue
                 error = unavailable(exc)
-                log.error("database request failed: %s", error)
+                self._note_failure(error)
                 raise error from exc
+            self._note_success()
             if write and self._on_commit is not None:
                 self._on_commit(ops, time.perf_counter() - started)
             return result
         raise AssertionError("unreachable")
+
+    def _note_failure(self, error: StoreUnavailable) -> None:
+        # Once per outage, not once per request: every refused request is logged already.
+        if not self._failing and not isinstance(error, RefusedData):
+            self._failing = True
+            log.error("database unavailable: %s", error)
+
+    def _note_success(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.warning("database available again")
 
     async def _write(self, work: Work[P, R], *args: Any, ops: int = 1) -> R:
         return await self._run(work, *args, write=True, ops=ops)
