@@ -1,8 +1,10 @@
-"""The `santamon` command: `serve`, `check-config`, `gen-cert`, `vacuum` and `dev-keys`."""
+"""The `santamon` command: `serve`, `check-config`, `gen-cert`, `vacuum`, `migrate-db` and
+`dev-keys`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import logging
 import os
@@ -20,6 +22,7 @@ from aiohttp import web
 
 from . import __version__, certs
 from .config import (
+    POSTGRESQL_SCHEMES,
     ConfigError,
     Settings,
     ensure_admin_key,
@@ -222,6 +225,44 @@ def vacuum(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate_db(args: argparse.Namespace) -> int:
+    """Copy a SQLite database into PostgreSQL; run it again to resume after an interruption."""
+    import asyncpg
+
+    from .progress import Progress
+    from .store import StoreUnavailable
+    from .store.postgres import importer
+
+    target = args.to or os.environ.get(env_name("database_url"))
+    if not target or not target.startswith(POSTGRESQL_SCHEMES):
+        print("santamon: pass --to postgresql://user:password@host:port/database (or set "
+              f"{env_name('database_url')})", file=sys.stderr)
+        return 2
+    if args.chunk_size is not None and args.chunk_size < 1:
+        print("santamon: --chunk-size must be at least 1", file=sys.stderr)
+        return 2
+    print(f"copying {args.source} into {mask_database_url(target)} (stop `santamon serve` on "
+          "the SQLite file first; run this again to resume if it is interrupted)")
+    try:
+        outcome = asyncio.run(importer.migrate_sqlite(
+            Path(args.source), target, chunk_rows=args.chunk_size or importer.CHUNK_ROWS,
+            progress=Progress().update))
+    except importer.MigrationRefused as exc:
+        print(f"santamon: refusing to migrate: {exc}", file=sys.stderr)
+        return 1
+    except importer.CountMismatch as exc:
+        print(f"santamon: the copy is incomplete: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, StoreUnavailable) as exc:
+        print(f"santamon: migration stopped: {exc}; run the same command again to resume",
+              file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n:,} {table}" for table, n in outcome.counts.items())
+    print(f"done{' (resumed)' if outcome.resumed else ''}: counts verified: {counts}")
+    print(f"serve from PostgreSQL: {env_name('database_url')}=... santamon serve")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="santamon", description="Santamon Backend")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -250,6 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
         "vacuum", help="compact the SQLite file (safe while the server runs)")
     vacuum_cmd.add_argument("--config", help="TOML file; SANTAMON_* variables override it")
     vacuum_cmd.set_defaults(func=vacuum)
+
+    migrate_cmd = commands.add_parser(
+        "migrate-db", help="copy a SQLite database into PostgreSQL (resumable)")
+    migrate_cmd.add_argument("--from", dest="source", required=True, metavar="SQLITE_FILE",
+                             help="the SQLite database (upgraded in place first, as serve does)")
+    migrate_cmd.add_argument("--to", metavar="POSTGRESQL_URL",
+                             help=f"the target database (default: {env_name('database_url')})")
+    migrate_cmd.add_argument("--chunk-size", type=int, metavar="ROWS",
+                             help="rows copied per transaction")
+    migrate_cmd.set_defaults(func=migrate_db)
 
     keys_cmd = commands.add_parser("dev-keys", help="create development keys in an env file")
     keys_cmd.add_argument("file", nargs="?", default=".dev-keys.env")
