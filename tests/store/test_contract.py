@@ -98,6 +98,16 @@ async def test_committed_signals_survive_a_reopen(open_store):
     assert len((await second.list_signals(SignalFilter(status=None))).signals) == 5
 
 
+async def test_signals_accepted_before_close_are_stored_by_it(open_store):
+    first = await open_store()
+    inserts = [asyncio.create_task(first.insert_signals([signal(f"c{n}")])) for n in range(20)]
+    await asyncio.sleep(0)  # every call has been taken on
+    await first.close()
+    assert await asyncio.gather(*inserts) == [[True]] * 20
+    second = await open_store()
+    assert len((await second.list_signals(SignalFilter(status=None))).signals) == 20
+
+
 # -- reading signals ------------------------------------------------------------------------
 
 async def test_pages_are_newest_first_by_instant_then_by_arrival(store):

@@ -115,15 +115,16 @@ class PostgresStore:
                 await self._pool.close()
         except DATABASE_ERRORS:  # a timeout too: whatever is left is cut off
             self._pool.terminate()
+        self._pool = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _run(self, work: Work[P, R], *args: Any, write: bool = False, ops: int = 1,
-                   isolation: str | None = None) -> R:
+                   isolation: str | None = None, accepted: bool = False) -> R:
         """Run `work(conn, *args)` on a pooled connection: in a transaction when it writes or
         an isolation level is given, again after a deadlock, and with every database failure
-        as StoreUnavailable."""
-        if not self._open or self._pool is None:
+        as StoreUnavailable. `accepted` work was taken on before `close` and still runs."""
+        if self._pool is None or not (self._open or accepted):
             raise StoreUnavailable("the store is not open")
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             started = time.perf_counter()
@@ -168,7 +169,8 @@ class PostgresStore:
         return await self._run(work, *args)
 
     async def _store_calls(self, calls: Calls) -> list[list[bool]]:
-        return await self._write(_insert_calls, calls, self._now(), ops=len(calls))
+        return await self._run(_insert_calls, calls, self._now(), write=True, ops=len(calls),
+                               accepted=True)
 
     # -- ingest and triage ------------------------------------------------------------------
 
