@@ -66,7 +66,8 @@ def with_database(url: str, name: str) -> str:
 class PostgresServer:
     """One server: started by `start`, stopped by `stop` (and started again, for outages)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable` keeps PostgreSQL's defaults (fsync on), for measurements."""
         bin_dir = binaries()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL is not installed (make test installs Debian's "
@@ -83,7 +84,8 @@ class PostgresServer:
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
-        settings = {**TEST_SETTINGS, "port": str(self.port), "listen_addresses": "127.0.0.1",
+        settings = {**({} if durable else TEST_SETTINGS), "port": str(self.port),
+                    "listen_addresses": "127.0.0.1",
                     "unix_socket_directories": str(self.dir)}
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.writelines(f"{name} = '{value}'\n" for name, value in settings.items())
