@@ -157,6 +157,7 @@ async def test_one_refused_call_does_not_fail_the_calls_grouped_with_it(postgres
         assert isinstance(outcomes[1], StoreUnavailable)
         assert await store.get_signal("bad") is None
         assert (await store.stats())["total_signals"] == 3
+        await store.check_writable()  # the database is fine
     finally:
         await store.close()
 

@@ -180,7 +180,8 @@ class PostgresStore:
         try:
             stored = await self._groups.insert(signals)
         except StoreUnavailable as exc:
-            self._ingest_failures.failed(str(exc))
+            if not isinstance(exc, RefusedData):  # one bad signal is no sick database
+                self._ingest_failures.failed(str(exc))
             raise
         self._ingest_failures.stored()
         return stored
