@@ -215,6 +215,10 @@ def vacuum(args: argparse.Namespace) -> int:
     from .store.sqlite.maintenance import vacuum as vacuum_file
 
     settings = load_settings(args.config)
+    if settings.database_url:
+        print("santamon: vacuum compacts a SQLite file; with PostgreSQL, autovacuum and the "
+              "retention job's VACUUM do this", file=sys.stderr)
+        return 2
     print(f"vacuuming {settings.db_path}; ingest waits (503, agents retry) until it is done")
     try:
         before, after = vacuum_file(settings.db_path)

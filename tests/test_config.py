@@ -100,3 +100,5 @@ def test_check_config_names_the_engine_and_masks_the_database_password(monkeypat
     assert "@db.internal:5433/signals?sslmode=require&password=<secret: 12 chars" in out
     assert "storage: PostgreSQL postgresql://santamon:<secret" in out
     assert "up to 10 connections per process" in out
+    assert main(["vacuum"]) == 2  # a SQLite command
+    assert "PostgreSQL" in capsys.readouterr().err
