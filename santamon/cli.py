@@ -57,7 +57,7 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .api.app import create_app
+    from .app import create_app
 
     settings = load_settings(args.config)
     configure_logging(settings.log_format, settings.log_level.upper())

@@ -25,6 +25,8 @@ from pydantic import (
     field_validator,
 )
 
+from .domain.signals import Severity
+
 ENV_PREFIX = "SANTAMON_"
 POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 MIN_KEY_LENGTH = 16
@@ -93,7 +95,7 @@ class Settings(BaseModel):
     forward_webhook_secret: str | None = None
     forward_webhook_format: Literal["json", "slack"] = "json"
     forward_file: Path | None = None
-    forward_min_severity: Literal["info", "low", "medium", "high", "critical"] = "info"
+    forward_min_severity: Severity = "info"
     forward_interval: Duration = Field(5.0, gt=0)
 
     @field_validator("api_key")

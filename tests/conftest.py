@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from santamon.api.app import create_app
+from santamon.app import create_app
 from santamon.config import Settings
 
 from . import pg

@@ -11,9 +11,9 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
-from santamon.api import console, routes
-from santamon.api.app import create_app
-from santamon.api.session import COOKIE_NAME, CSRF_HEADER, ConsoleSessions, set_session_cookie
+from santamon.api import static
+from santamon.api.auth.sessions import COOKIE_NAME, CSRF_HEADER, ConsoleSessions, set_session_cookie
+from santamon.app import create_app
 from santamon.store.sqlite import SQLiteStore
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal
@@ -206,13 +206,21 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-@pytest.mark.parametrize("path", ["/ui", "/static/app.js", "/static/app.css",
+@pytest.mark.parametrize("path", ["/ui", "/static/js/main.js", "/static/app.css",
                                   "/static/favicon.svg"])
 async def test_console_files_are_public_with_security_headers(client, path):
     response = await client.get(path)
     assert response.status == 200
     assert response.headers["Content-Security-Policy"] == CSP
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in (static.STATIC_DIR / "js").glob("*.js")))
+async def test_console_modules_are_served_as_javascript(client, module):
+    # A module script with another type is refused by the browser (nosniff, strict MIME).
+    response = await client.get(f"/static/js/{module}")
+    assert response.status == 200
+    assert response.content_type in ("text/javascript", "application/javascript")
 
 
 async def test_api_errors_carry_the_headers_too(client):
@@ -223,7 +231,7 @@ async def test_api_errors_carry_the_headers_too(client):
 
 
 def test_the_page_has_no_inline_script_or_style():
-    html = (console.STATIC_DIR / "index.html").read_text()
+    html = (static.STATIC_DIR / "index.html").read_text()
     assert "<style" not in html
     assert " style=" not in html
     assert re.search(r"\son[a-z]+\s*=", html) is None  # no onclick= and friends
@@ -242,7 +250,7 @@ async def test_static_serves_only_the_console_folder(client, path):
 
 async def test_the_api_runs_without_the_console_files(aiohttp_client, settings, monkeypatch,
                                                       tmp_path):
-    monkeypatch.setattr(routes, "STATIC_DIR", tmp_path / "missing")
+    monkeypatch.setattr(static, "STATIC_DIR", tmp_path / "missing")
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/health")).status == 200
     assert (await client.get("/ui")).status in (401, 404)
@@ -252,7 +260,7 @@ async def test_the_api_runs_without_the_console_files(aiohttp_client, settings, 
 async def test_static_does_not_follow_symlinks(client, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
-    link = console.STATIC_DIR / f"link-{os.getpid()}.txt"
+    link = static.STATIC_DIR / f"link-{os.getpid()}.txt"
     link.symlink_to(secret)
     try:
         response = await client.get(f"/static/{link.name}")

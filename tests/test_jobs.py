@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from santamon.api.app import create_app
+from santamon.app import create_app
 from santamon.config import Settings
 from santamon.jobs.forwarding import DeliveryError, FileSink, Forwarder, slack_message
 from santamon.jobs.retention import prune
@@ -222,9 +222,13 @@ class Receiver:
         self.bodies: list[bytes] = []
         self.fail_with: int | None = None
         self.attempts = 0
+        self.delay = 0.0
+        self.started = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
+        self.started.set()
+        await asyncio.sleep(self.delay)
         if self.fail_with:
             return web.Response(status=self.fail_with)
         body = await request.read()
@@ -326,6 +330,24 @@ async def test_forwarding_survives_a_restart(aiohttp_client, settings, receiver)
     await eventually(lambda: _received(receiver, 20))
     await asyncio.sleep(0.3)
     assert sorted(receiver.ids()) == sorted(f"x-{i}" for i in range(20))
+
+
+async def test_shutdown_lets_a_delivery_in_flight_finish(aiohttp_client, settings, receiver):
+    """Stopping the service waits (bounded) for a running forwarder instead of closing the
+    HTTP session and the store under it: what was delivered is recorded as shipped."""
+    receiver.delay = 1.0
+    client = await aiohttp_client(create_app(settings.model_copy(update={
+        **FAST, "forward_webhook_url": receiver.url})))
+    await client.post("/ingest", headers=AGENT, json=[make_signal(f"s-{i}") for i in range(3)])
+    await asyncio.wait_for(receiver.started.wait(), 10)
+    await client.close()  # while the receiver is still answering
+    assert sorted(receiver.ids()) == ["s-0", "s-1", "s-2"]
+    store = SQLiteStore(settings.db_path)
+    await store.open()
+    try:
+        assert (await store.unshipped(10)).signals == []
+    finally:
+        await store.close()
 
 
 async def test_file_sink_on_a_full_disk_loses_nothing(tmp_path):

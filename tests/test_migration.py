@@ -3,7 +3,7 @@
 import json
 import sqlite3
 
-from santamon.api.app import create_app
+from santamon.app import create_app
 from santamon.store.sqlite.schema import SCHEMA_VERSION
 
 from .helpers import AGENT, ANALYST, make_signal

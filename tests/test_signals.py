@@ -1,4 +1,4 @@
-"""Querying and triage: GET /signals, GET /signals/{id}, status changes."""
+"""Querying and triage: GET /signals, GET /signals/{id} and /signal?signal_id=, status changes."""
 
 import pytest
 
@@ -111,6 +111,21 @@ async def test_unknown_signal_is_404(fleet):
     response = await fleet.patch("/signals/nope/status", json={"status": "resolved"},
                                  headers=ANALYST)
     assert response.status == 404
+
+
+async def test_a_signal_named_in_the_query_is_the_one_its_path_names(fleet):
+    await ingest(fleet, make_signal("..", title="Double dot"), make_signal("volume"))
+    for signal_id in ("a", "..", "volume"):
+        response = await fleet.get("/signal", params={"signal_id": signal_id}, headers=ANALYST)
+        assert response.status == 200
+        assert (await response.json())["signal_id"] == signal_id
+    by_path = await (await fleet.get("/signals/a", headers=ANALYST)).json()
+    by_query = await (await fleet.get("/signal?signal_id=a", headers=ANALYST)).json()
+    assert by_query == by_path
+    assert (await fleet.get("/signal?signal_id=nope", headers=ANALYST)).status == 404
+    assert (await fleet.get("/signal", headers=ANALYST)).status == 422
+    assert (await fleet.get("/signal?signal_id=a", headers=AGENT)).status == 403
+    assert (await fleet.get("/signal?signal_id=a")).status == 401
 
 
 @pytest.mark.parametrize("body", [{"status": "done"}, {}, {"status": "resolved", "x": 1},

@@ -1,22 +1,66 @@
-"""Request pipeline: JSON errors for everything, then authentication."""
+"""Every request's path through the service, in one order (MIDDLEWARES): observed (log line
+and metrics), errors turned into JSON, the caller authenticated, the body read within a
+deadline; and the security headers every response carries."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import ValidationError
 
+from ..logs import log_request
 from ..store import InvalidCursor, StoreUnavailable
-from .auth import Role, presented_key, required_role
-from .keys import AUTH_LIMITER, KEYRING, METRICS, PRINCIPAL, SESSIONS
+from .auth.authenticate import authenticate
+from .auth.keys import Role
 from .responses import ApiError, error_response
-from .session import check_csrf, session_from_cookie
+from .state import AGENT_ID, CALLER, METRICS, ROUTE_ROLES
 
 log = logging.getLogger(__name__)
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
 _FORWARDED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+# A full batch is at most 8 MiB; a client slower than this is holding a connection open, not
+# sending a signal. Headers are bounded by aiohttp itself (128 headers of at most 8 KiB each).
+BODY_READ_TIMEOUT_SECONDS = 30.0
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (`/signals/{signal_id}`), so metric labels stay few."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: sees the final status after errors became JSON responses."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects; errors were turned into responses inside
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED
+        raise
+    finally:
+        elapsed = time.perf_counter() - start
+        route = route_label(request)
+        method = request.method if request.method in _METHODS else "other"
+        metrics = request.app[METRICS]
+        metrics.latency.labels(route=route, method=method).observe(elapsed)
+        metrics.requests.labels(route=route, method=method, status=str(status)).inc()
+        if route == "/ingest" and status >= 400:
+            metrics.count_ingest_rejected(status)
+        log_request(request.method, request.path, status, elapsed,
+                    agent_id=request.get(AGENT_ID), remote=request.remote)
 
 
 @web.middleware
@@ -55,36 +99,71 @@ def validation_error_response(exc: ValidationError) -> web.Response:
     return error_response(422, "validation failed", details=details)
 
 
+def required_role(request: web.Request) -> Role:
+    """The role routes.py declares for the matched route. The console's own files are
+    public; anything unmatched (404, 405) needs the analyst key, like the API around it."""
+    route = request.match_info.route
+    if isinstance(route.resource, web.StaticResource):
+        return Role.PUBLIC
+    return request.app[ROUTE_ROLES].get(route, Role.ANALYST)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    needed = required_role(request)
-    if needed is Role.PUBLIC:
-        return await handler(request)
-    key = presented_key(request)
-    if key:
-        role = request.app[KEYRING].role_for(key)
-    elif (session := await session_from_cookie(request, request.app[SESSIONS])) is not None:
-        check_csrf(request, session)
-        role = Role.ANALYST  # only the analyst key can open a console session
-    else:
-        role = None
-    if role is None:
-        raise failed_authentication(request, presented=bool(key))
-    if role < needed:
-        raise ApiError(403, "this key may not use this endpoint")
-    request[PRINCIPAL] = role
+    request[CALLER] = await authenticate(request, required_role(request))
     return await handler(request)
 
 
-def failed_authentication(request: web.Request, *, presented: bool,
-                          message: str = "missing or invalid API key") -> ApiError:
-    """Count a failed authentication and choose its answer: 401, or 429 once this address has
-    failed too often. Only failures are limited: a valid key always passes, even from a
-    throttled address, so agents sharing a NAT with a broken client keep working."""
-    wait = request.app[AUTH_LIMITER].failure(request.remote)
-    reason = "rate_limited" if wait else "invalid" if presented else "missing"
-    request.app[METRICS].auth_failures.labels(reason=reason).inc()
-    if wait:
-        return ApiError(429, "too many failed authentications from this address",
-                        headers={"Retry-After": str(wait)}, retry_after=wait)
-    return ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="santamon"'})
+@web.middleware
+async def body_deadline_middleware(request: web.Request,
+                                   handler: Handler) -> web.StreamResponse:
+    """Read the body before the handler, within a deadline. Runs after authentication, so on a
+    protected route a client without a valid key never has its body read at all."""
+    if request.body_exists:
+        try:
+            async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
+                await request.read()  # cached: the handler's read() returns the same bytes
+        except TimeoutError:
+            raise ApiError(408, "request body not received in time") from None
+    return await handler(request)
+
+
+MIDDLEWARES: list[Middleware] = [observe_middleware, error_middleware, auth_middleware,
+                                 body_deadline_middleware]
+
+
+# -- headers on every response ----------------------------------------------------------------
+
+# The console and the API: nothing but this origin, no inline code or styles.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+# Swagger UI and ReDoc set inline styles from their scripts and ReDoc searches in a worker.
+DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+DOC_PAGES = frozenset({"/docs", "/redoc"})
+HSTS = "max-age=31536000"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook, so it covers every response, files and errors included."""
+    headers = response.headers
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    headers.setdefault("Content-Security-Policy",
+                       DOCS_CSP if request.path in DOC_PAGES else PAGE_CSP)
+    # API answers are live data and may be secret: never stored by a browser or proxy.
+    # Static files may be cached but are revalidated (their paths carry no version).
+    headers.setdefault("Cache-Control",
+                       "no-cache" if request.path.startswith("/static/") else "no-store")
+    if request.secure:
+        headers["Strict-Transport-Security"] = HSTS
+    headers["Server"] = "santamon"

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
-# Lowest first: forwarding takes a tail of this tuple from its minimum severity.
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-STATUSES = ("open", "acknowledged", "resolved")
-NEW_STATUS = "open"  # every signal starts here, whatever its sender says
-
+# Lowest first: forwarding takes a tail of SEVERITIES from its minimum severity.
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Status = Literal["open", "acknowledged", "resolved"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+STATUSES: tuple[str, ...] = get_args(Status)
+NEW_STATUS = "open"  # every signal starts here, whatever its sender says
 
 SYSTEM_ACTOR = "system"  # history entries the service itself writes
 

@@ -13,11 +13,14 @@ import hmac
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from yarl import URL
 
 from ..config import Settings
@@ -192,7 +195,21 @@ class Forwarder:
         self.consecutive_failures = 0
         return f"shipped {shipped} signal(s)"
 
+    def collector(self) -> Collector:
+        return _ForwarderCollector(self)
+
     def _failed(self) -> None:
         self.consecutive_failures += 1
         delay = min(self._base_delay * 2 ** (self.consecutive_failures - 1), MAX_BACKOFF_SECONDS)
         self._retry_at = time.monotonic() + delay
+
+
+class _ForwarderCollector(Collector):
+    def __init__(self, forwarder: Forwarder) -> None:
+        self._forwarder = forwarder
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "santamon_forward_consecutive_failures",
+            "Forwarding attempts that failed in a row; the forwarder backs off meanwhile.",
+            value=self._forwarder.consecutive_failures)

@@ -19,8 +19,8 @@ from pydantic import (
     RootModel,
 )
 
-from . import timeutil
-from .domain.signals import Severity, Status
+from .. import timeutil
+from ..domain.signals import Severity, Status
 
 MAX_CONTEXT_BYTES = 100_000
 MAX_BATCH = 1000
@@ -119,6 +119,14 @@ class SignalQuery(BaseModel):
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=512,
                                description="`next_cursor` of the previous page.")
+
+
+class SignalIdQuery(BaseModel):
+    """GET /signal: a signal named in the query, for ids that a URL path cannot carry."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    signal_id: str = Field(min_length=1, max_length=256)
 
 
 class SessionLogin(BaseModel):

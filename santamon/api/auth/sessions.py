@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .. import timeutil
-from ..store import ConsoleSession, Store
-from .responses import ApiError
+from ... import timeutil
+from ...store import ConsoleSession, Store
+from ..responses import ApiError
+from .keys import digest
 
 COOKIE_NAME = "santamon_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -37,10 +38,6 @@ _NS = 1_000_000_000
 class Session:
     csrf_token: str
     actor: str
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 def _csrf_token(token: str) -> str:
@@ -60,20 +57,20 @@ class ConsoleSessions:
         token = secrets.token_urlsafe(32)
         now = self._clock()
         await self._store.create_session(ConsoleSession(
-            token_hash=_digest(token), actor=actor, created_at=timeutil.format_utc(now),
+            token_hash=digest(token), actor=actor, created_at=timeutil.format_utc(now),
             expires_at=timeutil.format_utc(now + int(self.ttl_seconds * _NS))), self._keep)
         return token, Session(_csrf_token(token), actor)
 
     async def get(self, token: str | None) -> Session | None:
         if not token:
             return None
-        stored = await self._store.get_session(_digest(token),
+        stored = await self._store.get_session(digest(token),
                                                timeutil.format_utc(self._clock()))
         return None if stored is None else Session(_csrf_token(token), stored.actor)
 
     async def revoke(self, token: str | None) -> None:
         if token:
-            await self._store.delete_session(_digest(token))
+            await self._store.delete_session(digest(token))
 
 
 async def session_from_cookie(request: web.Request,

@@ -1,4 +1,8 @@
-"""The application factory: settings in, a ready-to-run aiohttp application out."""
+"""The composition root: settings -> store -> HTTP session -> jobs -> the web application.
+
+Everything is wired here and only here; dependencies run one way (this module -> api, jobs,
+store; api -> jobs, store; jobs -> store; store -> domain). `web.run_app` is the CLI's.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +12,30 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .. import timeutil
-from ..config import Settings
-from ..jobs.board import JobBoard
-from ..jobs.scheduler import scheduler_ctx
-from ..metrics import Metrics
-from ..ratelimit import FailedAuthLimiter
-from ..store import create_store
-from .auth import KeyRing
-from .hardening import body_deadline_middleware, security_headers
-from .keys import (
+from . import timeutil
+from .api.auth.keys import KeyRing
+from .api.auth.limiter import FailedAuthLimiter
+from .api.auth.sessions import ConsoleSessions
+from .api.middlewares import MIDDLEWARES, security_headers
+from .api.routes import openapi_document, setup_routes
+from .api.state import (
     AUTH_LIMITER,
     CLOCK,
+    HEALTH,
     HTTP_SESSION,
-    JOB_BOARD,
+    JOBS,
     KEYRING,
     METRICS,
     OPENAPI,
     SESSIONS,
     SETTINGS,
     STORE,
+    HealthCache,
 )
-from .middlewares import auth_middleware, error_middleware
-from .observe import observe_middleware
-from .routes import setup_routes
-from .session import ConsoleSessions
-from .spec import openapi_document
+from .config import Settings
+from .jobs.scheduler import Jobs
+from .metrics import Metrics
+from .store import create_store
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
 # Failed authentications allowed per client address: a burst, refilled over the period.
@@ -57,24 +59,31 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    jobs = Jobs(app[STORE], app[SETTINGS], app[HTTP_SESSION], app[CLOCK])
+    app[METRICS].watch(jobs.board.collector())
+    app[METRICS].watch(jobs.forwarder.collector())
+    app[JOBS] = jobs
+    jobs.start()
+    yield
+    await jobs.stop()  # before the HTTP session and the store close under a running job
+
+
 def create_app(settings: Settings, *,
                clock: Callable[[], int] = timeutil.now_ns) -> web.Application:
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
-    app = web.Application(client_max_size=MAX_BODY_BYTES,
-                          middlewares=[observe_middleware, error_middleware, auth_middleware,
-                                       body_deadline_middleware])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=MIDDLEWARES)
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
-    app[JOB_BOARD] = JobBoard()
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
     app[METRICS] = Metrics()
-    app[METRICS].watch_jobs(app[JOB_BOARD])
+    app[HEALTH] = HealthCache()
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(security_headers)
-    # Started in this order and stopped in reverse: the scheduler stops before the HTTP
-    # session and the store close.
-    app.cleanup_ctx.extend([_store_ctx, _http_session_ctx, scheduler_ctx])
+    # Started in this order and stopped in reverse: the jobs stop before the HTTP session and
+    # the store close.
+    app.cleanup_ctx.extend([_store_ctx, _http_session_ctx, _jobs_ctx])
     setup_routes(app)
     return app

@@ -1,33 +1,29 @@
-"""The console's HTTP side: its page, and signing in and out (headers: hardening.py)."""
+"""The console: its page, and signing in and out with the analyst key."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
-from ..models import SessionLogin
-from .auth import ANALYST_ACTOR, Role, requires
-from .keys import KEYRING, SESSIONS
-from .middlewares import failed_authentication
-from .responses import ApiError, json_response
-from .session import (
+from .. import static
+from ..auth.authenticate import failed_authentication
+from ..auth.keys import ANALYST_ACTOR, Role
+from ..auth.sessions import (
     COOKIE_NAME,
     check_csrf,
     clear_session_cookie,
     session_from_cookie,
     set_session_cookie,
 )
+from ..models import SessionLogin
+from ..responses import ApiError, json_response
+from ..state import KEYRING, SESSIONS
 
-STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 
-@requires(Role.PUBLIC)
 async def console_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html",
+    return web.FileResponse(static.STATIC_DIR / "index.html",
                             headers={"Cache-Control": "no-cache"})
 
 
-@requires(Role.PUBLIC)
 async def create_session(request: web.Request) -> web.Response:
     """Exchange the analyst key for a session cookie; agent keys cannot sign in."""
     login = SessionLogin.model_validate_json(await request.read())
@@ -46,7 +42,6 @@ async def create_session(request: web.Request) -> web.Response:
     return response
 
 
-@requires(Role.PUBLIC)
 async def get_session(request: web.Request) -> web.Response:
     session = await session_from_cookie(request, request.app[SESSIONS])
     if session is None:
@@ -55,7 +50,6 @@ async def get_session(request: web.Request) -> web.Response:
                          headers={"Cache-Control": "no-store"})
 
 
-@requires(Role.PUBLIC)
 async def delete_session(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     session = await session_from_cookie(request, sessions)
