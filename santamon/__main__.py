@@ -1,3 +1,5 @@
+"""`python -m santamon`: the same as the `santamon` command."""
+
 import sys
 
 from .cli import main

@@ -1,4 +1,5 @@
-"""The `santamon` command: `serve`, `check-config`, `gen-cert`, and `dev-keys`."""
+"""The `santamon` command: `serve`, `check-config`, `gen-cert`, `vacuum`, `migrate-db` and
+`dev-keys`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import logging
 import os
 import secrets
 import signal
+import sqlite3
 import ssl
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import uvloop
 from aiohttp import web
@@ -21,6 +24,7 @@ from yarl import URL
 
 from . import __version__, certs
 from .config import (
+    POSTGRESQL_SCHEMES,
     ConfigError,
     Settings,
     ensure_admin_key,
@@ -61,7 +65,7 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .api.app import StartupError, create_app
+    from .app import StartupError, create_app
 
     settings = load_settings(args.config)
     configure_logging(settings.log_format, settings.log_level.upper())
@@ -90,7 +94,7 @@ async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | N
     """Serve until SIGTERM or SIGINT. A start that fails undoes what it had started and raises
     StartupError, so the process exits instead of hanging on a thread; SIGTERM works while
     starting too."""
-    from .api.app import StartupError
+    from .app import StartupError
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -130,6 +134,8 @@ async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | N
 SECRET_SETTINGS = frozenset({"api_key", "admin_key", "forward_webhook_secret"})
 # A webhook URL's path and query are often its credential (Slack, Teams): show the origin only.
 SECRET_URL_SETTINGS = frozenset({"forward_webhook_url"})
+# A database URL shows everything but its password.
+DATABASE_URL_SETTINGS = frozenset({"database_url"})
 
 
 def mask_secret(value: str) -> str:
@@ -138,10 +144,25 @@ def mask_secret(value: str) -> str:
     return f"<secret: {len(value)} chars, sha256 {digest}>"
 
 
+def mask_database_url(url: str) -> str:
+    """The URL with its password (in the user part or the query) masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}:{mask_secret(unquote(parts.password))}@{host}"
+    query = "&".join(
+        f"{key}={mask_secret(value) if key == 'password' else value}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
 def _shown(name: str, value: Any) -> str:
     if value is None:
         return "(unset)"
-    if name in SECRET_SETTINGS:
+    if name in DATABASE_URL_SETTINGS:
+        value = mask_database_url(value)
+    elif name in SECRET_SETTINGS:
         value = [mask_secret(v) for v in value] if isinstance(value, list) else mask_secret(value)
     elif name in SECRET_URL_SETTINGS:
         url = str(value)
@@ -187,6 +208,11 @@ def check_config(args: argparse.Namespace) -> int:
               f"{cert.not_valid_after_utc:%Y-%m-%d}, SHA-256 {certs.fingerprint(cert)}")
     else:
         print("tls: disabled (agents refuse plain HTTP to anything but loopback)")
+    if settings.database_url:
+        print(f"storage: PostgreSQL {mask_database_url(settings.database_url)}, "
+              f"up to {settings.database_pool_size} connections per process")
+        return 0
+    print(f"storage: SQLite file {settings.db_path.resolve()}")
     db_dir = settings.db_path.resolve().parent
     if not os.access(db_dir if db_dir.exists() else db_dir.parent, os.W_OK):
         print(f"warning: {db_dir} is not writable by this user", file=sys.stderr)
@@ -235,6 +261,63 @@ Console: http://127.0.0.1:{port}/ui (log in with the analyst key)""")
     return 0
 
 
+def vacuum(args: argparse.Namespace) -> int:
+    """Give the free pages retention leaves behind back to the file system."""
+    from .store.sqlite.maintenance import vacuum as vacuum_file
+
+    settings = load_settings(args.config)
+    if settings.database_url:
+        print("santamon: vacuum compacts a SQLite file; with PostgreSQL, autovacuum and the "
+              "retention job's VACUUM do this", file=sys.stderr)
+        return 2
+    print(f"vacuuming {settings.db_path}; ingest waits (503, agents retry) until it is done")
+    try:
+        before, after = vacuum_file(settings.db_path)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"santamon: cannot vacuum {settings.db_path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"done: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    return 0
+
+
+def migrate_db(args: argparse.Namespace) -> int:
+    """Copy a SQLite database into PostgreSQL; run it again to resume after an interruption."""
+    import asyncpg
+
+    from .progress import Progress
+    from .store import StoreUnavailable
+    from .store.postgres import importer
+
+    target = args.to or os.environ.get(env_name("database_url"))
+    if not target or not target.startswith(POSTGRESQL_SCHEMES):
+        print("santamon: pass --to postgresql://user:password@host:port/database (or set "
+              f"{env_name('database_url')})", file=sys.stderr)
+        return 2
+    if args.chunk_size is not None and args.chunk_size < 1:
+        print("santamon: --chunk-size must be at least 1", file=sys.stderr)
+        return 2
+    print(f"copying {args.source} into {mask_database_url(target)} (stop `santamon serve` on "
+          "the SQLite file first; run this again to resume if it is interrupted)")
+    try:
+        outcome = asyncio.run(importer.migrate_sqlite(
+            Path(args.source), target, chunk_rows=args.chunk_size or importer.CHUNK_ROWS,
+            progress=Progress().update))
+    except importer.MigrationRefused as exc:
+        print(f"santamon: refusing to migrate: {exc}", file=sys.stderr)
+        return 1
+    except importer.CountMismatch as exc:
+        print(f"santamon: the copy is incomplete: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, StoreUnavailable) as exc:
+        print(f"santamon: migration stopped: {exc}; run the same command again to resume",
+              file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n:,} {table}" for table, n in outcome.counts.items())
+    print(f"done{' (resumed)' if outcome.resumed else ''}: counts verified: {counts}")
+    print(f"serve from PostgreSQL: {env_name('database_url')}=... santamon serve")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="santamon", description="Santamon Backend")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -258,6 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"validity in days (default {certs.DEFAULT_DAYS})")
     cert_cmd.add_argument("--force", action="store_true", help="replace existing files")
     cert_cmd.set_defaults(func=gen_cert)
+
+    vacuum_cmd = commands.add_parser(
+        "vacuum", help="compact the SQLite file (safe while the server runs)")
+    vacuum_cmd.add_argument("--config", help="TOML file; SANTAMON_* variables override it")
+    vacuum_cmd.set_defaults(func=vacuum)
+
+    migrate_cmd = commands.add_parser(
+        "migrate-db", help="copy a SQLite database into PostgreSQL (resumable)")
+    migrate_cmd.add_argument("--from", dest="source", required=True, metavar="SQLITE_FILE",
+                             help="the SQLite database (upgraded in place first, as serve does)")
+    migrate_cmd.add_argument("--to", metavar="POSTGRESQL_URL",
+                             help=f"the target database (default: {env_name('database_url')})")
+    migrate_cmd.add_argument("--chunk-size", type=int, metavar="ROWS",
+                             help="rows copied per transaction")
+    migrate_cmd.set_defaults(func=migrate_db)
 
     keys_cmd = commands.add_parser("dev-keys", help="create development keys in an env file")
     keys_cmd.add_argument("file", nargs="?", default=".dev-keys.env")

@@ -30,9 +30,12 @@ from pydantic import (
     field_validator,
 )
 
+from .domain.signals import Severity
+
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "SANTAMON_"
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 MIN_KEY_LENGTH = 16
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -113,6 +116,9 @@ class Settings(BaseModel):
     api_key: Annotated[list[str], BeforeValidator(_split_keys)] = Field(min_length=1)
     admin_key: str | None = None
     db_path: Path = Path("signals.db")
+    # PostgreSQL instead of the SQLite file: postgresql://user:password@host:port/database
+    database_url: str | None = None
+    database_pool_size: int = Field(10, ge=1, le=1000)  # connections per process
     host: str = "0.0.0.0"
     port: int = Field(8443, ge=1, le=65535)
     tls_cert: Path | None = None
@@ -130,13 +136,20 @@ class Settings(BaseModel):
     forward_webhook_secret: str | None = None
     forward_webhook_format: Literal["json", "slack"] = "json"
     forward_file: Path | None = None
-    forward_min_severity: Literal["info", "low", "medium", "high", "critical"] = "info"
+    forward_min_severity: Severity = "info"
     forward_interval: Interval = 5.0
 
     @field_validator("api_key")
     @classmethod
     def _agent_keys_long_enough(cls, keys: list[str]) -> list[str]:
         return [_check_key(key) for key in keys]
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(POSTGRESQL_SCHEMES):
+            raise ValueError("expected postgresql://user:password@host:port/database")
+        return url
 
     @field_validator("admin_key")
     @classmethod

@@ -19,13 +19,12 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from logging.handlers import QueueHandler, QueueListener
 from typing import IO, Any
 
 import orjson
-
-from .ratelimit import FailedAuthLimiter
 
 LOG_FORMATS = ("text", "json")
 ACCESS_LOGGER = "santamon.access"
@@ -178,7 +177,8 @@ class ProtocolErrorFilter(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._limit = FailedAuthLimiter(burst=PROTOCOL_ERRORS_PER_MINUTE, period=60.0)
+        self._minute = float("-inf")  # time.monotonic() when the current minute began
+        self._logged = 0  # records let through in the current minute
         self._suppressed = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -186,9 +186,13 @@ class ProtocolErrorFilter(logging.Filter):
         # traceback are what carry the request's bytes.
         exc = record.exc_info[1] if record.exc_info else None
         message = record.getMessage() + (f" ({type(exc).__name__})" if exc else "")
-        if self._limit.failure(None) is not None:
+        now = time.monotonic()
+        if now - self._minute >= 60.0:
+            self._minute, self._logged = now, 0
+        if self._logged >= PROTOCOL_ERRORS_PER_MINUTE:
             self._suppressed += 1
             return False
+        self._logged += 1
         if self._suppressed:
             message += f"; {self._suppressed} more suppressed"
             self._suppressed = 0

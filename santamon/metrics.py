@@ -7,9 +7,6 @@ database size) are set by the /metrics handler just before rendering.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -18,16 +15,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from santamon import __version__, logs
-
-if TYPE_CHECKING:
-    from santamon.jobs.board import JobBoard
+from santamon import __version__
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -123,7 +116,11 @@ class Metrics:
             "Size of the database files (main file, WAL and shared memory).",
             registry=r,
         )
-        r.register(_LogCollector())
+        self.log_records_dropped = Gauge(
+            "santamon_log_records_dropped",
+            "Log records dropped since the start because the log stream did not keep up.",
+            registry=r,
+        )
 
     def count_ingest(self, stored: int, duplicates: int) -> None:
         self.ingest.labels(outcome=STORED).inc(stored)
@@ -137,47 +134,9 @@ class Metrics:
         self.write_batch.observe(batch_size)
         self.commit_seconds.observe(seconds)
 
-    def watch_jobs(self, board: JobBoard) -> None:
-        """Expose what the background jobs and the forwarder report, read at scrape time."""
-        self.registry.register(_JobCollector(board))
+    def watch(self, collector: Collector) -> None:
+        """Also expose what `collector` reports at scrape time (the jobs, the forwarder)."""
+        self.registry.register(collector)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class _LogCollector(Collector):
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "santamon_log_records_dropped",
-            "Log records dropped because the log stream did not keep up (queue full).",
-            value=logs.dropped_records())
-
-
-class _JobCollector(Collector):
-    def __init__(self, board: JobBoard) -> None:
-        self._board = board
-
-    def collect(self) -> Iterator[Metric]:
-        runs = CounterMetricFamily(
-            "santamon_job_runs", "Background job runs, by job.", labels=["job"])
-        failures = CounterMetricFamily(
-            "santamon_job_failures", "Background job runs that failed, by job.", labels=["job"])
-        in_a_row = GaugeMetricFamily(
-            "santamon_job_consecutive_failures", "Failures since the job last succeeded.",
-            labels=["job"])
-        duration = GaugeMetricFamily(
-            "santamon_job_last_duration_seconds", "How long the job's last run took.",
-            labels=["job"])
-        for state in self._board.jobs.values():
-            runs.add_metric([state.id], state.runs)
-            failures.add_metric([state.id], state.failures)
-            in_a_row.add_metric([state.id], state.consecutive_failures)
-            if state.last_duration_seconds is not None:
-                duration.add_metric([state.id], state.last_duration_seconds)
-        yield from (runs, failures, in_a_row, duration)
-        forwarder = self._board.forwarder
-        if forwarder is not None:
-            yield GaugeMetricFamily(
-                "santamon_forward_consecutive_failures",
-                "Forwarding attempts that failed in a row; the forwarder backs off meanwhile.",
-                value=forwarder.consecutive_failures)

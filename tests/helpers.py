@@ -43,6 +43,19 @@ def make_signal(signal_id: str, /, **changes: Any) -> dict[str, Any]:
     return signal
 
 
+class FakeClock:
+    """Nanoseconds since the epoch, as the service's clocks give them, moving only when told."""
+
+    def __init__(self, start_ns: int | None = None) -> None:
+        self.ns = time.time_ns() if start_ns is None else start_ns
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += int(seconds * 1_000_000_000)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,8 +68,10 @@ class ServerProcess:
     started: ClassVar[list[ServerProcess]] = []  # killed at the end of the session, whatever
 
     def __init__(self, db_path: Path, *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+                 cwd: Path | None = None, ssl_context: ssl.SSLContext | None = None,
+                 command: list[str] | None = None) -> None:
         self.db_path = db_path
+        self.command = command or [sys.executable, "-m", "santamon", "serve"]
         self.port = free_port()
         self.ssl_context = ssl_context  # the client side, when the server serves TLS
         self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
@@ -71,7 +86,7 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "santamon", "serve"], env=self.env,
+        self.proc = subprocess.Popen(self.command, env=self.env,
                                      cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
         ServerProcess.started.append(self)
         deadline = time.monotonic() + timeout

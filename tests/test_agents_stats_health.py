@@ -94,13 +94,13 @@ async def test_health_is_503_when_the_database_cannot_be_written(client, setting
     blocker = sqlite3.connect(settings.db_path, timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        from santamon.api import views
-        old = views.HEALTH_TIMEOUT_SECONDS
-        views.HEALTH_TIMEOUT_SECONDS = 0.5
+        from santamon.api.views import ops
+        old = ops.HEALTH_TIMEOUT_SECONDS
+        ops.HEALTH_TIMEOUT_SECONDS = 0.5
         try:
             response = await client.get("/health")
         finally:
-            views.HEALTH_TIMEOUT_SECONDS = old
+            ops.HEALTH_TIMEOUT_SECONDS = old
         assert response.status == 503
         assert (await response.json())["status"] == "unhealthy"
     finally:
@@ -111,7 +111,7 @@ async def test_health_is_503_when_the_database_cannot_be_written(client, setting
 async def test_stats_counters_match_the_rows_after_every_kind_of_write(client, settings):
     """Counters are kept by triggers; they must equal a full count after inserts, duplicates,
     triage, bulk triage and retention deletes."""
-    from santamon.api.keys import STORE
+    from santamon.api.state import STORE
     from santamon.jobs.retention import prune
 
     severities = ["info", "low", "medium", "high", "critical"]

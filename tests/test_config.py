@@ -121,3 +121,42 @@ def test_an_admin_key_file_readable_by_others_is_warned_about(tmp_path, caplog):
     (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
     assert "s.db.admin-key" in warning.getMessage() and "0644" in warning.getMessage()
     assert "chmod 600" in warning.getMessage()
+
+
+def test_a_database_url_chooses_postgresql(tmp_path):
+    from santamon.store import create_store
+    from santamon.store.postgres import PostgresStore
+    from santamon.store.sqlite import SQLiteStore
+
+    settings = load_settings(environ={"SANTAMON_API_KEY": KEY,
+                                      "SANTAMON_DATABASE_URL": "postgresql://u:p@db/santamon",
+                                      "SANTAMON_DATABASE_POOL_SIZE": "25"})
+    assert settings.database_pool_size == 25
+    assert isinstance(create_store(settings), PostgresStore)
+    assert isinstance(create_store(load_settings(environ={"SANTAMON_API_KEY": KEY})),
+                      SQLiteStore)
+    with pytest.raises(ConfigError, match=r"SANTAMON_DATABASE_URL.*postgresql://"):
+        load_settings(environ={"SANTAMON_API_KEY": KEY, "SANTAMON_DATABASE_URL": "mysql://x"})
+    with pytest.raises(ConfigError, match="SANTAMON_DATABASE_POOL_SIZE"):
+        load_settings(environ={"SANTAMON_API_KEY": KEY, "SANTAMON_DATABASE_POOL_SIZE": "0"})
+
+
+def test_check_config_names_the_engine_and_masks_the_database_password(monkeypatch, capsys):
+    from santamon.cli import main
+
+    for name in ("SANTAMON_TLS_CERT", "SANTAMON_TLS_KEY", "SANTAMON_ADMIN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SANTAMON_API_KEY", KEY)
+    monkeypatch.setenv("SANTAMON_ADMIN_KEY", "a" * 20)
+    monkeypatch.setenv("SANTAMON_DATABASE_URL",
+                       "postgresql://santamon:hunter2-p%40ss@db.internal:5433/signals"
+                       "?sslmode=require&password=other-secret")
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "other-secret" not in out
+    assert "postgresql://santamon:<secret: 12 chars, sha256 " in out
+    assert "@db.internal:5433/signals?sslmode=require&password=<secret: 12 chars" in out
+    assert "storage: PostgreSQL postgresql://santamon:<secret" in out
+    assert "up to 10 connections per process" in out
+    assert main(["vacuum"]) == 2  # a SQLite command
+    assert "PostgreSQL" in capsys.readouterr().err

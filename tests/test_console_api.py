@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 
 import pytest
 from aiohttp import web
@@ -11,9 +12,10 @@ from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
 from santamon import timeutil
-from santamon.api import console, routes
-from santamon.api.app import create_app
-from santamon.api.session import COOKIE_NAME, CSRF_HEADER, SessionStore, set_session_cookie
+from santamon.api import static
+from santamon.api.auth.sessions import COOKIE_NAME, CSRF_HEADER, ConsoleSessions, set_session_cookie
+from santamon.app import create_app
+from santamon.store.sqlite import SQLiteStore
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal
 
@@ -107,22 +109,28 @@ async def test_keys_still_work_beside_sessions(client):
     assert response.status == 200  # a key is not a cookie: no CSRF token needed
 
 
-def test_sessions_expire_and_stay_bounded():
-    now = [1000.0]
-    store = SessionStore(60, max_sessions=3, clock=lambda: now[0])
-    first, session = store.create()
-    assert store.get(first) == session
-    now[0] += 59
-    assert store.get(first) == session
-    now[0] += 1
-    assert store.get(first) is None
-    ids = [store.create()[0] for _ in range(5)]
-    assert len(store) == 3
-    assert store.get(ids[0]) is None
-    assert store.get(ids[-1]) is not None
-    store.revoke(ids[-1])
-    assert store.get(ids[-1]) is None
-    assert store.get(None) is None
+async def test_sessions_expire_and_stay_bounded(tmp_path):
+    now = [1_000 * 10**9]
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        sessions = ConsoleSessions(store, 60, keep=3, clock=lambda: now[0])
+        first, session = await sessions.create("analyst")
+        assert await sessions.get(first) == session
+        now[0] += 59 * 10**9
+        assert await sessions.get(first) == session
+        now[0] += 1 * 10**9
+        assert await sessions.get(first) is None
+        ids = [(await sessions.create("analyst"))[0] for _ in range(5)]
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (3,)
+        assert await sessions.get(ids[0]) is None
+        assert await sessions.get(ids[-1]) is not None
+        await sessions.revoke(ids[-1])
+        assert await sessions.get(ids[-1]) is None
+        assert await sessions.get(None) is None
+    finally:
+        await store.close()
 
 
 # -- volume ---------------------------------------------------------------------------------
@@ -199,13 +207,21 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-@pytest.mark.parametrize("path", ["/ui", "/static/app.js", "/static/app.css",
+@pytest.mark.parametrize("path", ["/ui", "/static/js/main.js", "/static/app.css",
                                   "/static/favicon.svg"])
 async def test_console_files_are_public_with_security_headers(client, path):
     response = await client.get(path)
     assert response.status == 200
     assert response.headers["Content-Security-Policy"] == CSP
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in (static.STATIC_DIR / "js").glob("*.js")))
+async def test_console_modules_are_served_as_javascript(client, module):
+    # A module script with another type is refused by the browser (nosniff, strict MIME).
+    response = await client.get(f"/static/js/{module}")
+    assert response.status == 200
+    assert response.content_type in ("text/javascript", "application/javascript")
 
 
 async def test_api_errors_carry_the_headers_too(client):
@@ -216,7 +232,7 @@ async def test_api_errors_carry_the_headers_too(client):
 
 
 def test_the_page_has_no_inline_script_or_style():
-    html = (console.STATIC_DIR / "index.html").read_text()
+    html = (static.STATIC_DIR / "index.html").read_text()
     assert "<style" not in html
     assert " style=" not in html
     assert re.search(r"\son[a-z]+\s*=", html) is None  # no onclick= and friends
@@ -235,7 +251,7 @@ async def test_static_serves_only_the_console_folder(client, path):
 
 async def test_the_api_runs_without_the_console_files(aiohttp_client, settings, monkeypatch,
                                                       tmp_path):
-    monkeypatch.setattr(routes, "STATIC_DIR", tmp_path / "missing")
+    monkeypatch.setattr(static, "STATIC_DIR", tmp_path / "missing")
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/health")).status == 200
     assert (await client.get("/ui")).status in (401, 404)
@@ -245,7 +261,7 @@ async def test_the_api_runs_without_the_console_files(aiohttp_client, settings, 
 async def test_static_does_not_follow_symlinks(client, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
-    link = console.STATIC_DIR / f"link-{os.getpid()}.txt"
+    link = static.STATIC_DIR / f"link-{os.getpid()}.txt"
     link.symlink_to(secret)
     try:
         response = await client.get(f"/static/{link.name}")

@@ -1,4 +1,5 @@
-"""The maintenance jobs on the real APScheduler with second-level intervals."""
+"""The maintenance jobs on the real APScheduler with sub-second intervals; thresholds are
+crossed by moving an injected clock, not by waiting for the wall clock."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ import orjson
 import pytest
 from aiohttp import web
 
-from santamon.api.app import create_app
+from santamon.app import create_app
 from santamon.config import Settings
 from santamon.jobs import forwarding
 from santamon.jobs.forwarding import DeliveryError, FileSink, Forwarder, slack_message
 from santamon.jobs.retention import prune
-from santamon.store import NewSignal, SQLiteStore
+from santamon.store import NewSignal
+from santamon.store.sqlite import SQLiteStore
 
-from .helpers import AGENT, ANALYST, ServerProcess, free_port, make_signal, sample
+from .helpers import AGENT, ANALYST, FakeClock, ServerProcess, free_port, make_signal, sample
 
 FAST = {"stale_check_interval": 0.1, "retention_interval": 3600, "forward_interval": 0.1}
 
@@ -59,10 +61,17 @@ async def job_state(client, job_id):
 
 
 async def test_stale_agent_one_alert_then_recovery(aiohttp_client, settings):
+    clock = FakeClock()
     client = await aiohttp_client(create_app(settings.model_copy(
-        update={**FAST, "stale_after": 0.6})))
+        update={**FAST, "stale_after": 180}), clock=clock))
     beat = sample("heartbeat")
+    clock.advance(200)  # the threshold has passed since the server started
     await client.post("/agents/heartbeat", json=beat, headers=AGENT)
+    clock.advance(179)
+    runs = (await job_state(client, "stale-agents"))["runs"]
+    await eventually(lambda: _runs_past(client, "stale-agents", runs + 3))
+    assert (await agent_status(client, "mbp-alice"))["status"] == "active"
+    clock.advance(2)
     await eventually(lambda: _is(client, "mbp-alice", "stale"))
     agent = await agent_status(client, "mbp-alice")
     assert agent["stale_since"] is not None
@@ -75,20 +84,23 @@ async def test_stale_agent_one_alert_then_recovery(aiohttp_client, settings):
     assert "mbp-alice" in alert["title"]
     assert alert["context"]["last_seen"] == agent["last_seen"]
     assert alert["context"]["version"] == "v0.3.1"
-    assert alert["context"]["threshold_seconds"] == 0.6
+    assert alert["context"]["threshold_seconds"] == 180
+    assert "3 min" in alert["rule_description"]
     await client.patch(f"/signals/{alert['signal_id']}/status",
                        json={"status": "acknowledged"}, headers=ANALYST)
 
-    # it comes back: active at once, in the heartbeat handler itself
+    # it comes back after 3 h 12 min of silence: active at once, in the heartbeat handler
+    clock.advance(3 * 3600 + 12 * 60 - 181)
     await client.post("/agents/heartbeat", json=beat, headers=AGENT)
     agent = await agent_status(client, "mbp-alice")
     assert (agent["status"], agent["stale_since"]) == ("active", None)
     detail = await get(client, f"/signals/{alert['signal_id']}")
     assert detail["status"] == "acknowledged"  # the gap still deserves a look
-    assert detail["history"][-1]["note"].startswith("reconnected after ")
+    assert detail["history"][-1]["note"] == "reconnected after 3 h 12 min"
     assert detail["history"][-1]["actor"] == "system"
 
     # a new silence is a new alert
+    clock.advance(181)
     await eventually(lambda: _is(client, "mbp-alice", "stale"))
     assert len(await stale_alerts(client, "mbp-alice")) == 2
 
@@ -106,18 +118,20 @@ async def _runs_past(client, job_id, runs):
 
 
 async def test_restart_raises_no_false_alerts(aiohttp_client, settings):
-    client = await aiohttp_client(create_app(settings))
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(settings, clock=clock))
     await client.post("/agents/heartbeat", json=sample("heartbeat"), headers=AGENT)
     await client.close()
     # The server was down for an hour; the agent's last heartbeat is an hour old.
-    with sqlite3.connect(settings.db_path) as conn:
-        conn.execute("UPDATE agents SET last_seen = '2020-01-01T00:00:00.000000000Z'")
+    clock.advance(3600)
     client = await aiohttp_client(create_app(settings.model_copy(
-        update={**FAST, "stale_after": 1.5})))
+        update={**FAST, "stale_after": 180}), clock=clock))
+    clock.advance(179)
     await eventually(lambda: _runs_past(client, "stale-agents", 5))
     assert (await agent_status(client, "mbp-alice"))["status"] == "active"
     assert await stale_alerts(client, "mbp-alice") == []
     # ...but it really is silent, so once the threshold has passed since the start it is stale
+    clock.advance(2)
     await eventually(lambda: _is(client, "mbp-alice", "stale"))
     assert len(await stale_alerts(client, "mbp-alice")) == 1
 
@@ -180,7 +194,7 @@ async def _ingest_resolved(store, prefix, count, ts):
     ids = [f"{prefix}-{i}" for i in range(count)]
     await store.insert_signals([
         NewSignal(sid, ts, "h", "R", "low", "t", b"[]", b'{"blob": "' + b"x" * 2000 + b'"}',
-                  "open", None) for sid in ids])
+                  None) for sid in ids])
     await store.set_status(ids, "resolved", None, "test")
 
 
@@ -212,9 +226,13 @@ class Receiver:
         self.bodies: list[bytes] = []
         self.fail_with: int | None = None
         self.attempts = 0
+        self.delay = 0.0
+        self.started = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
+        self.started.set()
+        await asyncio.sleep(self.delay)
         if self.fail_with:
             return web.Response(status=self.fail_with)
         body = await request.read()
@@ -322,6 +340,24 @@ async def test_forwarding_survives_a_restart(aiohttp_client, settings, receiver)
     assert sorted(receiver.ids()) == sorted(f"x-{i}" for i in range(20))
 
 
+async def test_shutdown_lets_a_delivery_in_flight_finish(aiohttp_client, settings, receiver):
+    """Stopping the service waits (bounded) for a running forwarder instead of closing the
+    HTTP session and the store under it: what was delivered is recorded as shipped."""
+    receiver.delay = 1.0
+    client = await aiohttp_client(create_app(settings.model_copy(update={
+        **FAST, "forward_webhook_url": receiver.url})))
+    await client.post("/ingest", headers=AGENT, json=[make_signal(f"s-{i}") for i in range(3)])
+    await asyncio.wait_for(receiver.started.wait(), 10)
+    await client.close()  # while the receiver is still answering
+    assert sorted(receiver.ids()) == ["s-0", "s-1", "s-2"]
+    store = SQLiteStore(settings.db_path)
+    await store.open()
+    try:
+        assert (await store.unshipped(10)).signals == []
+    finally:
+        await store.close()
+
+
 async def test_file_sink_on_a_full_disk_loses_nothing(tmp_path):
     """A sink that cannot write leaves everything unshipped for the next run."""
     store = SQLiteStore(tmp_path / "s.db")
@@ -424,7 +460,7 @@ async def _store_with(tmp_path, ids):
     await store.open()
     await store.insert_signals([
         NewSignal(sid, "2026-01-01T00:00:00.000000000Z", "h", "R", "high", "t", b"[]", b"{}",
-                  "open", None) for sid in ids])
+                  None) for sid in ids])
     return store
 
 

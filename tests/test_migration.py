@@ -3,8 +3,8 @@
 import json
 import sqlite3
 
-from santamon.api.app import create_app
-from santamon.store.schema import SCHEMA_VERSION
+from santamon.app import create_app
+from santamon.store.sqlite.schema import SCHEMA_VERSION
 
 from .helpers import AGENT, ANALYST, make_signal
 

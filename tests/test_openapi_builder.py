@@ -3,7 +3,7 @@ from typing import Literal
 from openapi_spec_validator import validate
 from pydantic import BaseModel, Field
 
-from santamon.openapi import Body, Operation, build_openapi
+from santamon.api.openapi import Body, Operation, build_openapi
 
 
 class Item(BaseModel):

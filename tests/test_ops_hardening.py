@@ -16,8 +16,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from santamon import app as app_module
 from santamon import logs
-from santamon.api import hardening
+from santamon.api import routes
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, ServerProcess, make_signal
 
@@ -171,13 +172,13 @@ async def test_slow_unauthenticated_bodies_hold_no_memory(tmp_path):
 
 async def test_unauthenticated_bodies_share_one_budget(live):
     """Sign-ins whose bodies have not arrived: beyond the budget, 503 at once."""
-    slots = hardening.UNAUTHENTICATED_BODY_BUDGET // hardening.SESSION_BODY_LIMIT
+    slots = app_module.UNAUTHENTICATED_BODY_BUDGET // routes.SESSION_BODY_LIMIT
     waiting: list[Raw] = []
     try:
         for _ in range(slots):
             raw = await Raw.open(live)
             waiting.append(raw)
-            await raw.send(post_head("/session", hardening.SESSION_BODY_LIMIT) + b'{"key": ')
+            await raw.send(post_head("/session", routes.SESSION_BODY_LIMIT) + b'{"key": ')
         await asyncio.sleep(0.5)
         extra = await Raw.open(live)
         waiting.append(extra)
@@ -271,7 +272,7 @@ async def test_idle_and_half_sent_connections_are_closed(live):
     try:
         await after_a_request.send(b"GET /health HTTP/1.1\r\nHost: s\r\n\r\n")
         assert (await after_a_request.response())[0] == 200
-        limit = hardening.KEEPALIVE_TIMEOUT_SECONDS + 10
+        limit = app_module.KEEPALIVE_TIMEOUT_SECONDS + 10
         closed = await asyncio.gather(idle.closed_by_server(limit),
                                       trickle.closed_by_server(limit),
                                       after_a_request.closed_by_server(limit))

@@ -10,9 +10,9 @@ from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
-from santamon.api import app as app_module
-from santamon.api import hardening
-from santamon.api.app import create_app
+from santamon import app as app_module
+from santamon.api import middlewares
+from santamon.app import create_app
 from santamon.jobs.forwarding import WebhookSink
 
 from .helpers import AGENT, AGENT_KEY, ANALYST, ANALYST_KEY, make_signal, sample
@@ -142,6 +142,7 @@ async def test_metrics_count_ingest_outcomes_commits_latency_and_agents(client):
     assert s[("santamon_open_signals", (("severity", "critical"),))] == 3
     assert s[("santamon_open_signals", (("severity", "low"),))] == 0
     assert s[("santamon_database_size_bytes", ())] > 0
+    assert s[("santamon_log_records_dropped", ())] >= 0  # what a blocked stderr costs
 
 
 async def test_failed_auth_is_limited_per_address_but_a_valid_key_never_is(
@@ -190,7 +191,7 @@ async def test_one_log_line_per_request_with_the_agent_and_never_a_key(client, c
 
 
 async def test_a_body_that_trickles_in_is_cut_off_with_408(client, monkeypatch):
-    monkeypatch.setattr(hardening, "BODY_READ_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(middlewares, "BODY_READ_TIMEOUT_SECONDS", 0.3)
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(f"POST /ingest HTTP/1.1\r\nHost: x\r\nX-API-Key: {AGENT_KEY}\r\n"
                  "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode())

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from santamon import timeutil
-from santamon.models import SignalQuery
-from santamon.store import NewSignal, SQLiteStore
+from santamon.store import NewSignal, SignalFilter
+from santamon.store.sqlite import SQLiteStore
 
 NS = 1_000_000_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -77,26 +78,29 @@ signal_specs = st.lists(st.tuples(st.sampled_from(TIMES), st.sampled_from(SEVERI
                                   st.sampled_from(STATUSES)), max_size=40)
 
 
-def _signal(n: int, ts: str, severity: str, status: str) -> NewSignal:
+def _signal(n: int, ts: str, severity: str) -> NewSignal:
     return NewSignal(signal_id=f"sig-{n:03d}", ts=ts, host_id="mac", rule_id="SM-001",
                      severity=severity, title="t", tags_json=b"[]", context_json=b"{}",
-                     status=status, rule_description=None)
+                     rule_description=None)
 
 
-async def _walk(specs, query: dict, limit: int) -> tuple[list[str], list[int]]:
+async def _walk(specs, query: SignalFilter, limit: int) -> tuple[list[str], list[int]]:
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "walk.db", readers=1)
         await store.open()
         try:
-            signals = [_signal(n, *spec) for n, spec in enumerate(specs)]
+            signals = [_signal(n, ts, severity) for n, (ts, severity, _) in enumerate(specs)]
             if signals:
                 await store.insert_signals(signals)
+            acknowledged = [s.signal_id for s, (*_, status) in zip(signals, specs, strict=True)
+                            if status == "acknowledged"]
+            if acknowledged:
+                await store.set_status(acknowledged, "acknowledged", None, "test")
             seen: list[str] = []
             sizes: list[int] = []
             cursor = None
             while True:
-                page = await store.list_signals(SignalQuery.model_validate(
-                    {**query, "limit": limit, **({"cursor": cursor} if cursor else {})}))
+                page = await store.list_signals(replace(query, limit=limit, cursor=cursor))
                 seen += [s["signal_id"] for s in page.signals]
                 sizes.append(len(page.signals))
                 cursor = page.next_cursor
@@ -114,13 +118,9 @@ async def _walk(specs, query: dict, limit: int) -> tuple[list[str], list[int]]:
        since=st.none() | st.sampled_from(TIMES), until=st.none() | st.sampled_from(TIMES))
 def test_walking_the_cursor_returns_every_match_exactly_once_newest_first(
         specs, limit, severity, status, since, until):
-    query: dict = {"status": status}
-    if severity:
-        query["severity"] = ",".join(sorted(severity))
-    if since:
-        query["since"] = since
-    if until:
-        query["until"] = until
+    query = SignalFilter(status=None if status == "all" else status,
+                         severities=tuple(sorted(severity)) if severity else None,
+                         since=since, until=until)
     seen, sizes = asyncio.run(_walk(specs, query, limit))
 
     matches = [

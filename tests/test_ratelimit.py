@@ -1,6 +1,6 @@
 import pytest
 
-from santamon.ratelimit import FailedAuthLimiter, client_key
+from santamon.api.auth.limiter import FailedAuthLimiter, client_key
 
 
 class Clock:

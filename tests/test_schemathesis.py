@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from santamon.api.spec import openapi_document
-from santamon.models import SIGNAL_EXAMPLE
+from santamon.api.models import SIGNAL_EXAMPLE
+from santamon.api.routes import openapi_document
 
 from .helpers import ANALYST, ServerProcess, make_signal
 

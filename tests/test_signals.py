@@ -1,4 +1,4 @@
-"""Querying and triage: GET /signals, GET /signals/{id}, status changes."""
+"""Querying and triage: GET /signals, GET /signals/{id} and /signal?signal_id=, status changes."""
 
 import base64
 import json
@@ -116,6 +116,21 @@ async def test_unknown_signal_is_404(fleet):
     assert response.status == 404
 
 
+async def test_a_signal_named_in_the_query_is_the_one_its_path_names(fleet):
+    await ingest(fleet, make_signal("..", title="Double dot"), make_signal("volume"))
+    for signal_id in ("a", "..", "volume"):
+        response = await fleet.get("/signal", params={"signal_id": signal_id}, headers=ANALYST)
+        assert response.status == 200
+        assert (await response.json())["signal_id"] == signal_id
+    by_path = await (await fleet.get("/signals/a", headers=ANALYST)).json()
+    by_query = await (await fleet.get("/signal?signal_id=a", headers=ANALYST)).json()
+    assert by_query == by_path
+    assert (await fleet.get("/signal?signal_id=nope", headers=ANALYST)).status == 404
+    assert (await fleet.get("/signal", headers=ANALYST)).status == 422
+    assert (await fleet.get("/signal?signal_id=a", headers=AGENT)).status == 403
+    assert (await fleet.get("/signal?signal_id=a")).status == 401
+
+
 @pytest.mark.parametrize("body", [{"status": "done"}, {}, {"status": "resolved", "x": 1},
                                   {"status": "resolved", "note": "n" * 2001}])
 async def test_invalid_status_change_is_422(fleet, body):
@@ -145,7 +160,7 @@ async def test_search_gives_the_same_answer_on_every_plan(client, monkeypatch, m
                                                           by_rule_max):
     """Search goes through distinct (rule, title) pairs, then the rule index or a walk, or a
     plain filtered walk for broad terms; all must equal a brute-force substring match."""
-    from santamon.store import sqlite as store_module
+    from santamon.store.sqlite import reads as store_module
     monkeypatch.setattr(store_module, "SEARCH_MAX_TITLES", max_titles)
     monkeypatch.setattr(store_module, "SEARCH_BY_RULE_MAX_ROWS", by_rule_max)
     titles = ["SSH keys read", "Keychain dumped", "Unsigned binary in Downloads", "50% off_x"]
@@ -172,12 +187,15 @@ def _cursor(value) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
+TS = "2026-01-01T00:00:00Z"
+
+
 @pytest.mark.parametrize("value", [
-    ["2026-01-01T00:00:00Z", 10**30], ["2026-01-01T00:00:00Z", -(10**30)],
-    ["2026-01-01T00:00:00Z", 1e300], ["2026-01-01T00:00:00Z", 1.5],
-    ["2026-01-01T00:00:00Z", "7"], ["2026-01-01T00:00:00Z", True], [5, 1], [None, 1],
-    {"ts": "2026-01-01T00:00:00Z", "rowid": 1}, ["2026-01-01T00:00:00Z"], "text"])
+    {"ts": TS, "seq": 10**30}, {"ts": TS, "seq": -(10**30)}, {"ts": TS, "seq": 1e300},
+    {"ts": TS, "seq": 1.5}, {"ts": TS, "seq": "7"}, {"ts": TS, "seq": True},
+    {"ts": 5, "seq": 1}, {"ts": None, "seq": 1}, {"ts": "yesterday", "seq": 1},
+    [TS, 1], {"ts": TS}, "text"])
 async def test_a_forged_cursor_is_422(client, value):
     response = await client.get("/signals", params={"cursor": _cursor(value)}, headers=ANALYST)
     assert response.status == 422
-    assert (await response.json())["details"][0]["loc"] == ["cursor"]
+    assert (await response.json())["details"][0]["loc"] == ["query", "cursor"]

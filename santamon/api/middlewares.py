@@ -1,22 +1,81 @@
-"""Request pipeline: JSON errors for everything, then authentication."""
+"""Every request's path through the service, in one order (MIDDLEWARES): observed (log line
+and metrics), errors turned into JSON, the caller authenticated, the body read (only where a
+route takes one, bounded, within a deadline), a missing static file made a JSON 404; the
+answer to `Expect: 100-continue`; and the headers every response carries, even those aiohttp
+makes itself for requests it cannot parse."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_protocol import RequestHandler
 from pydantic import ValidationError
 
-from ..store import StoreUnavailable
-from .auth import Role, presented_key, required_role
-from .keys import AUTH_LIMITER, KEYRING, METRICS, PRINCIPAL, SESSIONS
+from ..logs import log_request
+from ..store import InvalidCursor, StoreUnavailable
+from .auth.authenticate import authenticate, may_call
+from .auth.keys import Role
 from .responses import ApiError, error_response
-from .session import check_csrf, csrf_ok, session_from_cookie
+from .state import (
+    AGENT_ID,
+    BODY,
+    BODY_BUDGET,
+    CALLER,
+    METRICS,
+    ROUTE_BODY_LIMITS,
+    ROUTE_ROLES,
+)
 
 log = logging.getLogger(__name__)
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
 _FORWARDED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+# A full batch is at most 8 MiB; a client slower than this is holding a connection open, not
+# sending a signal.
+BODY_READ_TIMEOUT_SECONDS = 30.0
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (`/signals/{signal_id}`), so metric labels stay few."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: sees the final status after errors became JSON responses."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects; errors were turned into responses inside
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED
+        raise
+    finally:
+        elapsed = time.perf_counter() - start
+        route = route_label(request)
+        method = request.method if request.method in _METHODS else "other"
+        metrics = request.app[METRICS]
+        metrics.latency.labels(route=route, method=method).observe(elapsed)
+        metrics.requests.labels(route=route, method=method, status=str(status)).inc()
+        if route == "/ingest" and status >= 400:
+            metrics.count_ingest_rejected(status)
+        log_request(request.method, request.path, status, elapsed,
+                    agent_id=request.get(AGENT_ID), remote=request.remote)
 
 
 @web.middleware
@@ -28,6 +87,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.message, headers=exc.headers, **exc.extra)
     except ValidationError as exc:
         return validation_error_response(exc)
+    except InvalidCursor as exc:
+        return error_response(422, "validation failed", details=[
+            {"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}])
     except StoreUnavailable as exc:
         log.warning("store unavailable for %s %s: %s", request.method, request.path, exc)
         return error_response(503, "storage unavailable, retry later",
@@ -52,51 +114,164 @@ def validation_error_response(exc: ValidationError) -> web.Response:
     return error_response(422, "validation failed", details=details)
 
 
+def required_role(request: web.Request) -> Role:
+    """The role routes.py declares for the matched route. The console's own files are
+    public; anything unmatched (404, 405) needs the analyst key, like the API around it."""
+    route = request.match_info.route
+    if isinstance(route.resource, web.StaticResource):
+        return Role.PUBLIC
+    return request.app[ROUTE_ROLES].get(route, Role.ANALYST)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    needed = required_role(request)
-    if needed is Role.PUBLIC:
-        return await handler(request)
-    key = presented_key(request)
-    if key:
-        role = request.app[KEYRING].role_for(key)
-    elif (session := session_from_cookie(request, request.app[SESSIONS])) is not None:
-        check_csrf(request, session)
-        role = Role.ANALYST  # only the analyst key can open a console session
-    else:
-        role = None
-    if role is None:
-        raise failed_authentication(request, presented=bool(key))
-    if role < needed:
-        raise ApiError(403, "this key may not use this endpoint")
-    request[PRINCIPAL] = role
+    request[CALLER] = await authenticate(request, required_role(request))
     return await handler(request)
 
 
-def may_call(request: web.Request) -> bool:
-    """Whether the request's key or console session (with its CSRF token) may use its route.
-    Counts and raises nothing: auth_middleware gives the answer."""
-    needed = required_role(request)
-    if needed is Role.PUBLIC:
-        return True
-    key = presented_key(request)
-    if key:
-        role = request.app[KEYRING].role_for(key)
-    else:
-        session = session_from_cookie(request, request.app[SESSIONS])
-        role = Role.ANALYST if session is not None and csrf_ok(request, session) else None
-    return role is not None and role >= needed
+def body_limit(request: web.Request) -> int:
+    """The largest body the matched route reads (routes.py); 0: it reads none."""
+    return request.app[ROUTE_BODY_LIMITS].get(request.match_info.route, 0)
 
 
-def failed_authentication(request: web.Request, *, presented: bool,
-                          message: str = "missing or invalid API key") -> ApiError:
-    """Count a failed authentication and choose its answer: 401, or 429 once this address has
-    failed too often. Only failures are limited: a valid key always passes, even from a
-    throttled address, so agents sharing a NAT with a broken client keep working."""
-    wait = request.app[AUTH_LIMITER].failure(request.remote)
-    reason = "rate_limited" if wait else "invalid" if presented else "missing"
-    request.app[METRICS].auth_failures.labels(reason=reason).inc()
-    if wait:
-        return ApiError(429, "too many failed authentications from this address",
-                        headers={"Retry-After": str(wait)}, retry_after=wait)
-    return ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="santamon"'})
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the body of a route that takes one into request[BODY], before its handler. Runs
+    after authentication, so a protected route never reads a body without a valid key."""
+    limit = body_limit(request)
+    if limit:
+        request[BODY] = await _read_body(request, limit) if request.body_exists else b""
+    return await handler(request)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ApiError(413, f"request body over {limit} bytes", limit=limit)
+    held = (_unauthenticated(request, limit if declared is None else declared)
+            if request[CALLER].role is Role.PUBLIC else contextlib.nullcontext())
+    body = bytearray()
+    with held:
+        try:
+            async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
+                while chunk := await request.content.readany():
+                    body += chunk
+                    if len(body) > limit:
+                        raise ApiError(413, f"request body over {limit} bytes", limit=limit)
+        except TimeoutError:
+            raise ApiError(408, "request body not received in time") from None
+        except web.RequestPayloadError:
+            raise ApiError(400, "request body cannot be read: bad chunked framing or "
+                                "Content-Encoding") from None
+        except ConnectionResetError:
+            raise ApiError(CLIENT_CLOSED, "the client closed the connection") from None
+    return bytes(body)
+
+
+@contextlib.contextmanager
+def _unauthenticated(request: web.Request, size: int) -> Iterator[None]:
+    """A body read before any key is checked (the sign-in's) holds part of one budget."""
+    budget = request.app[BODY_BUDGET]
+    if not budget.reserve(size):
+        raise ApiError(503, "too many unauthenticated requests in progress, retry later",
+                       headers={"Retry-After": "1"})
+    try:
+        yield
+    finally:
+        budget.release(size)
+
+
+@web.middleware
+async def static_files_middleware(request: web.Request,
+                                  handler: Handler) -> web.StreamResponse:
+    """aiohttp finds out that a static file is missing only while sending it, and then sends an
+    empty 404 that no middleware sees: check first, so the answer is a JSON 404."""
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    if isinstance(resource, web.StaticResource) and isinstance(response, web.FileResponse):
+        path = resource.get_info()["directory"] / request.match_info["filename"]
+        if not await asyncio.to_thread(path.is_file):
+            raise ApiError(404, "no such file")
+    return response
+
+
+MIDDLEWARES: list[Middleware] = [observe_middleware, error_middleware, auth_middleware,
+                                 body_middleware, static_files_middleware]
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """Answer `Expect: 100-continue` only when the body will be read: the route takes one, it
+    fits, and the caller may use the route. Otherwise nothing is sent and the request goes
+    on to the middlewares, which answer 401, 403 or 413 without reading the body."""
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return error_response(417, "only Expect: 100-continue is understood")
+    limit, declared = body_limit(request), request.content_length
+    if (request.version == HttpVersion11 and limit
+            and (declared is None or declared <= limit)
+            and await may_call(request, required_role(request))):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer itself has not started (as aiohttp does)
+    return None
+
+
+# -- headers on every response ----------------------------------------------------------------
+
+# The console and the API: nothing but this origin, no inline code or styles.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+# Swagger UI and ReDoc set inline styles from their scripts and ReDoc searches in a worker.
+DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+DOC_PAGES = frozenset({"/docs", "/redoc"})
+HSTS = "max-age=31536000"
+SERVER = "santamon"  # never a version: it only helps whoever looks for a known flaw
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook, so it covers every response, files and errors included."""
+    headers = response.headers
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    headers.setdefault("Content-Security-Policy",
+                       DOCS_CSP if request.path in DOC_PAGES else PAGE_CSP)
+    # API answers are live data and may be secret: never stored by a browser or proxy.
+    # Static files may be cached but are revalidated (their paths carry no version).
+    headers.setdefault("Cache-Control",
+                       "no-cache" if request.path.startswith("/static/") else "no-store")
+    if request.secure:
+        headers["Strict-Transport-Security"] = HSTS
+    headers["Server"] = SERVER
+
+
+def answer_protocol_errors_in_json() -> None:
+    """aiohttp answers a request it cannot parse (a bad header line, a request line that is not
+    HTTP) itself, before any application or hook sees it: in plain text that echoes the
+    offending bytes, without our headers, with its version in `Server`. It offers no hook for
+    that answer, so its handler is wrapped, once per process."""
+    original = RequestHandler.handle_error
+    if getattr(original, "santamon", False):
+        return
+
+    def handle_error(self: RequestHandler, request: Any, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        # The original logs (logs.py keeps header values out) and refuses to answer once an
+        # answer has begun; its plain-text answer is replaced.
+        original(self, request, status, exc, message)
+        response = error_response(status, HTTPStatus(status).phrase.lower(), headers={
+            **SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP,
+            "Cache-Control": "no-store", "Server": SERVER})
+        response.force_close()
+        return response
+
+    handle_error.santamon = True  # type: ignore[attr-defined]
+    RequestHandler.handle_error = handle_error  # type: ignore[method-assign]

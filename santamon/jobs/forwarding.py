@@ -2,7 +2,8 @@
 
 The forwarder reads signals not yet in `shipped` (oldest first), hands them to every sink, and
 only then records them in `shipped`. A signal that any sink failed to take stays unshipped and
-is retried with capped exponential backoff; ingest never waits for any of this.
+is retried, without holding back the signals after it; a run that delivers nothing backs off
+exponentially (capped). Ingest never waits for any of this.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,11 +23,14 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from yarl import URL
 
 from ..config import Settings
-from ..models import SEVERITIES
+from ..domain.signals import at_or_above
 from ..store import Store
+from ..store.base import ForwardPosition
 from .board import JobSkipped
 
 log = logging.getLogger(__name__)
@@ -217,12 +222,14 @@ class Forwarder:
                  base_delay: float) -> None:
         self.store = store
         self.sinks = sinks
-        self.severities = list(SEVERITIES[SEVERITIES.index(min_severity):])
+        self.severities = at_or_above(min_severity)
         self._base_delay = base_delay
         self.consecutive_failures = 0
         self._retry_at = 0.0
-        # Where the next run's scan goes on, when not from the stored position (see _ship).
-        self._resume_after: int | None = None
+        # Where the next run's scan goes on, when not from the stored position, and the
+        # position held just before a signal that was not delivered (see _ship).
+        self._resume_after: ForwardPosition | None = None
+        self._held: ForwardPosition | None = None
 
     @property
     def retry_in(self) -> float:
@@ -279,25 +286,32 @@ class Forwarder:
                         [s for s in wanted if s["signal_id"] in delivered], deadline)
                     if sink.last_error:
                         progress.errors[sink.name] = sink.last_error
-            missed = [position for signal, position in zip(batch.signals, batch.positions,
-                                                           strict=True)
-                      if signal["severity"] in self.severities
-                      and signal["signal_id"] not in delivered]
-            position = 0  # an earlier signal is still waiting: the stored position stays put
-            if advance:
-                position = missed[0] - 1 if missed else batch.end
-                advance = not missed
-            await self.store.mark_shipped(sorted(delivered), position)
+            missed, before_first_missed, previous = 0, None, batch.start
+            for signal, position in zip(batch.signals, batch.positions, strict=True):
+                if (signal["severity"] in self.severities
+                        and signal["signal_id"] not in delivered):
+                    missed += 1
+                    if before_first_missed is None:
+                        before_first_missed = previous
+                previous = position
+            if advance and before_first_missed is not None:
+                self._held, advance = before_first_missed, False
+            # Positions never move back: the held one leaves the stored position where it is.
+            await self.store.mark_shipped(sorted(delivered),
+                                          batch.end if advance else self._held)
             progress.shipped += len(delivered)
             if time.monotonic() >= deadline and missed:
                 progress.out_of_time = True  # what the deadline left unsent is not a failure
             else:
-                progress.missed += len(missed)
+                progress.missed += missed
             after = batch.end
             self._resume_after = after if batch.more and not advance else None
             if not batch.more:
                 break
         return started_at_position
+
+    def collector(self) -> Collector:
+        return _ForwarderCollector(self)
 
     def _failed(self, *, back_off: bool) -> None:
         self.consecutive_failures += 1
@@ -305,3 +319,14 @@ class Forwarder:
             delay = min(self._base_delay * 2 ** (self.consecutive_failures - 1),
                         MAX_BACKOFF_SECONDS)
             self._retry_at = time.monotonic() + delay
+
+
+class _ForwarderCollector(Collector):
+    def __init__(self, forwarder: Forwarder) -> None:
+        self._forwarder = forwarder
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "santamon_forward_consecutive_failures",
+            "Forwarding attempts that failed in a row; the forwarder backs off meanwhile.",
+            value=self._forwarder.consecutive_failures)

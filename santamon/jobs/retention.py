@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..config import Settings
 from ..store import Store
 from ..timeutil import format_utc, now_ns
@@ -20,13 +22,16 @@ async def _prune_all(prune, cutoff: str) -> int:
     return total
 
 
-async def prune(store: Store, settings: Settings) -> str:
-    now = now_ns()
+async def prune(store: Store, settings: Settings,
+                clock: Callable[[], int] = now_ns) -> str:
+    now = clock()
     heartbeats = await _prune_all(
         store.prune_heartbeats, format_utc(now - int(settings.heartbeat_retention * 1e9)))
     signals = 0
     if settings.signal_retention > 0:
         signals = await _prune_all(
             store.prune_resolved_signals, format_utc(now - int(settings.signal_retention * 1e9)))
+    sessions = await store.prune_sessions(format_utc(now))
     await store.compact()
-    return f"pruned {heartbeats} heartbeat(s) and {signals} resolved signal(s)"
+    return (f"pruned {heartbeats} heartbeat(s), {signals} resolved signal(s) and "
+            f"{sessions} expired console session(s)")

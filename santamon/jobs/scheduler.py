@@ -1,18 +1,24 @@
-"""The scheduler's place in the application's lifetime, and what each job last did."""
+"""The background jobs as one unit: started after the store and the HTTP session exist,
+stopped (waiting a bounded time for running jobs) before either closes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC
+from typing import Any
 
-from aiohttp import web
+import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .. import timeutil
-from ..api.keys import HTTP_SESSION, JOB_BOARD, SETTINGS, STORE
-from .board import JobState
+from ..config import Settings
+from ..store import Store
+from .board import JobBoard, JobState
 from .forwarding import Forwarder, build_sinks
 from .retention import prune
 from .stale import check_stale_agents
@@ -20,40 +26,67 @@ from .stale import check_stale_agents
 log = logging.getLogger(__name__)
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
+# Shutdown lets a running job finish (a forwarding delivery, a retention transaction) for
+# this long, then cancels it; the unit's TimeoutStopSec leaves room for it.
+STOP_GRACE_SECONDS = 10.0
 
 
-async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Starts the jobs after the store and HTTP session exist; stops them before either closes."""
-    settings, store, board = app[SETTINGS], app[STORE], app[JOB_BOARD]
-    started_ns = timeutil.now_ns()
-    sinks = build_sinks(settings, app[HTTP_SESSION])
-    board.forwarder = Forwarder(store, sinks, min_severity=settings.forward_min_severity,
-                                base_delay=settings.forward_interval)
-    if not sinks:
-        log.info("forwarding is off: set SANTAMON_FORWARD_WEBHOOK_URL or "
-                 "SANTAMON_FORWARD_FILE to ship signals downstream")
+class Jobs:
+    def __init__(self, store: Store, settings: Settings, http: aiohttp.ClientSession,
+                 clock: Callable[[], int] = timeutil.now_ns) -> None:
+        self.board = JobBoard(clock)
+        sinks = build_sinks(settings, http)
+        self.forwarder = Forwarder(store, sinks, min_severity=settings.forward_min_severity,
+                                   base_delay=settings.forward_interval)
+        if not sinks:
+            log.info("forwarding is off: set SANTAMON_FORWARD_WEBHOOK_URL or "
+                     "SANTAMON_FORWARD_FILE to ship signals downstream")
+        started_ns = clock()
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
+        jobs = [
+            (JobState("stale-agents", "mark silent agents stale and raise AGENT-STALE alerts",
+                      settings.stale_check_interval),
+             lambda: check_stale_agents(store, settings.stale_after, started_ns, clock)),
+            (JobState("retention", "prune old heartbeats and resolved signals, then compact",
+                      settings.retention_interval),
+             lambda: prune(store, settings, clock)),
+            (JobState("forward", "ship new signals to the configured sinks",
+                      settings.forward_interval, enabled=bool(sinks)),
+             self.forwarder.run),
+        ]
+        for state, run in jobs:
+            monitored = self.board.register(state, run)
+            if state.enabled:
+                self._scheduler.add_job(
+                    monitored, IntervalTrigger(seconds=state.interval_seconds), id=state.id,
+                    name=state.description, replace_existing=True)
 
-    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
-    jobs = [
-        (JobState("stale-agents", "mark silent agents stale and raise AGENT-STALE alerts",
-                  settings.stale_check_interval),
-         lambda: check_stale_agents(store, settings.stale_after, started_ns)),
-        (JobState("retention", "prune old heartbeats and resolved signals, then compact",
-                  settings.retention_interval),
-         lambda: prune(store, settings)),
-        (JobState("forward", "ship new signals to the configured sinks",
-                  settings.forward_interval, enabled=bool(sinks)),
-         board.forwarder.run),
-    ]
-    for state, run in jobs:
-        monitored = board.register(state, run)
-        if state.enabled:
-            scheduler.add_job(monitored, IntervalTrigger(seconds=state.interval_seconds),
-                              id=state.id, name=state.description, replace_existing=True)
-    scheduler.start()
-    board.scheduler = scheduler
-    yield
-    # Running jobs are cancelled here; each store write they queued still commits whole.
-    scheduler.shutdown(wait=False)
-    board.scheduler = None
+    def start(self) -> None:
+        self._scheduler.start()
 
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """No new runs; running ones get `grace` seconds to finish, then are cancelled."""
+        if not self._scheduler.running:
+            return
+        # Paused first: shutting the scheduler down cancels the runs still going.
+        self._scheduler.pause()
+        running = set(self.board.running)
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                log.warning("stopping: cancelling a job run still going after %gs", grace)
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._scheduler.shutdown(wait=False)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Each job's last run and its next one, for GET /jobs."""
+        jobs = []
+        for state in self.board.jobs.values():
+            job = self._scheduler.get_job(state.id) if self._scheduler.running else None
+            next_run = job.next_run_time if job else None
+            jobs.append({**asdict(state), "next_run": timeutil.format_utc(
+                int(next_run.timestamp() * 1e9)) if next_run else None})
+        return jobs

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 
 from .. import timeutil
+from ..domain.agents import stale_alert
 from ..store import Store
 
 log = logging.getLogger(__name__)
 
 
-async def check_stale_agents(store: Store, stale_after: float, started_ns: int) -> str:
-    now = timeutil.now_ns()
-    cutoff_ns = now - int(stale_after * 1e9)
+async def check_stale_agents(store: Store, stale_after: float, started_ns: int,
+                             clock: Callable[[], int] = timeutil.now_ns) -> str:
+    cutoff_ns = clock() - int(stale_after * 1e9)
     if started_ns > cutoff_ns:
         # Agents get the full threshold counted from the server's start: a silence that was
         # only the server being down is not the agent's.
         return "waiting for the threshold to pass since the server started"
-    agents = await store.mark_stale_agents(timeutil.format_utc(cutoff_ns), stale_after)
+    agents = await store.mark_stale_agents(
+        timeutil.format_utc(cutoff_ns),
+        functools.partial(stale_alert, threshold_seconds=stale_after))
     for agent_id in agents:
         log.warning("agent %s is stale: no heartbeat for over %gs", agent_id, stale_after)
     return f"{len(agents)} agent(s) newly stale"

@@ -1,55 +1,72 @@
-"""The storage interface the HTTP layer and the jobs use.
+"""The storage contract: what the HTTP layer and the jobs may ask of any database engine.
 
-It is deliberately narrow so that a PostgreSQL store can sit beside the SQLite one. Rows come
-back as plain dicts ready for JSON, with stored JSON documents (context) as `orjson.Fragment`
-so they are never decoded and re-encoded on the way out.
+The store speaks its own small types, never the HTTP layer's models. Timestamps cross it in
+the stored UTC form (`timeutil.format_utc`), whose string order is time order. Rows come back
+as plain dicts ready for JSON, with stored JSON documents (tags, context) as `orjson.Fragment`
+so they are never decoded and re-encoded on the way out. Cursors and forwarding positions are
+the store's own: callers pass them back, never build or take them apart.
+
+Every failure of the database itself (disk full, I/O error, locked, closed, unreachable)
+surfaces as `StoreUnavailable`, which the API answers with 503 and `Retry-After`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..models import AgentQuery, HeartbeatIn, SignalQuery
+from ..domain.agents import SilentAgent
+from ..domain.signals import NewSignal
+
+__all__ = [
+    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "ForwardPosition",
+    "Heartbeat", "InvalidCursor", "NewSignal", "SchemaTooNew", "SignalFilter", "SignalPage",
+    "StatusResult", "Store", "StoreUnavailable",
+]
 
 
 class StoreUnavailable(Exception):
-    """The database cannot take writes right now (disk full, I/O error, closed)."""
+    """The database cannot serve this request right now; the caller may retry later."""
+
+
+class InvalidCursor(ValueError):
+    """A cursor this store did not hand out (or from an older version of it)."""
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer server."""
 
 
 @dataclass(frozen=True, slots=True)
-class NewSignal:
-    """A validated signal in the form it is stored."""
-
-    signal_id: str
-    ts: str
-    host_id: str
-    rule_id: str
-    severity: str
-    title: str
-    tags_json: bytes
-    context_json: bytes
-    status: str
-    rule_description: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AgentReturn:
-    """What a heartbeat changed: set when the agent had been marked stale."""
-
+class Heartbeat:
     agent_id: str
-    stale_since: str
-    silent_seconds: float
+    timestamp: str  # the agent's clock, stored UTC form
+    version: str | None = None
+    os_version: str | None = None
+    uptime_seconds: float | None = None
 
 
-@dataclass(slots=True)
-class ForwardBatch:
-    """Signals not yet shipped, oldest first, and how far the scan reached."""
+@dataclass(frozen=True, slots=True)
+class SignalFilter:
+    """Which signals a page holds; every given condition must hold. Newest first by `ts`."""
 
-    signals: list[dict[str, Any]]
-    positions: list[int]  # where each signal stands in the scan
-    end: int  # how far the scan reached; pass to mark_shipped when the batch is dealt with
-    more: bool  # the scan stopped at its limit: there may be more after `end`
+    status: str | None = "open"  # None: any status
+    severities: tuple[str, ...] | None = None
+    host_id: str | None = None
+    rule_id: str | None = None
+    search: str | None = None  # in the title or the rule id, case-insensitive
+    since: str | None = None  # inclusive
+    until: str | None = None  # exclusive
+    limit: int = 100
+    cursor: str | None = None  # `next_cursor` of the previous page
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFilter:
+    status: str | None = None  # "active", "stale", or None for both
+    since: str | None = None  # last seen at or after
+    limit: int = 200
 
 
 @dataclass(slots=True)
@@ -64,28 +81,79 @@ class StatusResult:
     not_found: list[str] = field(default_factory=list)
 
 
-class Store(Protocol):
-    async def open(self) -> None: ...
+# Where the forwarder stands: the store's own value, which callers only pass back (and may
+# compare for equality), never build or order.
+ForwardPosition = Hashable
 
-    async def close(self) -> None: ...
+
+@dataclass(slots=True)
+class ForwardBatch:
+    """Signals not yet shipped, oldest first, with where the forwarder stands.
+
+    `positions[i]` is the position to record once `signals[i]` and everything before it are
+    dealt with; `start` is where the scan began and `end` how far it reached (every signal up
+    to `end` that is not listed was already shipped).
+    """
+
+    signals: list[dict[str, Any]]
+    positions: list[ForwardPosition]
+    start: ForwardPosition
+    end: ForwardPosition
+    more: bool  # the scan stopped at its limit: there may be more after `end`
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in console: only a hash of its token is ever stored."""
+
+    token_hash: bytes
+    actor: str  # who signed in, for the history of what they do
+    created_at: str
+    expires_at: str
+
+
+# Builds the alert for an agent found silent, inside the transaction that marks it stale:
+# (the agent's last heartbeat, the time it is marked) -> the signal to insert.
+AlertBuilder = Callable[[SilentAgent, str], NewSignal]
+
+
+class Store(Protocol):
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create or upgrade the schema and start serving. On failure, leaves nothing open."""
+
+    async def close(self) -> None:
+        """Commit what was accepted, then release every connection."""
+
+    # -- ingest -----------------------------------------------------------------------------
 
     async def insert_signals(self, signals: list[NewSignal]) -> list[bool]:
-        """Store new signals; per item, True when stored and False when its id existed.
+        """Store new signals as `open`; per item, True when stored and False when its id
+        existed (the first write of an id wins, in one call or across calls).
 
-        Returns only after the signals are durably committed. The first write of an id wins.
+        All of them or none; returns only after they are durably committed.
         """
 
-    async def record_heartbeat(self, heartbeat: HeartbeatIn) -> AgentReturn | None: ...
+    async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
+        """Keep the heartbeat, make its agent active, and note a reconnection on the agent's
+        unresolved stale alert (`domain.agents.reconnection_note`)."""
+
+    # -- triage -----------------------------------------------------------------------------
 
     async def set_status(self, signal_ids: list[str], status: str, note: str | None,
                          actor: str) -> StatusResult:
-        """Change the status of these signals in one transaction, recording history."""
+        """Change the status of these signals in one transaction, recording history (a note
+        on an unchanged status is recorded too)."""
 
-    async def list_signals(self, query: SignalQuery) -> SignalPage: ...
+    async def list_signals(self, query: SignalFilter) -> SignalPage:
+        """Raises InvalidCursor for a cursor it did not hand out."""
 
-    async def get_signal(self, signal_id: str) -> dict[str, Any] | None: ...
+    async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
+        """The signal with its `history` (oldest first) and `shipped_at`."""
 
-    async def list_agents(self, query: AgentQuery) -> list[dict[str, Any]]: ...
+    async def list_agents(self, query: AgentFilter) -> list[dict[str, Any]]:
+        """Stale agents first, then the most recently seen."""
 
     async def stats(self) -> dict[str, Any]: ...
 
@@ -97,16 +165,22 @@ class Store(Protocol):
         start in epoch seconds; empty buckets are absent.
         """
 
-    async def first_signal_ts(self, after: str | None = None) -> str | None:
-        """The earliest event time stored (later than `after`), or None when there is none."""
+    async def first_signal_ts(self, not_before: str | None = None) -> str | None:
+        """The earliest event time stored (at or after `not_before`), or None."""
+
+    # -- operations -------------------------------------------------------------------------
 
     async def check_writable(self) -> None:
-        """Raise StoreUnavailable unless a write can be committed now."""
+        """Raise StoreUnavailable unless a signal could be committed now."""
+
+    async def size_bytes(self) -> int:
+        """What the database takes on disk."""
 
     # -- maintenance (santamon/jobs) --------------------------------------------------------
 
-    async def mark_stale_agents(self, cutoff: str, threshold_seconds: float) -> list[str]:
-        """Mark active agents last seen before `cutoff` stale, raising one alert each."""
+    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder) -> list[str]:
+        """Mark active agents last seen before `cutoff` stale, and insert the alert built for
+        each in the same transaction; returns the agents marked."""
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
         """Delete up to `limit` heartbeats received before `cutoff`, keeping each agent's
@@ -117,14 +191,36 @@ class Store(Protocol):
         shipped rows; returns how many went."""
 
     async def compact(self) -> None:
-        """Checkpoint the write-ahead log and refresh the planner's statistics."""
+        """Give space back to the engine and refresh the planner's statistics."""
 
-    async def unshipped(self, limit: int, after: int | None = None) -> ForwardBatch:
-        """Up to `limit` rows' worth of signals not yet shipped, oldest first, from the
-        forwarding position or from just after `after` (a scan that goes on past a signal
-        that could not be delivered)."""
+    async def unshipped(self, limit: int,
+                        after: ForwardPosition | None = None) -> ForwardBatch:
+        """Up to `limit` signals after the recorded position (or after `after`, a batch's
+        `end`: a scan going on past a signal that could not be delivered) that are not in
+        `shipped`.
 
-    async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
-        """Record these signals as shipped and everything up to `position` as dealt with."""
+        A position only ever covers signals whose storing can no longer be followed by the
+        commit of a signal before them: a signal committed after a later one (concurrent
+        transactions commit in any order) still comes after the position, so recording a
+        batch's positions never skips a signal, and never offers one twice.
+        """
 
-    async def forward_backlog(self, severities: list[str]) -> int: ...
+    async def mark_shipped(self, signal_ids: list[str], position: ForwardPosition) -> None:
+        """Record these signals as shipped and everything up to `position` (one of a batch's
+        `start` or `positions`) as dealt with; a position never moves back."""
+
+    async def forward_backlog(self, severities: tuple[str, ...]) -> int:
+        """Signals of these severities after the recorded position and not shipped."""
+
+    # -- console sessions -------------------------------------------------------------------
+
+    async def create_session(self, session: ConsoleSession, keep: int) -> None:
+        """Store a session, keeping at most `keep`: the ones that expire first go."""
+
+    async def get_session(self, token_hash: bytes, now: str) -> ConsoleSession | None:
+        """The session unless it does not exist or has expired by `now`."""
+
+    async def delete_session(self, token_hash: bytes) -> None: ...
+
+    async def prune_sessions(self, now: str) -> int:
+        """Delete expired sessions; returns how many went."""

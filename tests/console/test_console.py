@@ -8,7 +8,7 @@ import urllib.error
 import pytest
 from playwright.sync_api import expect
 
-from ..helpers import AGENT, AGENT_KEY, make_signal
+from ..helpers import AGENT, AGENT_KEY, REPO, make_signal
 from .conftest import (
     FILLERS,
     XSS_KEY,
@@ -344,8 +344,9 @@ def test_the_page_only_talks_to_its_server(ui: Console):
     ui.rows.first.locator(".sig-row").click()
     page.wait_for_selector(".sig-detail .history, .sig-detail .history-empty")
     paths = {re.sub(r"\?.*", "", url.removeprefix(ui.server.url)) for url in ui.requests}
-    assert {"/ui", "/static/app.js", "/static/app.css", "/static/favicon.svg", "/session",
-            "/stats", "/agents", "/signals", "/signals/volume"} <= paths
+    modules = {f"/static/js/{module.name}" for module in (REPO / "static" / "js").glob("*.js")}
+    assert {"/ui", "/static/app.css", "/static/favicon.svg", "/session",
+            "/stats", "/agents", "/signals", "/signals/volume"} | modules <= paths
     assert all(url.startswith(ui.server.url + "/") for url in ui.requests)
     csp = page.evaluate("fetch('/ui').then(r => r.headers.get('content-security-policy'))")
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp

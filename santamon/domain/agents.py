@@ -1,0 +1,85 @@
+"""The stale-agent rule: a silent agent means a failure, a network problem or tampering.
+
+Every storage engine marks agents stale and records reconnections inside its own transaction;
+what the alert and the note say is decided here, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+
+from .. import timeutil
+from .signals import NewSignal
+
+STALE_RULE_ID = "AGENT-STALE"
+STALE_SEVERITY = "high"
+STALE_TAGS = ("agent-health", "tampering")
+
+
+@dataclass(frozen=True, slots=True)
+class SilentAgent:
+    """An agent as it stood when it was found silent: its last heartbeat."""
+
+    agent_id: str
+    last_seen: str  # when the server received it (stored UTC form)
+    last_timestamp: str | None  # the agent's own clock
+    version: str | None
+    os_version: str | None
+    uptime_seconds: float | None
+
+
+def stale_alert_id(agent_id: str, last_seen: str) -> str:
+    """One id per silence: the same silence can never raise a second alert."""
+    digest = hashlib.sha256(f"{STALE_RULE_ID}\0{agent_id}\0{last_seen}".encode())
+    return digest.hexdigest()[:32]
+
+
+def stale_alert(agent: SilentAgent, now: str, *, threshold_seconds: float) -> NewSignal:
+    context = {
+        "kind": "agent_stale",
+        "agent_id": agent.agent_id,
+        "last_seen": agent.last_seen,
+        "last_heartbeat_timestamp": agent.last_timestamp,
+        "version": agent.version,
+        "os_version": agent.os_version,
+        "uptime_seconds": agent.uptime_seconds,
+        "threshold_seconds": threshold_seconds,
+        "stale_since": now,
+    }
+    return NewSignal(
+        signal_id=stale_alert_id(agent.agent_id, agent.last_seen),
+        ts=now,
+        host_id=agent.agent_id,
+        rule_id=STALE_RULE_ID,
+        severity=STALE_SEVERITY,
+        title=f"Agent {agent.agent_id} stopped sending heartbeats",
+        tags_json=orjson.dumps(list(STALE_TAGS)),
+        context_json=orjson.dumps(context),
+        rule_description=f"No heartbeat for more than {human_duration(threshold_seconds)}. "
+                         "A silent agent means a failure, a network problem or tampering: "
+                         "check the Mac.",
+    )
+
+
+def reconnection_note(last_seen: str, now: str) -> str:
+    """History note on a stale alert when its agent is heard from again."""
+    silent = (timeutil.parse_ns(now) - timeutil.parse_ns(last_seen)) / 1e9
+    return f"reconnected after {human_duration(silent)}"
+
+
+def human_duration(seconds: float) -> str:
+    """`8 s`, `4 min 10 s`, `3 h 12 min`, `2 d 5 h`: two units at most, never `0 minutes`."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min" + (f" {secs} s" if secs else "")
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    days, hours = divmod(hours, 24)
+    return f"{days} d" + (f" {hours} h" if hours else "")

@@ -1,0 +1,35 @@
+"""Severities and triage statuses of a signal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+# Lowest first: forwarding takes a tail of SEVERITIES from its minimum severity.
+Severity = Literal["info", "low", "medium", "high", "critical"]
+Status = Literal["open", "acknowledged", "resolved"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+STATUSES: tuple[str, ...] = get_args(Status)
+NEW_STATUS = "open"  # every signal starts here, whatever its sender says
+
+SYSTEM_ACTOR = "system"  # history entries the service itself writes
+
+
+def at_or_above(min_severity: str) -> tuple[str, ...]:
+    """The severities from `min_severity` up."""
+    return SEVERITIES[SEVERITIES.index(min_severity):]
+
+
+@dataclass(frozen=True, slots=True)
+class NewSignal:
+    """A validated signal in the form every store inserts it; it is stored `open`."""
+
+    signal_id: str
+    ts: str  # stored UTC form (timeutil.format_utc)
+    host_id: str
+    rule_id: str
+    severity: str
+    title: str
+    tags_json: bytes  # a JSON array
+    context_json: bytes  # a JSON object
+    rule_description: str | None

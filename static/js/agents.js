@@ -1,0 +1,96 @@
+// The agents panel (stale ones first, "silent for N min") and the banner that names stale
+// agents: a missing heartbeat means agent failure or tampering.
+import { advice, api, isPlainObject } from './api.js';
+import { $, el, setText } from './dom.js';
+import * as filters from './filters.js';
+import { fmtAgo, fmtDuration, fmtNum, fmtSilent, fmtUtc, parseTs } from './format.js';
+
+const lastSeen = (a) => parseTs(a.last_seen ?? a.received_at ?? a.timestamp);
+
+// Stale agents first, longest silent first; then the rest by name.
+function byUrgency(a, b) {
+  const sa = a.status === 'stale' ? 0 : 1;
+  const sb = b.status === 'stale' ? 0 : 1;
+  if (sa !== sb) return sa - sb;
+  if (sa === 0) return lastSeen(a) - lastSeen(b);
+  return String(a.agent_id).localeCompare(String(b.agent_id));
+}
+
+function renderAgent(a) {
+  const isStale = a.status === 'stale';
+  const seen = lastSeen(a);
+  const uptime = fmtDuration(a.uptime_seconds);
+  const meta = [
+    a.version ? String(a.version) : null,
+    a.os_version ? `macOS ${a.os_version}` : null,
+    uptime ? `up ${uptime}` : null,
+  ].filter(Boolean).join(' · ');
+  const item = el('li', {
+    class: `agent${isStale ? ' is-stale' : ''}`,
+    title: `Last heartbeat received ${fmtUtc(seen)} UTC${a.first_seen ? ` · first seen ${fmtUtc(parseTs(a.first_seen))} UTC` : ''}`,
+    tabindex: '0',
+    'aria-label': `${a.agent_id}: ${isStale ? 'stale' : 'active'}. Show its signals`,
+    'data-agent': String(a.agent_id),
+  },
+  el('span', { class: 'agent-dot', 'aria-hidden': 'true' }),
+  el('span', { class: 'agent-name', text: String(a.agent_id) }),
+  el('span', { class: 'agent-seen', text: isStale ? fmtSilent(seen) : `seen ${fmtAgo(seen)}` }),
+  el('span', { class: 'agent-meta', text: meta || 'no version reported' }));
+  const pick = () => filters.set({ host_id: String(a.agent_id) });
+  item.addEventListener('click', pick);
+  item.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.stopPropagation(); pick(); } });
+  return item;
+}
+
+function render(heartbeats) {
+  const agents = heartbeats.filter(isPlainObject);
+  const stale = agents.filter((a) => a.status === 'stale'); // the banner names them in API order
+  agents.sort(byUrgency);
+  setText('agents-meta', `${fmtNum(agents.length - stale.length)} active · ${fmtNum(stale.length)} stale`);
+
+  const box = $('#agents-state');
+  if (!agents.length) {
+    box.textContent = 'No agent has sent a heartbeat yet. Agents report every 30 seconds once they point at this server.';
+    box.hidden = false;
+  } else {
+    box.hidden = true;
+  }
+  $('#agents').replaceChildren(...agents.map(renderAgent));
+  filters.suggestHosts(agents.map((a) => String(a.agent_id)));
+
+  const banner = $('#stale-banner');
+  if (stale.length) {
+    const names = stale.slice(0, 3).map((a) => String(a.agent_id));
+    const more = stale.length > 3 ? ` and ${stale.length - 3} more` : '';
+    setText('stale-banner-text',
+      `${stale.length} agent${stale.length === 1 ? ' has' : 's have'} stopped sending heartbeats (${names.join(', ')}${more}). `
+      + 'Missing heartbeats mean agent failure or tampering.');
+    banner.hidden = false;
+  } else {
+    banner.hidden = true;
+  }
+}
+
+// Resolves to false when the agents could not be loaded.
+export async function load() {
+  let data;
+  try {
+    data = await api('GET', '/agents?status=all&limit=2000');
+  } catch (err) {
+    if (err.status === 401) return false;
+    const box = $('#agents-state');
+    box.textContent = `Could not load agents. ${advice(err)}`;
+    box.hidden = false;
+    return false;
+  }
+  render(data && Array.isArray(data.heartbeats) ? data.heartbeats : []);
+  return true;
+}
+
+export function init() {
+  $('#stale-banner-link').addEventListener('click', (e) => {
+    e.preventDefault();
+    filters.resetTo({ rule_id: 'AGENT-STALE', status: 'open', window: 'all' }, { chart: true });
+    $('#queue-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  });
+}

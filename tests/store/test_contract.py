@@ -1,0 +1,451 @@
+"""What every storage engine promises (santamon/store/base.py), through the interface alone."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import replace
+
+import orjson
+import pytest
+
+from santamon import timeutil
+from santamon.domain.agents import STALE_RULE_ID, stale_alert
+from santamon.domain.signals import SEVERITIES
+from santamon.store import (
+    AgentFilter,
+    ConsoleSession,
+    Heartbeat,
+    NewSignal,
+    SignalFilter,
+    Store,
+    StoreUnavailable,
+)
+from santamon.store.base import InvalidCursor
+
+NS = 1_000_000_000
+BASE_NS = 1_790_000_000 * NS  # 2026-09-21
+
+
+def ts(seconds: float = 0, ns: int = 0) -> str:
+    return timeutil.format_utc(BASE_NS + int(seconds * NS) + ns)
+
+
+def signal(signal_id: str, *, at: str | None = None, host: str = "mac-1", rule: str = "SM-001",
+           severity: str = "high", title: str = "Suspicious thing", context: dict | None = None,
+           ) -> NewSignal:
+    return NewSignal(signal_id=signal_id, ts=at or ts(), host_id=host, rule_id=rule,
+                     severity=severity, title=title, tags_json=b'["t1"]',
+                     context_json=orjson.dumps(context or {"kind": "execution"}),
+                     rule_description=None)
+
+
+async def walk(store: Store, query: SignalFilter) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    for _ in range(1000):
+        page = await store.list_signals(replace(query, cursor=cursor))
+        seen += [s["signal_id"] for s in page.signals]
+        if (cursor := page.next_cursor) is None:
+            return seen
+    raise AssertionError("paging did not end")
+
+
+# -- ingest ---------------------------------------------------------------------------------
+
+async def test_a_signal_is_stored_as_open_with_the_stores_clock(store, clock):
+    assert await store.insert_signals([signal("s1", context={"a": [1, 2]})]) == [True]
+    stored = await store.get_signal("s1")
+    assert stored["status"] == "open"
+    assert stored["received_at"] == timeutil.format_utc(clock())
+    assert orjson.loads(orjson.dumps(stored["context"])) == {"a": [1, 2]}
+    assert orjson.loads(orjson.dumps(stored["tags"])) == ["t1"]
+    assert stored["history"] == [] and stored["shipped_at"] is None
+    assert await store.get_signal("nope") is None
+
+
+async def test_first_write_wins_under_concurrency(store):
+    outcomes = await asyncio.gather(*(
+        store.insert_signals([signal("same", title=f"version {n}")]) for n in range(20)))
+    assert sorted(flag for (flag,) in outcomes) == [False] * 19 + [True]
+    winner = next(n for n, (flag,) in enumerate(outcomes) if flag)
+    assert (await store.get_signal("same"))["title"] == f"version {winner}"
+    # within one batch and across calls; a re-send never resets triage
+    assert await store.insert_signals([signal("b1"), signal("b1"), signal("same")]) == [
+        True, False, False]
+    await store.set_status(["b1"], "resolved", None, "alice")
+    assert await store.insert_signals([signal("b1", title="again")]) == [False]
+    again = await store.get_signal("b1")
+    assert (again["status"], again["title"]) == ("resolved", "Suspicious thing")
+
+
+async def test_a_batch_is_stored_whole_or_not_at_all(store):
+    broken = replace(signal("bad"), host_id=None)  # violates the schema
+    other = asyncio.create_task(store.insert_signals([signal("bystander")]))
+    with pytest.raises(Exception):  # noqa: B017 - which exception is the engine's business
+        await store.insert_signals([signal("ok-1"), broken, signal("ok-2")])
+    assert await other == [True]
+    for signal_id in ("ok-1", "ok-2", "bad"):
+        assert await store.get_signal(signal_id) is None
+    assert await store.insert_signals([signal("ok-1")]) == [True]
+
+
+async def test_committed_signals_survive_a_reopen(open_store):
+    first = await open_store()
+    await first.insert_signals([signal(f"k{n}") for n in range(5)])
+    await first.close()
+    second = await open_store()
+    assert len((await second.list_signals(SignalFilter(status=None))).signals) == 5
+
+
+async def test_signals_accepted_before_close_are_stored_by_it(open_store):
+    first = await open_store()
+    inserts = [asyncio.create_task(first.insert_signals([signal(f"c{n}")])) for n in range(20)]
+    await asyncio.sleep(0)  # every call has been taken on
+    await first.close()
+    assert await asyncio.gather(*inserts) == [[True]] * 20
+    second = await open_store()
+    assert len((await second.list_signals(SignalFilter(status=None))).signals) == 20
+
+
+# -- reading signals ------------------------------------------------------------------------
+
+async def test_pages_are_newest_first_by_instant_then_by_arrival(store):
+    await store.insert_signals([signal("a", at=ts(10)), signal("b", at=ts(5)),
+                                signal("c", at=ts(10)), signal("d", at=ts(10, ns=1))])
+    page = await store.list_signals(SignalFilter())
+    assert [s["signal_id"] for s in page.signals] == ["d", "c", "a", "b"]
+
+
+async def test_cursor_paging_is_stable_while_signals_arrive(store):
+    await store.insert_signals([signal(f"old-{n:02d}", at=ts(n // 3)) for n in range(30)])
+    first = await store.list_signals(SignalFilter(limit=7))
+    seen = [s["signal_id"] for s in first.signals]
+    boundary = first.signals[-1]["ts"]
+    # newer signals, and a signal at the boundary's very instant, arrive between pages
+    await store.insert_signals([signal(f"new-{n}", at=ts(100 + n)) for n in range(5)]
+                               + [signal("tie", at=boundary)])
+    cursor = first.next_cursor
+    while cursor:
+        page = await store.list_signals(SignalFilter(limit=7, cursor=cursor))
+        seen += [s["signal_id"] for s in page.signals]
+        cursor = page.next_cursor
+    olds = [s for s in seen if s.startswith("old-")]
+    assert sorted(olds) == [f"old-{n:02d}" for n in range(30)]
+    assert len(seen) == len(set(seen))
+    assert not any(s.startswith("new-") or s == "tie" for s in seen)
+
+
+async def test_cursors_are_the_stores_own(store):
+    for cursor in ("garbage!", "W10", "eyJ0cyI6IDEsICJzZXEiOiAxfQ", "e30"):
+        with pytest.raises(InvalidCursor):
+            await store.list_signals(SignalFilter(cursor=cursor))
+
+
+async def test_since_is_inclusive_and_until_exclusive_to_the_nanosecond(store):
+    await store.insert_signals([signal("before", at=ts(0, ns=-1)), signal("at", at=ts(0)),
+                                signal("last", at=ts(1, ns=-1)), signal("after", at=ts(1))])
+    page = await store.list_signals(SignalFilter(since=ts(0), until=ts(1)))
+    assert [s["signal_id"] for s in page.signals] == ["last", "at"]
+
+
+async def test_filters_combine(store):
+    await store.insert_signals([
+        signal("h1", host="mac-1", severity="low"), signal("h2", host="mac-2", severity="low"),
+        signal("r1", host="mac-1", rule="SM-009", severity="critical"),
+        signal("h3", host="mac-1", severity="medium")])
+    await store.set_status(["h3"], "acknowledged", None, "alice")
+
+    async def ids(**conditions) -> set[str]:
+        return set(await walk(store, SignalFilter(**conditions)))
+
+    assert await ids(host_id="mac-1") == {"h1", "r1"}
+    assert await ids(host_id="mac-1", status=None) == {"h1", "r1", "h3"}
+    assert await ids(rule_id="SM-009") == {"r1"}
+    assert await ids(severities=("low", "critical")) == {"h1", "h2", "r1"}
+    assert await ids(status="acknowledged") == {"h3"}
+    assert await ids(status="resolved") == set()
+
+
+async def test_search_is_a_case_insensitive_substring_of_title_or_rule(store):
+    await store.insert_signals([
+        signal("t1", title="Curl piped to SH"), signal("t2", title="100% sure", rule="SM-100"),
+        signal("t3", title="under_score"), signal("t4", title="underXscore"),
+        signal("t5", title="nothing", rule="CURL-RULE")])
+
+    async def found(term: str) -> set[str]:
+        return set(await walk(store, SignalFilter(search=term)))
+
+    assert await found("curl") == {"t1", "t5"}
+    assert await found("PIPED TO") == {"t1"}
+    assert await found("0%") == {"t2"}  # LIKE's wildcards are literal
+    assert await found("r_s") == {"t3"}
+    assert await found("zzz") == set()
+    assert await walk(store, SignalFilter(search="curl", host_id="elsewhere")) == []
+
+
+async def test_volume_counts_per_bucket_and_severity(store):
+    await store.insert_signals([
+        signal("v1", at="2026-11-03T22:22:07.100000000Z", severity="critical"),
+        signal("v2", at="2026-11-03T22:59:59.999999999Z", severity="high"),
+        signal("v3", at="2026-11-03T23:00:00.000000000Z", severity="high"),
+        signal("v4", at="1969-12-31T23:30:00.000000000Z", severity="low"),
+        signal("v5", at="0001-01-01T00:00:00.000000000Z", severity="info")])
+    volume = await store.signal_volume("2026-11-03T00:00:00.000000000Z",
+                                       "2026-11-04T00:00:00.000000000Z", 3600)
+    start = 1_793_743_200  # 2026-11-03T22:00Z
+    assert volume == {start: {"critical": 1, "high": 1}, start + 3600: {"high": 1}}
+    # before 1970 a bucket still starts at or before its signals
+    early = await store.signal_volume("1969-12-31T00:00:00.000000000Z",
+                                      "1970-01-01T00:00:00.000000000Z", 3600)
+    assert early == {-3600: {"low": 1}}
+    assert await store.first_signal_ts() == "0001-01-01T00:00:00.000000000Z"
+    assert await store.first_signal_ts("1970-01-01T00:00:00.000000000Z") == \
+        "2026-11-03T22:22:07.100000000Z"
+
+
+async def test_stats_count_by_status_severity_host_and_rule(store, clock):
+    clock.ns = BASE_NS + 3600 * NS
+    await store.insert_signals([signal("a", host="m1", severity="high"),
+                                signal("b", host="m1", severity="low", rule="SM-2"),
+                                signal("c", host="m2", severity="high", at=ts(-2 * 86400))])
+    await store.set_status(["b"], "resolved", None, "alice")
+    await store.record_heartbeat(Heartbeat("m1", ts()))
+    stats = await store.stats()
+    assert stats["total_signals"] == 3 and stats["last_24h"] == 2
+    assert stats["by_status"] == {"open": 2, "resolved": 1}
+    assert stats["by_severity"] == {"high": 2, "low": 1}
+    assert stats["open_by_severity"] == {"high": 2}
+    assert stats["by_host"] == {"m1": 2, "m2": 1}
+    assert stats["top_rules"] == {"SM-001": 2, "SM-2": 1}
+    assert stats["agents"] == {"active": 1, "stale": 0, "total": 1}
+
+
+# -- triage -----------------------------------------------------------------------------------
+
+async def test_status_changes_keep_their_history(store, clock):
+    await store.insert_signals([signal("s1"), signal("s2")])
+    result = await store.set_status(["s1", "missing", "s1"], "acknowledged", "looking", "alice")
+    assert (result.updated, result.not_found) == (1, ["missing"])
+    clock.advance(60)
+    await store.set_status(["s1"], "acknowledged", None, "bob")  # no change, no note: nothing
+    await store.set_status(["s1"], "acknowledged", "still looking", "bob")  # a note is kept
+    await store.set_status(["s1"], "resolved", None, "bob")
+    history = (await store.get_signal("s1"))["history"]
+    assert [(h["from_status"], h["to_status"], h["note"], h["actor"]) for h in history] == [
+        ("open", "acknowledged", "looking", "alice"),
+        ("acknowledged", "acknowledged", "still looking", "bob"),
+        ("acknowledged", "resolved", None, "bob")]
+    assert history[0]["changed_at"] < history[1]["changed_at"]
+    assert (await store.get_signal("s2"))["history"] == []
+
+
+async def test_bulk_triage_is_one_transaction_over_many(store):
+    ids = [f"bulk-{n}" for n in range(1000)]
+    await store.insert_signals([signal(sid) for sid in ids])
+    result = await store.set_status([*ids, "ghost-1", "ghost-2"], "resolved", "noise", "alice")
+    assert (result.updated, sorted(result.not_found)) == (1000, ["ghost-1", "ghost-2"])
+    assert await walk(store, SignalFilter(status="open")) == []
+    assert len(await walk(store, SignalFilter(status="resolved", limit=1000))) == 1000
+    assert (await store.stats())["by_status"] == {"resolved": 1000}
+
+
+# -- agents -----------------------------------------------------------------------------------
+
+def alert_builder(threshold: float = 180.0):
+    return functools.partial(stale_alert, threshold_seconds=threshold)
+
+
+async def test_a_silence_raises_exactly_one_alert_and_a_return_is_noted(store, clock):
+    await store.record_heartbeat(Heartbeat("mac-1", ts(), "v0.3.1", "15.4.1", 100.0))
+    await store.record_heartbeat(Heartbeat("mac-2", ts()))
+    clock.advance(200)
+    await store.record_heartbeat(Heartbeat("mac-2", ts(200)))
+    cutoff = timeutil.format_utc(clock() - 180 * NS)
+    assert await store.mark_stale_agents(cutoff, alert_builder()) == ["mac-1"]
+    assert await store.mark_stale_agents(cutoff, alert_builder()) == []
+    (alert,) = (await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID))).signals
+    assert (alert["host_id"], alert["severity"], alert["status"]) == ("mac-1", "high", "open")
+    assert orjson.loads(orjson.dumps(alert["context"]))["version"] == "v0.3.1"
+    agents = {a["agent_id"]: a for a in await store.list_agents(AgentFilter())}
+    assert agents["mac-1"]["status"] == "stale"
+    assert agents["mac-1"]["stale_since"] == timeutil.format_utc(clock())
+    assert list(agents) == ["mac-1", "mac-2"]  # stale ones first
+
+    clock.advance(3 * 3600)
+    await store.record_heartbeat(Heartbeat("mac-1", ts(3 * 3600)))
+    agent = (await store.list_agents(AgentFilter(status="active", since=ts(3000))))[0]
+    assert (agent["agent_id"], agent["status"], agent["stale_since"]) == ("mac-1", "active",
+                                                                          None)
+    detail = await store.get_signal(alert["signal_id"])
+    assert detail["status"] == "open"
+    assert detail["history"][-1]["note"] == "reconnected after 3 h 3 min"
+    assert detail["history"][-1]["actor"] == "system"
+    # a second silence is a second alert
+    clock.advance(200)
+    cutoff = timeutil.format_utc(clock() - 180 * NS)
+    assert sorted(await store.mark_stale_agents(cutoff, alert_builder())) == ["mac-1", "mac-2"]
+    assert len((await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID))).signals) == 3
+
+
+async def test_heartbeats_are_pruned_but_each_agents_latest_stays(store, clock):
+    for n in range(3):
+        await store.record_heartbeat(Heartbeat("old-agent", ts(n)))
+        await store.record_heartbeat(Heartbeat("busy-agent", ts(n)))
+        clock.advance(1)
+    clock.advance(86400)
+    await store.record_heartbeat(Heartbeat("busy-agent", ts(86400)))
+    cutoff = timeutil.format_utc(clock() - 3600 * NS)
+    assert await store.prune_heartbeats(cutoff, 2) == 2
+    assert await store.prune_heartbeats(cutoff, 100) == 3
+    assert await store.prune_heartbeats(cutoff, 100) == 0
+    agents = {a["agent_id"]: a for a in await store.list_agents(AgentFilter())}
+    assert set(agents) == {"old-agent", "busy-agent"}
+    assert agents["old-agent"]["timestamp"] == ts(2)
+
+
+async def test_resolved_signals_are_pruned_with_their_history(store, clock):
+    await store.insert_signals([signal(f"s{n}", at=ts(-86400 * 30)) for n in range(4)])
+    await store.set_status(["s0", "s1"], "resolved", "done", "alice")
+    await store.set_status(["s2"], "acknowledged", None, "alice")
+    await store.mark_shipped(["s0"], (await store.unshipped(10)).end)
+    clock.advance(86400 * 40)
+    cutoff = timeutil.format_utc(clock() - 86400 * NS)
+    assert await store.prune_resolved_signals(cutoff, 1) == 1
+    assert await store.prune_resolved_signals(cutoff, 10) == 1
+    assert await store.prune_resolved_signals(cutoff, 10) == 0
+    assert set(await walk(store, SignalFilter(status=None))) == {"s2", "s3"}
+    assert (await store.stats())["total_signals"] == 2
+
+
+# -- forwarding ---------------------------------------------------------------------------------
+
+async def test_forwarding_positions_never_skip_or_repeat(store, clock):
+    await store.insert_signals([signal(f"f{n}", severity="low" if n % 2 else "high")
+                                for n in range(6)])
+    batch = await store.unshipped(4)
+    assert [s["signal_id"] for s in batch.signals] == ["f0", "f1", "f2", "f3"]
+    assert batch.more and batch.positions[-1] == batch.end
+    # f0 and f1 delivered, f2 failed: the position stops after f1
+    await store.mark_shipped(["f0", "f1"], batch.positions[1])
+    batch = await store.unshipped(10)
+    assert [s["signal_id"] for s in batch.signals] == ["f2", "f3", "f4", "f5"]
+    assert not batch.more
+    assert await store.forward_backlog(("high",)) == 2  # f2, f4
+    # a signal shipped out of order is not offered again
+    await store.mark_shipped(["f4"], batch.start)
+    assert [s["signal_id"] for s in (await store.unshipped(10)).signals] == ["f2", "f3", "f5"]
+    # a position never moves back
+    await store.mark_shipped([], batch.start)
+    await store.mark_shipped(["f2", "f3", "f5"], batch.end)
+    await store.mark_shipped([], batch.start)
+    assert (await store.unshipped(10)).signals == []
+    assert (await store.get_signal("f2"))["shipped_at"] == timeutil.format_utc(clock())
+    # the newest signal pruned, then a new one: it still comes after everything shipped
+    await store.set_status(["f5"], "resolved", None, "alice")
+    clock.advance(86400 * 400)
+    assert await store.prune_resolved_signals(timeutil.format_utc(clock()), 10) == 1
+    await store.insert_signals([signal("after-prune")])
+    assert [s["signal_id"] for s in (await store.unshipped(10)).signals] == ["after-prune"]
+    assert await store.forward_backlog(("high",)) == 1
+
+
+async def test_forwarding_position_survives_a_reopen(open_store):
+    first = await open_store()
+    await first.insert_signals([signal(f"p{n}") for n in range(3)])
+    batch = await first.unshipped(10)
+    await first.mark_shipped(["p0"], batch.positions[0])
+    await first.close()
+    second = await open_store()
+    assert [s["signal_id"] for s in (await second.unshipped(10)).signals] == ["p1", "p2"]
+
+
+async def test_forwarding_offers_every_signal_once_while_two_stores_ingest(open_store):
+    """Two stores on one database, as two processes: small batches commit through one while a
+    large batch is still being stored through the other, so transactions commit out of the
+    order of their signals, yet a forwarder draining meanwhile is offered every signal
+    exactly once."""
+    large, small = await open_store(), await open_store()
+    stored: list[str] = []
+    offered: list[str] = []
+    ingesting = True
+
+    async def ingest(store: Store, prefix: str, batches: int, size: int) -> None:
+        for n in range(batches):
+            batch = [signal(f"{prefix}-{n}-{k}", host=f"mac-{k % 7}",
+                            severity=SEVERITIES[k % len(SEVERITIES)]) for k in range(size)]
+            await store.insert_signals(batch)
+            stored.extend(s.signal_id for s in batch)
+            await asyncio.sleep(0)
+
+    async def forward() -> None:
+        for _ in range(100_000):
+            finished = not ingesting
+            batch = await small.unshipped(100)
+            offered.extend(s["signal_id"] for s in batch.signals)
+            await small.mark_shipped([s["signal_id"] for s in batch.signals], batch.end)
+            if finished and await small.forward_backlog(SEVERITIES) == 0:
+                return
+        raise AssertionError("the forwarder never caught up")
+
+    forwarder = asyncio.create_task(forward())
+    await asyncio.gather(ingest(large, "large", 3, 2000), ingest(small, "small", 100, 3))
+    ingesting = False
+    await forwarder
+    assert len(offered) == len(set(offered))
+    assert sorted(offered) == sorted(stored)
+
+
+# -- console sessions ---------------------------------------------------------------------------
+
+def session(n: int, expires: str) -> ConsoleSession:
+    return ConsoleSession(token_hash=bytes([n]) * 32, actor=f"person-{n}", created_at=ts(),
+                          expires_at=expires)
+
+
+async def test_sessions_expire_are_bounded_and_can_be_deleted(store):
+    await store.create_session(session(1, ts(60)), keep=3)
+    found = await store.get_session(bytes([1]) * 32, ts(59))
+    assert found is not None and found.actor == "person-1"
+    assert await store.get_session(bytes([1]) * 32, ts(60)) is None
+    assert await store.get_session(bytes([9]) * 32, ts()) is None
+    for n in range(2, 6):
+        await store.create_session(session(n, ts(100 + n)), keep=3)
+    # bounded: the sessions that expire first went
+    assert [await store.get_session(bytes([n]) * 32, ts()) is not None
+            for n in range(1, 6)] == [False, False, True, True, True]
+    await store.delete_session(bytes([5]) * 32)
+    assert await store.get_session(bytes([5]) * 32, ts()) is None
+    assert await store.prune_sessions(ts(103.5)) == 1  # session 3
+    assert await store.get_session(bytes([4]) * 32, ts()) is not None
+
+
+async def test_sessions_survive_a_reopen(open_store):
+    first = await open_store()
+    await first.create_session(session(7, ts(3600)), keep=10)
+    await first.close()
+    second = await open_store()
+    assert (await second.get_session(bytes([7]) * 32, ts())).actor == "person-7"
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+async def test_a_closed_store_answers_store_unavailable(store):
+    await store.insert_signals([signal("x")])
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.insert_signals([signal("y")])
+    with pytest.raises(StoreUnavailable):
+        await store.list_signals(SignalFilter())
+    with pytest.raises(StoreUnavailable):
+        await store.get_signal("x")
+    with pytest.raises(StoreUnavailable):
+        await store.check_writable()
+
+
+async def test_health_and_size(store):
+    await store.check_writable()
+    before = await store.size_bytes()
+    await store.insert_signals([signal(f"z{n}", context={"blob": "x" * 5000})
+                                for n in range(50)])
+    assert await store.size_bytes() > before > 0

@@ -1,0 +1,196 @@
+"""The SQLite engine's own behaviour, beyond the contract: the write-ahead log stays bounded,
+the writer survives bad operations, VACUUM is safe, a failed open leaves nothing running, and a
+deleted file stops acknowledgements."""
+
+import asyncio
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from santamon.store import NewSignal, SignalFilter, StoreUnavailable
+from santamon.store.sqlite import SQLiteStore, maintenance, writer
+from santamon.store.sqlite.schema import SCHEMA_VERSION
+
+
+def signals(prefix: str, count: int) -> list[NewSignal]:
+    return [NewSignal(f"{prefix}-{i}", "2026-11-03T22:22:07.000000000Z", "h", "R", "low", "t",
+                      b"[]", b'{"blob": "' + b"x" * 4000 + b'"}', None)
+            for i in range(count)]
+
+
+async def test_wal_is_emptied_once_past_its_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(maintenance, "WAL_RESTART_BYTES", 256 * 1024)
+    monkeypatch.setattr(maintenance, "CHECKPOINT_INTERVAL_SECONDS", 0.05)
+    path = tmp_path / "s.db"
+    wal = tmp_path / "s.db-wal"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        # A long read pins the log, as a steady stream of queries does: nothing can be
+        # checkpointed past it, so the log grows while it lasts.
+        reader = sqlite3.connect(path)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM signals").fetchone()
+        for batch in range(20):
+            await store.insert_signals(signals(f"b{batch}", 50))
+        grown = wal.stat().st_size
+        assert grown > 2 * 1024 * 1024
+        reader.rollback()
+        reader.close()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if wal.stat().st_size < 256 * 1024:
+                break
+        assert wal.stat().st_size < 256 * 1024, (grown, wal.stat().st_size)
+        assert await store.forward_backlog(["low"]) == 1000
+    finally:
+        await store.close()
+
+
+async def test_a_writer_bug_fails_the_callers_instead_of_hanging_them(tmp_path, monkeypatch):
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        def broken(self, conn, batch):
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(writer.Writer, "_commit", broken)
+        try:
+            await asyncio.wait_for(store.insert_signals(signals("x", 1)), 5)
+        except StoreUnavailable as exc:
+            assert "bug" in str(exc)
+        else:
+            raise AssertionError("the write should have failed")
+        monkeypatch.undo()
+        # the thread survived and keeps committing
+        assert await asyncio.wait_for(store.insert_signals(signals("y", 2)), 5) == [True, True]
+    finally:
+        await store.close()
+
+
+@dataclass
+class Broken:
+    """An operation that writes half its work, then fails."""
+
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn, ops, now):
+        conn.execute("INSERT INTO meta (key, value) VALUES ('half-written', 'x')")
+        raise ValueError("bad operation")
+
+
+async def test_one_failing_write_does_not_fail_the_writes_committed_with_it(tmp_path):
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        outcomes = await asyncio.gather(
+            store.insert_signals(signals("a", 3)),
+            store._write(Broken()),
+            store.insert_signals(signals("b", 2)),
+            return_exceptions=True)
+        assert outcomes[0] == [True] * 3 and outcomes[2] == [True] * 2
+        assert isinstance(outcomes[1], ValueError)
+        assert await store.forward_backlog(("low",)) == 5
+        with sqlite3.connect(tmp_path / "s.db") as conn:  # the failed one left nothing
+            assert conn.execute("SELECT count(*) FROM meta WHERE key = 'half-written'"
+                                ).fetchone() == (0,)
+    finally:
+        await store.close()
+
+
+async def test_vacuum_while_open_keeps_cursors_and_the_forwarding_position(tmp_path):
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.insert_signals(signals("v", 60))
+        # free pages in the middle of the file, as retention leaves them
+        await store.set_status([f"v-{i}" for i in range(10, 40)], "resolved", None, "t")
+        assert await store.prune_resolved_signals("9999-01-01T00:00:00.000000000Z", 100) == 30
+        first = await store.list_signals(SignalFilter(limit=10))
+        batch = await store.unshipped(15)
+        await store.mark_shipped([s["signal_id"] for s in batch.signals], batch.end)
+        with sqlite3.connect(path) as conn:
+            seqs = conn.execute("SELECT signal_id, seq FROM signals").fetchall()
+
+        before, after = await asyncio.to_thread(maintenance.vacuum, path)
+        assert after < before
+
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT signal_id, seq FROM signals").fetchall() == seqs
+        rest = await store.list_signals(SignalFilter(limit=100, cursor=first.next_cursor))
+        assert ([s["signal_id"] for s in first.signals + rest.signals]
+                == [s["signal_id"] for s in (await store.list_signals(
+                    SignalFilter(limit=100))).signals])
+        left = (await store.unshipped(100)).signals
+        assert [s["signal_id"] for s in left] == [f"v-{i}" for i in range(45, 60)]
+        assert await store.insert_signals(signals("w", 1)) == [True]  # still writable
+    finally:
+        await store.close()
+
+
+def _santamon_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t is not threading.main_thread()}
+
+
+@pytest.mark.parametrize("content", [b"not a database at all, just text" * 100,
+                                     b"SQLite format 3\x00" + b"\xff" * 100])
+async def test_a_failed_open_leaves_no_thread_running(tmp_path, content):
+    path = tmp_path / "s.db"
+    path.write_bytes(content)
+    before = _santamon_threads()
+    store = SQLiteStore(path)
+    with pytest.raises(sqlite3.DatabaseError):
+        await store.open()
+    await asyncio.sleep(0.1)
+    assert _santamon_threads() <= before
+
+
+async def test_a_newer_schema_is_refused_and_leaves_no_thread_running(tmp_path):
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = _santamon_threads()
+    with pytest.raises(RuntimeError, match="newer than this server"):
+        await SQLiteStore(path).open()
+    await asyncio.sleep(0.1)
+    assert _santamon_threads() <= before
+
+
+@pytest.mark.parametrize("victim", ["s.db", "s.db-wal"])
+async def test_a_deleted_file_stops_acknowledgements(tmp_path, victim, caplog):
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        assert await store.insert_signals(signals("before", 1)) == [True]
+        (tmp_path / victim).unlink()
+        with pytest.raises(StoreUnavailable, match="deleted or replaced"):
+            await store.insert_signals(signals("after", 1))
+        with pytest.raises(StoreUnavailable, match="deleted or replaced"):
+            await store.check_writable()
+        assert sum("deleted or replaced" in r.message for r in caplog.records) == 1
+    finally:
+        await store.close()
+
+
+async def test_santamon_vacuum_compacts_a_live_database(tmp_path, monkeypatch, capsys):
+    from santamon.cli import main
+
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.insert_signals(signals("c", 200))
+        await store.set_status([f"c-{i}" for i in range(150)], "resolved", None, "t")
+        await store.prune_resolved_signals("9999-01-01T00:00:00.000000000Z", 1000)
+        monkeypatch.setenv("SANTAMON_API_KEY", "agent-key-0123456789abcdef")
+        monkeypatch.setenv("SANTAMON_DB_PATH", str(path))
+        assert await asyncio.to_thread(main, ["vacuum"]) == 0
+        assert "done:" in capsys.readouterr().out
+        assert len((await store.list_signals(SignalFilter(limit=1000))).signals) == 50
+    finally:
+        await store.close()
