@@ -350,6 +350,22 @@ async def test_forwarding_positions_never_skip_or_repeat(store, clock):
     assert await store.forward_backlog(("high",)) == 1
 
 
+async def test_a_scan_goes_on_after_a_batch_without_moving_the_position(store):
+    """The forwarder goes on past a signal it could not deliver (`after`) while the recorded
+    position stays before that signal, so it is offered again by the next full scan."""
+    await store.insert_signals([signal(f"g{n}") for n in range(5)])
+    first = await store.unshipped(2)
+    assert [s["signal_id"] for s in first.signals] == ["g0", "g1"]
+    await store.mark_shipped(["g1"], first.start)  # g0 failed: the position stays put
+    after = await store.unshipped(2, after=first.end)
+    assert [s["signal_id"] for s in after.signals] == ["g2", "g3"]
+    assert after.start == first.end and after.more
+    await store.mark_shipped(["g2", "g3"], first.start)
+    rest = await store.unshipped(10, after=after.end)
+    assert [s["signal_id"] for s in rest.signals] == ["g4"] and not rest.more
+    assert [s["signal_id"] for s in (await store.unshipped(10)).signals] == ["g0", "g4"]
+
+
 async def test_forwarding_position_survives_a_reopen(open_store):
     first = await open_store()
     await first.insert_signals([signal(f"p{n}") for n in range(3)])
