@@ -14,13 +14,14 @@ from aiohttp import web
 
 from . import timeutil
 from .api.auth.keys import KeyRing
-from .api.auth.limiter import FailedAuthLimiter
+from .api.auth.limiter import BodyBudget, FailedAuthLimiter
 from .api.auth.sessions import ConsoleSessions
-from .api.middlewares import MIDDLEWARES, security_headers
+from .api.middlewares import MIDDLEWARES, answer_protocol_errors_in_json, security_headers
 from .api.routes import openapi_document, setup_routes
 from .api.silencing import SilenceCache
 from .api.state import (
     AUTH_LIMITER,
+    BODY_BUDGET,
     CLOCK,
     HEALTH,
     HTTP_SESSION,
@@ -39,16 +40,34 @@ from .jobs.scheduler import Jobs
 from .metrics import Metrics
 from .store import create_store
 
-MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
+# Each route reads at most its own limit (api/routes.py); this bounds any other read.
+MAX_BODY_BYTES = 8 * 1024 * 1024
 # Failed authentications allowed per client address: a burst, refilled over the period.
 AUTH_FAILURE_BURST = 20
 AUTH_FAILURE_PERIOD = 60.0
+# The sign-in reads its body before any key is checked: all such bodies in progress together
+# hold at most this much (128 sign-ins); beyond it a sign-in gets 503 at once.
+UNAUTHENTICATED_BODY_BUDGET = 1024 * 1024
+# An idle connection, or one whose request headers have not all arrived this long after it
+# opened or its last answer, is closed (aiohttp counts both from the same moment).
+KEEPALIVE_TIMEOUT_SECONDS = 15.0
+# aiohttp's own limits, stated: the request line and each header at most 8 KiB, 128 headers.
+HANDLER_ARGS = {"keepalive_timeout": KEEPALIVE_TIMEOUT_SECONDS, "max_line_size": 8190,
+                "max_field_size": 8190, "max_headers": 128}
+
+
+class StartupError(Exception):
+    """The service cannot start; the message names what is wrong (for one line on stderr)."""
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = create_store(app[SETTINGS], clock=app[CLOCK],
-                         on_commit=app[METRICS].observe_commit)
-    await store.open()
+    settings = app[SETTINGS]
+    store = create_store(settings, clock=app[CLOCK], on_commit=app[METRICS].observe_commit)
+    try:
+        await store.open()
+    except Exception as exc:
+        where = "PostgreSQL" if settings.database_url else str(settings.db_path)
+        raise StartupError(f"database {where}: {exc}") from exc
     app[STORE] = store
     app[SESSIONS] = ConsoleSessions(store, clock=app[CLOCK])
     silences = SilenceCache(store, app[CLOCK])
@@ -83,11 +102,14 @@ def create_app(settings: Settings, *,
                clock: Callable[[], int] = timeutil.now_ns) -> web.Application:
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=MIDDLEWARES)
+    answer_protocol_errors_in_json()
+    app = web.Application(client_max_size=MAX_BODY_BYTES, handler_args=HANDLER_ARGS,
+                          middlewares=MIDDLEWARES)
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
+    app[BODY_BUDGET] = BodyBudget(UNAUTHENTICATED_BODY_BUDGET)
     app[METRICS] = Metrics()
     app[HEALTH] = HealthCache()
     app[OPENAPI] = orjson.dumps(openapi_document())

@@ -1,24 +1,30 @@
-"""The `santamon` command: `serve`, `check-config`, `gen-cert`, `vacuum` and `dev-keys`."""
+"""The `santamon` command: `serve`, `check-config`, `gen-cert`, `vacuum`, `migrate-db` and
+`dev-keys`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import logging
 import os
 import secrets
+import signal
 import sqlite3
 import ssl
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import uvloop
 from aiohttp import web
+from yarl import URL
 
 from . import __version__, certs
 from .config import (
+    POSTGRESQL_SCHEMES,
     ConfigError,
     Settings,
     ensure_admin_key,
@@ -40,6 +46,12 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
         raise ConfigError("SANTAMON_TLS_CERT and SANTAMON_TLS_KEY must be set together")
     if cert is None and DEFAULT_CERT.is_file() and DEFAULT_KEY.is_file():
         cert, key = DEFAULT_CERT, DEFAULT_KEY
+    elif cert is None and (DEFAULT_CERT.exists() or DEFAULT_KEY.exists()):
+        # Someone meant to serve TLS here: quietly serving plain HTTP instead would hide it.
+        found, missing = ((DEFAULT_CERT, DEFAULT_KEY) if DEFAULT_CERT.exists()
+                          else (DEFAULT_KEY, DEFAULT_CERT))
+        raise ConfigError(f"found {found} but no {missing} in {Path.cwd()}: put both there, "
+                          "set SANTAMON_TLS_CERT and SANTAMON_TLS_KEY, or remove it")
     if cert is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -53,7 +65,7 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .app import create_app
+    from .app import StartupError, create_app
 
     settings = load_settings(args.config)
     configure_logging(settings.log_format, settings.log_level.upper())
@@ -67,17 +79,63 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("serving plain HTTP: agents refuse non-loopback HTTP endpoints; set "
                     "SANTAMON_TLS_CERT and SANTAMON_TLS_KEY for production")
     scheme = "https" if tls else "http"
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, ssl_context=tls,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, print=None,
-                loop=uvloop.new_event_loop(),  # cuts the per-request cost of the loop itself
-                access_log=None)  # observe_middleware writes the one line per request
+    try:
+        # uvloop cuts the per-request cost of the loop itself.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_run(create_app(settings), settings, tls))
+    except StartupError as exc:
+        log.critical("cannot start: %s", exc)
+        return 1
     log.info("stopped (%s://%s:%d)", scheme, settings.host, settings.port)
     return 0
+
+
+async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | None) -> None:
+    """Serve until SIGTERM or SIGINT. A start that fails undoes what it had started and raises
+    StartupError, so the process exits instead of hanging on a thread; SIGTERM works while
+    starting too."""
+    from .app import StartupError
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # access_log=None: observe_middleware writes the one line per request.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    setup = asyncio.ensure_future(runner.setup())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({setup, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not setup.done():  # stopped while starting, e.g. during a long schema upgrade
+        setup.cancel()
+    try:
+        await setup
+    except BaseException as exc:
+        await app.cleanup()  # what started before the failure (the store) stops again
+        if isinstance(exc, asyncio.CancelledError):
+            log.info("stopped while starting")
+            return
+        if isinstance(exc, StartupError):
+            raise
+        raise StartupError(str(exc) or type(exc).__name__) from exc
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {settings.host}:{settings.port}: "
+                               f"{exc.strerror or exc}") from exc
+        log.info("listening on %s", site.name)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 SECRET_SETTINGS = frozenset({"api_key", "admin_key", "forward_webhook_secret"})
 # A webhook URL's path and query are often its credential (Slack, Teams): show the origin only.
 SECRET_URL_SETTINGS = frozenset({"forward_webhook_url"})
+# A database URL shows everything but its password.
+DATABASE_URL_SETTINGS = frozenset({"database_url"})
 
 
 def mask_secret(value: str) -> str:
@@ -86,15 +144,29 @@ def mask_secret(value: str) -> str:
     return f"<secret: {len(value)} chars, sha256 {digest}>"
 
 
+def mask_database_url(url: str) -> str:
+    """The URL with its password (in the user part or the query) masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}:{mask_secret(unquote(parts.password))}@{host}"
+    query = "&".join(
+        f"{key}={mask_secret(value) if key == 'password' else value}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
 def _shown(name: str, value: Any) -> str:
     if value is None:
         return "(unset)"
-    if name in SECRET_SETTINGS:
+    if name in DATABASE_URL_SETTINGS:
+        value = mask_database_url(value)
+    elif name in SECRET_SETTINGS:
         value = [mask_secret(v) for v in value] if isinstance(value, list) else mask_secret(value)
     elif name in SECRET_URL_SETTINGS:
         url = str(value)
-        origin = url.split("/", 3)[:3]
-        value = "/".join(origin) + "/" + mask_secret(url) if len(origin) == 3 else mask_secret(url)
+        value = f"{URL(url).origin()}/{mask_secret(url)}"  # origin() drops user:password too
     if isinstance(value, list):
         return "[" + ", ".join(_shown("", v) for v in value) + "]"
     return str(value) if isinstance(value, int | float) else f'"{value}"'
@@ -136,6 +208,11 @@ def check_config(args: argparse.Namespace) -> int:
               f"{cert.not_valid_after_utc:%Y-%m-%d}, SHA-256 {certs.fingerprint(cert)}")
     else:
         print("tls: disabled (agents refuse plain HTTP to anything but loopback)")
+    if settings.database_url:
+        print(f"storage: PostgreSQL {mask_database_url(settings.database_url)}, "
+              f"up to {settings.database_pool_size} connections per process")
+        return 0
+    print(f"storage: SQLite file {settings.db_path.resolve()}")
     db_dir = settings.db_path.resolve().parent
     if not os.access(db_dir if db_dir.exists() else db_dir.parent, os.W_OK):
         print(f"warning: {db_dir} is not writable by this user", file=sys.stderr)
@@ -189,6 +266,10 @@ def vacuum(args: argparse.Namespace) -> int:
     from .store.sqlite.maintenance import vacuum as vacuum_file
 
     settings = load_settings(args.config)
+    if settings.database_url:
+        print("santamon: vacuum compacts a SQLite file; with PostgreSQL, autovacuum and the "
+              "retention job's VACUUM do this", file=sys.stderr)
+        return 2
     print(f"vacuuming {settings.db_path}; ingest waits (503, agents retry) until it is done")
     try:
         before, after = vacuum_file(settings.db_path)
@@ -196,6 +277,44 @@ def vacuum(args: argparse.Namespace) -> int:
         print(f"santamon: cannot vacuum {settings.db_path}: {exc}", file=sys.stderr)
         return 1
     print(f"done: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    return 0
+
+
+def migrate_db(args: argparse.Namespace) -> int:
+    """Copy a SQLite database into PostgreSQL; run it again to resume after an interruption."""
+    import asyncpg
+
+    from .progress import Progress
+    from .store import StoreUnavailable
+    from .store.postgres import importer
+
+    target = args.to or os.environ.get(env_name("database_url"))
+    if not target or not target.startswith(POSTGRESQL_SCHEMES):
+        print("santamon: pass --to postgresql://user:password@host:port/database (or set "
+              f"{env_name('database_url')})", file=sys.stderr)
+        return 2
+    if args.chunk_size is not None and args.chunk_size < 1:
+        print("santamon: --chunk-size must be at least 1", file=sys.stderr)
+        return 2
+    print(f"copying {args.source} into {mask_database_url(target)} (stop `santamon serve` on "
+          "the SQLite file first; run this again to resume if it is interrupted)")
+    try:
+        outcome = asyncio.run(importer.migrate_sqlite(
+            Path(args.source), target, chunk_rows=args.chunk_size or importer.CHUNK_ROWS,
+            progress=Progress().update))
+    except importer.MigrationRefused as exc:
+        print(f"santamon: refusing to migrate: {exc}", file=sys.stderr)
+        return 1
+    except importer.CountMismatch as exc:
+        print(f"santamon: the copy is incomplete: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, StoreUnavailable) as exc:
+        print(f"santamon: migration stopped: {exc}; run the same command again to resume",
+              file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n:,} {table}" for table, n in outcome.counts.items())
+    print(f"done{' (resumed)' if outcome.resumed else ''}: counts verified: {counts}")
+    print(f"serve from PostgreSQL: {env_name('database_url')}=... santamon serve")
     return 0
 
 
@@ -227,6 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
         "vacuum", help="compact the SQLite file (safe while the server runs)")
     vacuum_cmd.add_argument("--config", help="TOML file; SANTAMON_* variables override it")
     vacuum_cmd.set_defaults(func=vacuum)
+
+    migrate_cmd = commands.add_parser(
+        "migrate-db", help="copy a SQLite database into PostgreSQL (resumable)")
+    migrate_cmd.add_argument("--from", dest="source", required=True, metavar="SQLITE_FILE",
+                             help="the SQLite database (upgraded in place first, as serve does)")
+    migrate_cmd.add_argument("--to", metavar="POSTGRESQL_URL",
+                             help=f"the target database (default: {env_name('database_url')})")
+    migrate_cmd.add_argument("--chunk-size", type=int, metavar="ROWS",
+                             help="rows copied per transaction")
+    migrate_cmd.set_defaults(func=migrate_db)
 
     keys_cmd = commands.add_parser("dev-keys", help="create development keys in an env file")
     keys_cmd.add_argument("file", nargs="?", default=".dev-keys.env")

@@ -34,6 +34,7 @@ REJECT_REASONS = {
     413: "too_large",
     422: "invalid",
     429: "rate_limited",
+    499: "client_closed",
     503: "unavailable",
 }
 
@@ -62,7 +63,8 @@ class Metrics:
         self.ingest_rejected = Counter(
             "santamon_ingest_rejected",
             "Requests to /ingest refused, by reason (malformed, invalid, too_large, "
-            "unauthorized, forbidden, rate_limited, timeout, unavailable, error).",
+            "unauthorized, forbidden, rate_limited, timeout, client_closed, unavailable, "
+            "error).",
             ["reason"],
             registry=r,
         )
@@ -113,6 +115,11 @@ class Metrics:
         self.db_size = Gauge(
             "santamon_database_size_bytes",
             "Size of the database files (main file, WAL and shared memory).",
+            registry=r,
+        )
+        self.log_records_dropped = Gauge(
+            "santamon_log_records_dropped",
+            "Log records dropped since the start because the log stream did not keep up.",
             registry=r,
         )
 

@@ -175,3 +175,50 @@ async def test_concurrent_ingests_share_commits_and_all_land(client, settings):
     statuses = await asyncio.gather(*(send(i) for i in range(300)))
     assert set(statuses) == {200}
     assert db_rows(settings, "SELECT count(*) FROM signals") == [(300,)]
+
+
+@pytest.mark.parametrize("field", ["signal_id", "host_id", "rule_id"])
+@pytest.mark.parametrize("bad", ["a\r\nX-Injected: 1", "nul\x00", "tab\there", "del\x7f"])
+async def test_ids_with_control_characters_are_422(client, settings, field, bad):
+    """An id goes into headers (forwarding) and logs; the agent's ids are 32 hex chars."""
+    response = await client.post("/ingest", json=make_signal("s-ctl", **{field: bad}),
+                                 headers=AGENT)
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == [field]
+    assert db_rows(settings, "SELECT count(*) FROM signals") == [(0,)]
+
+
+async def test_heartbeat_agent_ids_with_control_characters_are_422(client):
+    beat = {**sample("heartbeat"), "agent_id": "mac\r\n01"}
+    response = await client.post("/agents/heartbeat", json=beat, headers=AGENT)
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == ["agent_id"]
+
+
+@pytest.mark.parametrize("status", ["resolved", "acknowledged", "OPEN"])
+async def test_a_new_signal_is_always_stored_open(client, status):
+    """Triage starts at open whatever the body says; refusing it would make the agent retry
+    forever."""
+    one = await client.post("/ingest", json=make_signal("st-1", status=status), headers=AGENT)
+    batch = await client.post("/ingest", json=[make_signal("st-2", status=status)],
+                              headers=AGENT)
+    assert (one.status, batch.status) == (200, 200)
+    for signal_id in ("st-1", "st-2"):
+        stored = await (await client.get(f"/signals/{signal_id}", headers=ANALYST)).json()
+        assert stored["status"] == "open"
+    body = await (await client.get("/signals", headers=ANALYST)).json()
+    assert {s["signal_id"] for s in body["signals"]} == {"st-1", "st-2"}
+
+
+async def test_context_integers_beyond_64_bits_are_422(client):
+    fits = make_signal("int-ok", context={"inode": 2**64 - 1, "delta": -(2**63)})
+    assert (await client.post("/ingest", json=fits, headers=AGENT)).status == 200
+    for value in (2**64, -(2**63) - 1, 10**40):
+        response = await client.post("/ingest", json=make_signal(
+            "int-big", context={"nested": [{"n": value}]}), headers=AGENT)
+        assert response.status == 422, value
+        assert (await response.json())["details"][0]["loc"] == ["context"]
+    response = await client.post("/ingest", json=[make_signal("int-a"), make_signal(
+        "int-b", context={"n": 2**70})], headers=AGENT)
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == [1, "context"]

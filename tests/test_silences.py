@@ -245,8 +245,8 @@ async def _alerts_for(client, agent_id):
 
 async def test_over_a_real_server_silenced_signals_are_kept_but_not_forwarded(tmp_path,
                                                                               receiver):
-    server = ServerProcess(tmp_path / "signals.db", env={
-        "SANTAMON_FORWARD_WEBHOOK_URL": receiver.url, "SANTAMON_FORWARD_INTERVAL": "0.2s"})
+    server = ServerProcess(tmp_path / "signals.db", env={  # 1s: the shortest interval allowed
+        "SANTAMON_FORWARD_WEBHOOK_URL": receiver.url, "SANTAMON_FORWARD_INTERVAL": "1s"})
     await asyncio.to_thread(server.start)
     try:
         async with aiohttp.ClientSession(server.url) as http:

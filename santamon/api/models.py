@@ -7,6 +7,7 @@ status are matched case-insensitively, because a 4xx makes the agent retry forev
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -46,6 +47,19 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# Ids travel into forwarded requests' headers and into logs, where CR, LF or NUL break or
+# forge them; the agent's own ids are 32 hex characters and hostnames.
+Id = Annotated[str, AfterValidator(_no_control_characters)]
+
 Timestamp = Annotated[str, AfterValidator(timeutil.normalize)]
 """An RFC 3339 timestamp (any offset, 0-9 fraction digits), stored in UTC form."""
 
@@ -74,25 +88,29 @@ HEARTBEAT_EXAMPLE = {"agent_id": "mbp-alice", "timestamp": "2026-11-03T14:22:30.
 class SignalIn(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [SIGNAL_EXAMPLE]})
 
-    signal_id: str = Field(min_length=1, max_length=256)
+    signal_id: Id = Field(min_length=1, max_length=256)
     ts: Timestamp
-    host_id: str = Field(min_length=1, max_length=255)
-    rule_id: str = Field(min_length=1, max_length=128)
+    host_id: Id = Field(min_length=1, max_length=255)
+    rule_id: Id = Field(min_length=1, max_length=128)
     rule_description: str | None = Field(None, max_length=2000)
-    status: Annotated[Status, BeforeValidator(_status_or_open)] = "open"
+    status: Annotated[Status, BeforeValidator(_status_or_open)] = Field(
+        "open", description="Ignored: a new signal is always stored `open`; triage is the "
+                            "analyst's.")
     severity: Annotated[Severity, BeforeValidator(_lower)]
     title: str = Field(min_length=1, max_length=512)
     tags: list[Tag] | None = Field(None, max_length=50)
     context: dict[str, Any]
 
     def context_json(self) -> bytes:
+        """The context as stored; TypeError for what JSON here cannot hold (an integer
+        beyond 64 bits)."""
         return orjson.dumps(self.context)
 
 
 class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [HEARTBEAT_EXAMPLE]})
 
-    agent_id: str = Field(min_length=1, max_length=255)
+    agent_id: Id = Field(min_length=1, max_length=255)
     timestamp: Timestamp
     version: str | None = Field(None, max_length=128)
     os_version: str | None = Field(None, max_length=128)
@@ -195,7 +213,9 @@ class VolumeQuery(BaseModel):
 
     since: Timestamp | None = None
     until: Timestamp | None = None
-    bucket: str = Field("1h", max_length=16)
+    bucket: str | None = Field(None, max_length=16, description=(
+        "A duration from 1m to 3660d, or `auto` (about 120 buckets). Without it: 1h, widened "
+        "as needed to draw the window in at most 2,000 buckets."))
 
 
 class AgentQuery(BaseModel):

@@ -1,6 +1,7 @@
-"""The API in one table: each route once, with the role it needs and its documentation.
+"""The API in one table: each route once, with the role it needs, the largest body it reads,
+and its documentation.
 
-The router, the auth middleware (the role) and /openapi.json are all derived from ROUTES, so
+The router, the auth and body middlewares and /openapi.json are all derived from ROUTES, so
 what is enforced and what is documented cannot differ.
 """
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from .. import __version__
 from . import static
 from .auth.keys import Role
+from .middlewares import expect_continue
 from .models import (
     MAX_BATCH,
     AgentList,
@@ -51,10 +53,21 @@ from .models import (
     VolumeQuery,
 )
 from .openapi import Body, Operation, build_openapi
-from .state import ROUTE_ROLES
+from .state import ROUTE_BODY_LIMITS, ROUTE_ROLES
 from .views import agents, console, ingest, ops, signals, silences
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The largest body each route reads; a route without one reads none (aiohttp discards what is
+# sent). A full batch for /ingest (one signal is at most ~100 KB), an analyst's ids and notes,
+# a key at sign-in.
+KIB, MIB = 1024, 1024 * 1024
+INGEST_BODY_LIMIT = 8 * MIB
+HEARTBEAT_BODY_LIMIT = 64 * KIB
+STATUS_BODY_LIMIT = 64 * KIB
+BULK_STATUS_BODY_LIMIT = 2 * MIB  # 1,000 ids of up to 256 characters, and a note
+SESSION_BODY_LIMIT = 8 * KIB  # {"key": "..."}: a key is at most 1,024 characters
+SILENCE_BODY_LIMIT = 64 * KIB  # matchers and a comment of up to 2,000 characters
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,7 @@ class Route:
     responses: dict[int, type | str]
     description: str = ""
     body: Body | None = None
+    max_body: int = 0  # bytes; 0: the route reads no body
     query: type | None = None
     path_params: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
@@ -89,10 +103,11 @@ ROUTES = [
                       "none). Deduplicated on `signal_id`: the first write wins. A 200 means "
                       "the signal is durably stored. 413 also when one signal's context "
                       "exceeds 100,000 bytes.",
-          body=Body(SignalIn, also_list=True, max_items=MAX_BATCH)),
+          body=Body(SignalIn, also_list=True, max_items=MAX_BATCH),
+          max_body=INGEST_BODY_LIMIT),
     Route("POST", "/agents/heartbeat", ingest.heartbeat, Role.AGENT,
           "Report that an agent is alive", "agents", {200: HeartbeatAck},
-          body=Body(HeartbeatIn)),
+          body=Body(HeartbeatIn), max_body=HEARTBEAT_BODY_LIMIT),
     # -- analysts ----------------------------------------------------------------------------
     Route("GET", "/signals", signals.list_signals, Role.ANALYST,
           "List signals, newest first", "signals", {200: SignalPageOut}, query=SignalQuery,
@@ -118,10 +133,11 @@ ROUTES = [
     Route("PATCH", "/signals/{signal_id}/status", signals.update_status, Role.ANALYST,
           "Triage one signal", "signals",
           {200: StatusChanged, 404: "No signal has this id."}, path_params=SIGNAL_ID,
-          body=Body(StatusUpdate)),
+          body=Body(StatusUpdate), max_body=STATUS_BODY_LIMIT),
     Route("POST", "/signals/status", signals.bulk_update_status, Role.ANALYST,
           "Triage many signals: by id, or a whole group or filter", "signals",
           {200: BulkStatusResult}, body=Body(BulkStatusUpdate),
+          max_body=BULK_STATUS_BODY_LIMIT,
           description="`signal_ids` (up to 1,000) change in one transaction. A `group` "
                       "(rule and host) and/or a `filter` (the filters of `GET /signals`, "
                       "but matching any status and silenced signals unless given) change "
@@ -131,8 +147,10 @@ ROUTES = [
     Route("GET", "/signals/volume", signals.signal_volume, Role.ANALYST,
           "Signals per time bucket, by severity", "signals", {200: VolumeOut},
           query=VolumeQuery,
-          description="`bucket` is a duration of at least 1m (e.g. `15m`, `1h`) or `auto`; "
-                      "at most 2,000 buckets."),
+          description="`bucket` is a duration from 1m to 3660d (e.g. `15m`, `1h`) or `auto` "
+                      "(about 120 buckets); at most 2,000 buckets. Without it: 1h, widened "
+                      "as needed. Without `since`: from the first signal, leaving out Go's "
+                      "zero time (0001-01-01)."),
     Route("GET", "/stats", signals.stats, Role.ANALYST,
           "Totals and breakdowns", "signals", {200: StatsOut}),
     Route("GET", "/agents", agents.list_agents, Role.ANALYST,
@@ -142,7 +160,7 @@ ROUTES = [
           "Silences, newest first", "silences", {200: SilenceList}, query=SilenceQuery),
     Route("POST", "/silences", silences.create_silence, Role.ANALYST,
           "Silence signals for a while", "silences", {201: SilenceCreated},
-          body=Body(SilenceIn),
+          body=Body(SilenceIn), max_body=SILENCE_BODY_LIMIT,
           description="New signals that match an active silence are still stored, but "
                       "marked with it: left out of the default queue and the open counts, "
                       "and not forwarded (unless SANTAMON_FORWARD_SILENCED). A silence on "
@@ -161,7 +179,7 @@ ROUTES = [
           "Sign the console in with the analyst key", "console",
           {200: SessionCreated, 401: "Not the analyst key.",
            429: "Too many failed sign-ins from this address; see `Retry-After`."},
-          body=Body(SessionLogin)),
+          body=Body(SessionLogin), max_body=SESSION_BODY_LIMIT),
     Route("GET", "/session", console.get_session, Role.PUBLIC,
           "The console session's CSRF token", "console",
           {200: SessionInfo, 401: "Not signed in."}),
@@ -203,14 +221,20 @@ stored ones are UTC with nanoseconds (`2026-11-03T22:22:07.120934551Z`).
 
 def setup_routes(app: web.Application) -> None:
     roles: dict[web.AbstractRoute, Role] = {}
+    body_limits: dict[web.AbstractRoute, int] = {}
     for route in ROUTES:
-        registered = app.router.add_route(route.method, route.path, route.handler)
+        # `Expect: 100-continue` is answered only once the key allows the route.
+        registered = app.router.add_route(route.method, route.path, route.handler,
+                                          expect_handler=expect_continue)
         roles[registered] = route.role
+        if route.max_body:
+            body_limits[registered] = route.max_body
     app[ROUTE_ROLES] = roles
+    app[ROUTE_BODY_LIMITS] = body_limits
     # The console's own files: public, never a symlink out of the folder, no listings.
     if static.STATIC_DIR.is_dir():  # an install without the console still serves the API
         app.router.add_static("/static", static.STATIC_DIR, follow_symlinks=False,
-                              show_index=False)
+                              show_index=False, expect_handler=expect_continue)
 
 
 def openapi_document() -> dict:

@@ -14,7 +14,7 @@ from ..jobs.scheduler import Jobs
 from ..metrics import Metrics
 from ..store import Store
 from .auth.keys import Caller, KeyRing, Role
-from .auth.limiter import FailedAuthLimiter
+from .auth.limiter import BodyBudget, FailedAuthLimiter
 from .auth.sessions import ConsoleSessions
 from .silencing import SilenceCache
 
@@ -38,8 +38,14 @@ OPENAPI = web.AppKey("openapi", bytes)  # the serialised document, built once
 HEALTH = web.AppKey("health", HealthCache)
 # The role each route needs (routes.py), by the route object aiohttp matched.
 ROUTE_ROLES = web.AppKey("route_roles", dict[web.AbstractRoute, Role])
+# The largest body each route reads (routes.py); a route not in it reads none.
+ROUTE_BODY_LIMITS = web.AppKey("route_body_limits", dict[web.AbstractRoute, int])
+# Bytes held by bodies being read before authentication (the sign-in), all requests together.
+BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 
 # Per request: who is calling, set by the auth middleware.
 CALLER = web.RequestKey("caller", Caller)
 # Per request: the agent a signal or heartbeat came from, for the request log.
 AGENT_ID = web.RequestKey("agent_id", str)
+# Per request: the body of a route that takes one, read by body_middleware (b"" if none).
+BODY = web.RequestKey("body", bytes)

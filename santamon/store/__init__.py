@@ -34,7 +34,13 @@ CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds 
 
 def create_store(settings: Settings, *, clock: Callable[[], int] = timeutil.now_ns,
                  on_commit: CommitObserver | None = None) -> Store:
-    """The store the settings ask for, not yet opened."""
+    """The store the settings ask for, not yet opened: PostgreSQL when a database URL is set,
+    else the SQLite file."""
+    if settings.database_url:
+        from .postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, pool_size=settings.database_pool_size,
+                             clock=clock, on_commit=on_commit)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(settings.db_path, clock=clock, on_commit=on_commit)

@@ -12,7 +12,7 @@ surfaces as `StoreUnavailable`, which the API answers with 503 and `Retry-After`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,9 +21,10 @@ from ..domain.signals import NewSignal
 from ..domain.silences import Matchers, NewSilence, Silence
 
 __all__ = [
-    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "GroupPage", "Heartbeat",
-    "InvalidCursor", "Matchers", "NewSignal", "NewSilence", "SignalFilter", "SignalPage",
-    "Silence", "StatusResult", "Store", "StoreUnavailable",
+    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "ForwardPosition",
+    "GroupPage", "Heartbeat", "InvalidCursor", "Matchers", "NewSignal", "NewSilence",
+    "SchemaTooNew", "SignalFilter", "SignalPage", "Silence", "StatusResult", "Store",
+    "StoreUnavailable",
 ]
 
 
@@ -33,6 +34,10 @@ class StoreUnavailable(Exception):
 
 class InvalidCursor(ValueError):
     """A cursor this store did not hand out (or from an older version of it)."""
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,11 @@ class StatusResult:
     changed: int = 0  # signals whose status changed
 
 
+# Where the forwarder stands: the store's own value, which callers only pass back (and may
+# compare for equality), never build or order.
+ForwardPosition = Hashable
+
+
 @dataclass(slots=True)
 class ForwardBatch:
     """Signals not yet shipped, oldest first, with where the forwarder stands.
@@ -100,9 +110,9 @@ class ForwardBatch:
     """
 
     signals: list[dict[str, Any]]
-    positions: list[int]
-    start: int
-    end: int
+    positions: list[ForwardPosition]
+    start: ForwardPosition
+    end: ForwardPosition
     more: bool  # the scan stopped at its limit: there may be more after `end`
 
 
@@ -216,16 +226,26 @@ class Store(Protocol):
     async def compact(self) -> None:
         """Give space back to the engine and refresh the planner's statistics."""
 
-    async def unshipped(self, limit: int) -> ForwardBatch: ...
+    async def unshipped(self, limit: int,
+                        after: ForwardPosition | None = None) -> ForwardBatch:
+        """Up to `limit` signals after the recorded position (or after `after`, a batch's
+        `end`: a scan going on past a signal that could not be delivered) that are not in
+        `shipped`.
 
-    async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
+        A position only ever covers signals whose storing can no longer be followed by the
+        commit of a signal before them: a signal committed after a later one (concurrent
+        transactions commit in any order) still comes after the position, so recording a
+        batch's positions never skips a signal, and never offers one twice.
+        """
+
+    async def mark_shipped(self, signal_ids: list[str], position: ForwardPosition) -> None:
         """Record these signals as shipped and everything up to `position` (one of a batch's
         `start` or `positions`) as dealt with; a position never moves back."""
 
     async def forward_backlog(self, severities: tuple[str, ...], *,
                               include_silenced: bool = True) -> int:
-        """Signals not yet shipped with one of these severities (silenced ones too unless
-        told otherwise)."""
+        """Signals of these severities after the recorded position and not shipped (silenced
+        ones too unless told otherwise)."""
 
     # -- silences ---------------------------------------------------------------------------
 

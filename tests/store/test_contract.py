@@ -11,6 +11,7 @@ import pytest
 
 from santamon import timeutil
 from santamon.domain.agents import STALE_RULE_ID, stale_alert
+from santamon.domain.signals import SEVERITIES
 from santamon.store import (
     AgentFilter,
     ConsoleSession,
@@ -97,6 +98,16 @@ async def test_committed_signals_survive_a_reopen(open_store):
     await first.close()
     second = await open_store()
     assert len((await second.list_signals(SignalFilter(status=None))).signals) == 5
+
+
+async def test_signals_accepted_before_close_are_stored_by_it(open_store):
+    first = await open_store()
+    inserts = [asyncio.create_task(first.insert_signals([signal(f"c{n}")])) for n in range(20)]
+    await asyncio.sleep(0)  # every call has been taken on
+    await first.close()
+    assert await asyncio.gather(*inserts) == [[True]] * 20
+    second = await open_store()
+    assert len((await second.list_signals(SignalFilter(status=None))).signals) == 20
 
 
 # -- reading signals ------------------------------------------------------------------------
@@ -341,6 +352,22 @@ async def test_forwarding_positions_never_skip_or_repeat(store, clock):
     assert await store.forward_backlog(("high",)) == 1
 
 
+async def test_a_scan_goes_on_after_a_batch_without_moving_the_position(store):
+    """The forwarder goes on past a signal it could not deliver (`after`) while the recorded
+    position stays before that signal, so it is offered again by the next full scan."""
+    await store.insert_signals([signal(f"g{n}") for n in range(5)])
+    first = await store.unshipped(2)
+    assert [s["signal_id"] for s in first.signals] == ["g0", "g1"]
+    await store.mark_shipped(["g1"], first.start)  # g0 failed: the position stays put
+    after = await store.unshipped(2, after=first.end)
+    assert [s["signal_id"] for s in after.signals] == ["g2", "g3"]
+    assert after.start == first.end and after.more
+    await store.mark_shipped(["g2", "g3"], first.start)
+    rest = await store.unshipped(10, after=after.end)
+    assert [s["signal_id"] for s in rest.signals] == ["g4"] and not rest.more
+    assert [s["signal_id"] for s in (await store.unshipped(10)).signals] == ["g0", "g4"]
+
+
 async def test_forwarding_position_survives_a_reopen(open_store):
     first = await open_store()
     await first.insert_signals([signal(f"p{n}") for n in range(3)])
@@ -349,6 +376,42 @@ async def test_forwarding_position_survives_a_reopen(open_store):
     await first.close()
     second = await open_store()
     assert [s["signal_id"] for s in (await second.unshipped(10)).signals] == ["p1", "p2"]
+
+
+async def test_forwarding_offers_every_signal_once_while_two_stores_ingest(open_store):
+    """Two stores on one database, as two processes: small batches commit through one while a
+    large batch is still being stored through the other, so transactions commit out of the
+    order of their signals, yet a forwarder draining meanwhile is offered every signal
+    exactly once."""
+    large, small = await open_store(), await open_store()
+    stored: list[str] = []
+    offered: list[str] = []
+    ingesting = True
+
+    async def ingest(store: Store, prefix: str, batches: int, size: int) -> None:
+        for n in range(batches):
+            batch = [signal(f"{prefix}-{n}-{k}", host=f"mac-{k % 7}",
+                            severity=SEVERITIES[k % len(SEVERITIES)]) for k in range(size)]
+            await store.insert_signals(batch)
+            stored.extend(s.signal_id for s in batch)
+            await asyncio.sleep(0)
+
+    async def forward() -> None:
+        for _ in range(100_000):
+            finished = not ingesting
+            batch = await small.unshipped(100)
+            offered.extend(s["signal_id"] for s in batch.signals)
+            await small.mark_shipped([s["signal_id"] for s in batch.signals], batch.end)
+            if finished and await small.forward_backlog(SEVERITIES) == 0:
+                return
+        raise AssertionError("the forwarder never caught up")
+
+    forwarder = asyncio.create_task(forward())
+    await asyncio.gather(ingest(large, "large", 3, 2000), ingest(small, "small", 100, 3))
+    ingesting = False
+    await forwarder
+    assert len(offered) == len(set(offered))
+    assert sorted(offered) == sorted(stored)
 
 
 # -- console sessions ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from aiohttp import web
 from ..responses import ApiError
 from ..state import AUTH_LIMITER, KEYRING, METRICS, SESSIONS
 from .keys import ANALYST_ACTOR, Caller, Role, presented_key
-from .sessions import check_csrf, session_from_cookie
+from .sessions import check_csrf, csrf_ok, session_from_cookie
 
 
 async def authenticate(request: web.Request, needed: Role) -> Caller:
@@ -28,6 +28,20 @@ async def authenticate(request: web.Request, needed: Role) -> Caller:
     if caller.role < needed:
         raise ApiError(403, "this key may not use this endpoint")
     return caller
+
+
+async def may_call(request: web.Request, needed: Role) -> bool:
+    """Whether the request's key or console session (with its CSRF token) is enough for
+    `needed`. Counts and raises nothing: authenticate() gives the answer."""
+    if needed is Role.PUBLIC:
+        return True
+    key = presented_key(request)
+    if key:
+        role = request.app[KEYRING].role_for(key)
+    else:
+        session = await session_from_cookie(request, request.app[SESSIONS])
+        role = Role.ANALYST if session is not None and csrf_ok(request, session) else None
+    return role is not None and role >= needed
 
 
 def failed_authentication(request: web.Request, *, presented: bool,

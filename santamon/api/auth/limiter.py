@@ -1,4 +1,5 @@
-"""Rate limiting of failed authentication, per client address.
+"""What clients without a valid key may take: failed authentications, per client address,
+and memory for request bodies read before authentication, all together.
 
 Only failures are counted and only failures are refused: a request with a valid key is never
 limited, so a fleet of agents behind one NAT keeps working while a misconfigured or hostile
@@ -90,3 +91,21 @@ class FailedAuthLimiter:
             bucket.tokens -= 1.0
             return None
         return max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
+
+
+class BodyBudget:
+    """Bytes that bodies read before authentication (the console's sign-in) may hold, all
+    requests together, so slow unauthenticated bodies cannot add up to exhaust memory."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+
+    def reserve(self, size: int) -> bool:
+        if self.held + size > self.total:
+            return False
+        self.held += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.held -= size

@@ -78,13 +78,17 @@ async def session_from_cookie(request: web.Request,
     return await sessions.get(request.cookies.get(COOKIE_NAME))
 
 
-def check_csrf(request: web.Request, session: Session) -> None:
+def csrf_ok(request: web.Request, session: Session) -> bool:
     """Unsafe methods authenticated by the cookie must echo the session's CSRF token."""
     if request.method in SAFE_METHODS:
-        return
+        return True
     presented = request.headers.get(CSRF_HEADER, "")
-    if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
-                               session.csrf_token.encode()):
+    return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
+                               session.csrf_token.encode())
+
+
+def check_csrf(request: web.Request, session: Session) -> None:
+    if not csrf_ok(request, session):
         raise ApiError(403, f"missing or invalid {CSRF_HEADER} header")
 
 

@@ -16,7 +16,7 @@ from ..auth.sessions import (
 )
 from ..models import SessionLogin
 from ..responses import ApiError, json_response
-from ..state import KEYRING, SESSIONS
+from ..state import BODY, KEYRING, SESSIONS
 
 
 async def console_page(request: web.Request) -> web.FileResponse:
@@ -26,7 +26,7 @@ async def console_page(request: web.Request) -> web.FileResponse:
 
 async def create_session(request: web.Request) -> web.Response:
     """Exchange the analyst key for a session cookie; agent keys cannot sign in."""
-    login = SessionLogin.model_validate_json(await request.read())
+    login = SessionLogin.model_validate_json(request[BODY])
     role = request.app[KEYRING].role_for(login.key)
     if role is None:  # a guess: limited like any failed authentication
         raise failed_authentication(request, presented=True, message="invalid analyst key")

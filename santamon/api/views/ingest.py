@@ -12,14 +12,20 @@ from ...store import Heartbeat, NewSignal
 from ..models import MAX_BATCH, MAX_CONTEXT_BYTES, HeartbeatIn, SignalIn
 from ..responses import ApiError, json_response
 from ..silencing import SilenceCache
-from ..state import AGENT_ID, METRICS, SILENCES, STORE
+from ..state import AGENT_ID, BODY, METRICS, SILENCES, STORE
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
 
 def _to_new_signal(signal: SignalIn, silences: SilenceCache,
                    index: int | None = None) -> NewSignal:
-    context_json = signal.context_json()
+    try:
+        context_json = signal.context_json()
+    except TypeError:
+        loc = ["context"] if index is None else [index, "context"]
+        raise ApiError(422, "validation failed", details=[{
+            "loc": loc, "msg": "an integer in context is beyond 64 bits",
+            "type": "value_error"}]) from None
     if len(context_json) > MAX_CONTEXT_BYTES:
         where = "" if index is None else f" (item {index})"
         raise ApiError(413, f"context is {len(context_json)} bytes{where}; the limit is "
@@ -35,7 +41,7 @@ def _to_new_signal(signal: SignalIn, silences: SilenceCache,
 
 async def ingest(request: web.Request) -> web.Response:
     """One signal object, or a JSON array of up to 1,000 (all stored, or none)."""
-    body = await request.read()
+    body = request[BODY]
     store, silences = request.app[STORE], request.app[SILENCES]
     if body.lstrip()[:1] == b"[":
         batch = [_to_new_signal(s, silences, i)
@@ -62,7 +68,7 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 async def heartbeat(request: web.Request) -> web.Response:
-    beat = HeartbeatIn.model_validate_json(await request.read())
+    beat = HeartbeatIn.model_validate_json(request[BODY])
     request[AGENT_ID] = beat.agent_id
     await request.app[STORE].record_heartbeat(Heartbeat(
         beat.agent_id, beat.timestamp, beat.version, beat.os_version, beat.uptime_seconds))

@@ -10,7 +10,7 @@ from ...domain.silences import MAX_SILENCE_SECONDS, Matchers, NewSilence
 from ...store import Silence
 from ..models import SilenceIn, SilenceMatchersIn, SilenceQuery
 from ..responses import ApiError, json_response
-from ..state import CALLER, CLOCK, SILENCES, STORE
+from ..state import BODY, CALLER, CLOCK, SILENCES, STORE
 
 NS = 1_000_000_000
 # Every silence ever made is kept; "expired" and "all" look through this many, newest first.
@@ -39,7 +39,7 @@ def _ends_at(body: SilenceIn, now_ns: int) -> str:
 
 
 async def create_silence(request: web.Request) -> web.Response:
-    body = SilenceIn.model_validate_json(await request.read())
+    body = SilenceIn.model_validate_json(request[BODY])
     new = NewSilence(_matchers(body), body.comment, request[CALLER].actor,
                      _ends_at(body, request.app[CLOCK]()))
     silence, resolved = await request.app[STORE].create_silence(new, body.resolve_matching)

@@ -143,3 +143,9 @@ def vacuum(path: Path) -> tuple[int, int]:
         conn.execute("VACUUM")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return before, size_bytes(path)
+
+
+def check_opens(path: Path) -> None:
+    """Raise sqlite3.Error unless `path` opens as a database (or can be created as one)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA schema_version").fetchone()

@@ -3,13 +3,9 @@ writer)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from ... import timeutil
 from ...domain.signals import SEVERITIES, STATUSES
@@ -18,13 +14,27 @@ from ..base import (
     AgentFilter,
     ConsoleSession,
     ForwardBatch,
+    ForwardPosition,
     GroupPage,
-    InvalidCursor,
     SignalFilter,
     SignalPage,
 )
-from .writes import (
+from ..common import (
+    AGENT_COLUMNS,
+    DAY_NS,
     FORWARD_POSITION_KEY,
+    SEQ,
+    SIGNAL_COLUMNS,
+    agent_row,
+    decode_cursor,
+    decode_group_cursor,
+    encode_cursor,
+    encode_group_cursor,
+    like_pattern,
+    signal_row,
+    stats_document,
+)
+from .writes import (
     SILENCE_COLUMNS,
     SILENCES_VERSION_KEY,
     chunks,
@@ -33,84 +43,8 @@ from .writes import (
     silence_from_row,
 )
 
-DAY_NS = 86_400 * 1_000_000_000
-MAX_SEQ = 2**63 - 1
-
 SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
-
-SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
-                  "context, status, received_at, silence_id")
-SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
-AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
-                "received_at", "first_seen", "last_seen", "status", "stale_since")
-
-
-def signal_row(row: Sequence[Any]) -> dict[str, Any]:
-    """A row that starts with SIGNAL_COLUMNS, as the API shows a signal (by position: name
-    lookups on sqlite3.Row cost more than the rest of the page)."""
-    return {
-        "signal_id": row[0],
-        "ts": row[1],
-        "host_id": row[2],
-        "rule_id": row[3],
-        "rule_description": row[4],
-        "severity": row[5],
-        "title": row[6],
-        "tags": orjson.Fragment(row[7] or "[]"),
-        "context": orjson.Fragment(row[8] or "{}"),
-        "status": row[9],
-        "received_at": row[10],
-        "silence_id": row[11],
-    }
-
-
-# -- cursors: where a page ended -------------------------------------------------------------
-
-INVALID_CURSOR = "invalid cursor; pass next_cursor from a previous page"
-
-
-def _encode(doc: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(doc)).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> Any:
-    try:
-        return orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidCursor(INVALID_CURSOR) from None
-
-
-# A page of signals ends at (ts, seq) of its last signal.
-def encode_cursor(ts: str, seq: int) -> str:
-    return _encode({"ts": ts, "seq": seq})
-
-
-def decode_cursor(cursor: str) -> tuple[str, int]:
-    doc = _decode(cursor)
-    try:
-        ts, seq = doc["ts"], doc["seq"]
-        if not isinstance(ts, str) or type(seq) is not int or not 0 <= seq <= MAX_SEQ:
-            raise ValueError("wrong types")
-        return timeutil.normalize(ts), seq
-    except (ValueError, TypeError, KeyError):
-        raise InvalidCursor(INVALID_CURSOR) from None
-
-
-# A page of groups ends at (last event time, rule, host) of its last group: their order.
-def encode_group_cursor(last_ts: str, rule_id: str, host_id: str) -> str:
-    return _encode({"group": [last_ts, rule_id, host_id]})
-
-
-def decode_group_cursor(cursor: str) -> tuple[str, str, str]:
-    doc = _decode(cursor)
-    key = doc.get("group") if isinstance(doc, dict) else None
-    if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
-        raise InvalidCursor(INVALID_CURSOR + " of groups")
-    try:
-        return timeutil.normalize(key[0]), key[1], key[2]
-    except ValueError:
-        raise InvalidCursor(INVALID_CURSOR + " of groups") from None
 
 
 # -- signals ---------------------------------------------------------------------------------
@@ -137,7 +71,7 @@ async def _conditions(conn: aiosqlite.Connection,
         where.append(f"silence_id IS {'NOT ' if query.silenced else ''}NULL")
     search_by_rule = False
     if query.search:
-        pattern = "%" + _escape_like(query.search) + "%"
+        pattern = like_pattern(query.search)
         like = "(title LIKE ? ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\')"
         pairs = await _matching_titles(conn, pattern)
         if not pairs:
@@ -271,7 +205,7 @@ async def _signal_groups(conn: aiosqlite.Connection, query: SignalFilter,
 async def _rules_wholly_matched(conn: aiosqlite.Connection, search: str) -> list[str] | None:
     """The rules a search matches, when it matches every title of each (then it is a filter
     on the rules, which `group_counts` answers); None when it matches only some titles."""
-    pairs = await _matching_titles(conn, "%" + _escape_like(search) + "%")
+    pairs = await _matching_titles(conn, like_pattern(search))
     if len(pairs) > SEARCH_MAX_TITLES:
         return None
     matched: dict[str, int] = {}
@@ -533,10 +467,6 @@ def _index_for(query: SignalFilter, search_by_rule: bool) -> str:
     return "idx_signals_ts"
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def get_signal(conn: aiosqlite.Connection, signal_id: str) -> dict[str, Any] | None:
     async with conn.execute(
             f"SELECT {SIGNAL_COLUMNS}, (SELECT shipped_at FROM shipped "
@@ -570,14 +500,12 @@ async def list_agents(conn: aiosqlite.Connection, query: AgentFilter) -> list[di
     if query.since:
         where.append("last_seen >= ?")
         params.append(query.since)
-    sql = ("SELECT agent_id, last_timestamp AS timestamp, version, os_version, "
-           "uptime_seconds, last_seen AS received_at, first_seen, last_seen, status, "
-           "stale_since FROM agents"
+    sql = (f"SELECT {AGENT_COLUMNS} FROM agents"
            + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY status = 'stale' DESC, last_seen DESC, agent_id LIMIT ?")
     params.append(query.limit)
     async with conn.execute(sql, params) as cur:
-        return [dict(zip(AGENT_FIELDS, row, strict=True)) for row in await cur.fetchall()]
+        return [agent_row(row) for row in await cur.fetchall()]
 
 
 async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:
@@ -595,26 +523,9 @@ async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:
     agents = dict(await rows("SELECT status, count(*) FROM agents GROUP BY status"))
     silenced_open = dict(await rows("SELECT severity, sum(n) FROM silence_counts "
                                     "WHERE status = 'open' GROUP BY severity"))
-    by_severity: dict[str, int] = {}
-    by_status: dict[str, int] = {}
-    open_by_severity: dict[str, int] = {}
-    for severity, status, n in by_severity_status:
-        by_severity[severity] = by_severity.get(severity, 0) + n
-        by_status[status] = by_status.get(status, 0) + n
-        if status == "open" and n > silenced_open.get(severity, 0):
-            open_by_severity[severity] = n - silenced_open.get(severity, 0)
-    return {
-        "total_signals": sum(by_status.values()),
-        "last_24h": last_24h,
-        "by_severity": by_severity,
-        "by_status": by_status,
-        "open_by_severity": open_by_severity,
-        "silenced_open": sum(silenced_open.values()),
-        "by_host": by_host,
-        "top_rules": top_rules,
-        "agents": {"active": agents.get("active", 0), "stale": agents.get("stale", 0),
-                   "total": sum(agents.values())},
-    }
+    return stats_document(last_24h=last_24h, by_severity_status=by_severity_status,
+                          silenced_open=silenced_open, by_host=by_host, top_rules=top_rules,
+                          agents=agents)
 
 
 async def signal_volume(conn: aiosqlite.Connection, since: str, until: str,
@@ -647,8 +558,9 @@ async def forward_position(conn: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-async def unshipped(conn: aiosqlite.Connection, limit: int) -> ForwardBatch:
-    start = await forward_position(conn)
+async def unshipped(conn: aiosqlite.Connection, limit: int,
+                    after: ForwardPosition | None = None) -> ForwardBatch:
+    start = await forward_position(conn) if after is None else int(after)
     async with conn.execute(
             f"SELECT {SIGNAL_COLUMNS}, seq, EXISTS (SELECT 1 FROM shipped "
             "WHERE shipped.signal_id = signals.signal_id) AS is_shipped "

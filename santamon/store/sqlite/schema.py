@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import aiosqlite
 
 from ... import timeutil
+from ..base import SchemaTooNew
 
 log = logging.getLogger(__name__)
 
@@ -409,10 +410,6 @@ async def _to_v4(conn: aiosqlite.Connection) -> None:
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1, _to_v2, _to_v3,
                                                                        _to_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer server."""
 
 
 async def migrate(conn: aiosqlite.Connection, target: int = SCHEMA_VERSION) -> bool:

@@ -4,16 +4,15 @@ that under WAL never wait for it, and a maintenance connection for upgrades and 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from ... import timeutil
 from ..base import (
@@ -21,6 +20,7 @@ from ..base import (
     AlertBuilder,
     ConsoleSession,
     ForwardBatch,
+    ForwardPosition,
     GroupPage,
     Heartbeat,
     Matchers,
@@ -32,6 +32,7 @@ from ..base import (
     StatusResult,
     StoreUnavailable,
 )
+from ..common import IngestFailures
 from . import maintenance, reads, writes
 from .schema import migrate
 from .writer import CommitObserver, WriteOp, Writer
@@ -47,11 +48,6 @@ WRITER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -32000",
                   "wal_autocheckpoint = 0"]
 READER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -8000",  # 8 MB each: RSS under 200 MB
                   "query_only = ON"]
-# The health probe stores (and removes) a signal with a context of a typical size.
-PROBE_CONTEXT = orjson.dumps({"kind": "health_probe", "padding": "x" * 4000})
-# After a signal could not be stored, /health fails for this long unless one is stored since,
-# even when its own probe fits: real batches need more room than the probe.
-INGEST_FAILURE_MEMORY_SECONDS = 30.0
 # Triage by filter changes this many signals per transaction: a few milliseconds of the
 # writer each, so the ingests queued meanwhile are committed between two of them.
 TRIAGE_CHUNK = 500
@@ -72,7 +68,7 @@ class SQLiteStore:
         self._checkpoints: asyncio.Task[None] | None = None
         self._file: maintenance.FileIdentity | None = None
         self._open = False
-        self._ingest_failed: tuple[float, str] | None = None  # (monotonic time, why)
+        self._ingest_failures = IngestFailures()
 
     def _now(self) -> str:
         return timeutil.format_utc(self._clock())
@@ -93,6 +89,12 @@ class SQLiteStore:
 
     async def _open_all(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Plain sqlite3 first: aiosqlite leaves its thread to finish on its own when a connect
+        # fails, too late for a process that is exiting because of it. A thread of its own,
+        # gone when this is done, so a failed start leaves none behind.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            await asyncio.get_running_loop().run_in_executor(pool, maintenance.check_opens,
+                                                             self.path)
         self._maintenance = await self._connect(CONNECTION_PRAGMAS)
         if await migrate(self._maintenance):
             await maintenance.analyze(self._maintenance)
@@ -168,9 +170,9 @@ class SQLiteStore:
         try:
             stored = await self._write(writes.InsertSignals(signals))
         except StoreUnavailable as exc:
-            self._ingest_failed = (time.monotonic(), str(exc))
+            self._ingest_failures.failed(str(exc))
             raise
-        self._ingest_failed = None
+        self._ingest_failures.stored()
         return stored
 
     async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
@@ -230,10 +232,8 @@ class SQLiteStore:
 
     async def check_writable(self) -> None:
         self._check_file()
-        failed = self._ingest_failed
-        if failed and time.monotonic() - failed[0] < INGEST_FAILURE_MEMORY_SECONDS:
-            raise StoreUnavailable(f"the last signals could not be stored: {failed[1]}")
-        await self._write(writes.ProbeWrite(PROBE_CONTEXT))
+        self._ingest_failures.check()
+        await self._write(writes.ProbeWrite())
 
     async def size_bytes(self) -> int:
         return await asyncio.to_thread(maintenance.size_bytes, self.path)
@@ -252,9 +252,9 @@ class SQLiteStore:
     async def compact(self) -> None:
         await self._write(maintenance.Compact())
 
-    async def unshipped(self, limit: int) -> ForwardBatch:
+    async def unshipped(self, limit: int, after: ForwardPosition | None = None) -> ForwardBatch:
         async with self._reader() as conn:
-            return await reads.unshipped(conn, limit)
+            return await reads.unshipped(conn, limit, after)
 
     async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
         await self._write(writes.MarkShipped(signal_ids, position))

@@ -16,13 +16,13 @@ from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
 from ...domain.silences import Matchers, NewSilence, Silence
 from ..base import AlertBuilder, ConsoleSession, Heartbeat, StatusResult
+from ..common import FORWARD_POSITION_KEY, first_occurrences, probe_signal, stored_flags
 
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
 INSERT_ROWS_PER_STATEMENT = 500  # 5,500 parameters; SQLite allows 32,766
 SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_SIGNALS = ("INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
                   "tags, context, received_at, status, rule_description, silence_id) VALUES ")
-FORWARD_POSITION_KEY = "forward_position"
 SILENCES_VERSION_KEY = "silences_version"
 SILENCE_COLUMNS = ("id, rule_id, host_id, severity, title, comment, created_by, created_at, "
                    "ends_at, expired_at, expired_by, (SELECT coalesce(sum(n), 0) FROM "
@@ -101,19 +101,8 @@ class InsertSignals:
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[InsertSignals],
               now: str) -> list[list[bool]]:
-        unique: dict[str, NewSignal] = {}  # within a commit, an id's first occurrence wins
-        for op in ops:
-            for s in op.signals:
-                unique.setdefault(s.signal_id, s)
-        stored = insert_new_signals(conn, list(unique.values()), now)
-        results = []
-        for op in ops:
-            flags = []
-            for s in op.signals:
-                flags.append(s.signal_id in stored)
-                stored.discard(s.signal_id)  # a repeat within the commit is a duplicate
-            results.append(flags)
-        return results
+        calls = [op.signals for op in ops]
+        return stored_flags(calls, insert_new_signals(conn, first_occurrences(calls), now))
 
 
 @dataclass(slots=True)
@@ -358,18 +347,13 @@ class ProbeWrite:
     ever sees it, but it dirties the same table, index and counter pages a real signal does,
     so it needs as much room in the log: a full disk fails it as it fails ingest."""
 
-    context_json: bytes
     outside_transaction: ClassVar[bool] = False
 
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[ProbeWrite], now: str) -> list[None]:
-        probe = NewSignal(signal_id=f"santamon-health-probe-{now}", ts=now,
-                          host_id="santamon-health-probe", rule_id="SANTAMON-HEALTH",
-                          severity="info", title="health probe", tags_json=b"[]",
-                          context_json=ops[-1].context_json, rule_description=None)
         with closing(conn.execute(
                 INSERT_SIGNALS + SIGNAL_VALUES + " ON CONFLICT (signal_id) DO NOTHING "
-                "RETURNING seq", _signal_row(probe, now))) as cur:
+                "RETURNING seq", _signal_row(probe_signal(now), now))) as cur:
             inserted = cur.fetchall()
         conn.executemany("DELETE FROM signals WHERE seq = ?", inserted)
         return [None] * len(ops)

@@ -1,0 +1,196 @@
+"""What every engine does the same way, whatever its SQL: how a row becomes a signal, cursors,
+search terms, the /stats document, results of grouped inserts, and the health probe."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from .. import timeutil
+from ..domain.signals import NewSignal
+from .base import InvalidCursor, StoreUnavailable
+
+DAY_NS = 86_400 * 1_000_000_000
+MAX_SEQ = 2**63 - 1
+FORWARD_POSITION_KEY = "forward_position"  # in `meta`
+
+SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
+                  "context, status, received_at, silence_id")
+SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
+AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
+                "received_at", "first_seen", "last_seen", "status", "stale_since")
+AGENT_COLUMNS = ("agent_id, last_timestamp AS timestamp, version, os_version, uptime_seconds, "
+                 "last_seen AS received_at, first_seen, last_seen, status, stale_since")
+
+
+def signal_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A row that starts with SIGNAL_COLUMNS, as the API shows a signal (by position: name
+    lookups on sqlite3.Row cost more than the rest of a page)."""
+    return {
+        "signal_id": row[0],
+        "ts": row[1],
+        "host_id": row[2],
+        "rule_id": row[3],
+        "rule_description": row[4],
+        "severity": row[5],
+        "title": row[6],
+        "tags": orjson.Fragment(row[7] or "[]"),
+        "context": orjson.Fragment(row[8] or "{}"),
+        "status": row[9],
+        "received_at": row[10],
+        "silence_id": row[11],
+    }
+
+
+def agent_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of AGENT_COLUMNS."""
+    return dict(zip(AGENT_FIELDS, row, strict=True))
+
+
+# -- cursors: where a page ended -------------------------------------------------------------
+
+INVALID_CURSOR = "invalid cursor; pass next_cursor from a previous page"
+
+
+def _encode(doc: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(doc)).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> Any:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidCursor(INVALID_CURSOR) from None
+
+
+# A page of signals ends at (ts, seq) of its last signal.
+def encode_cursor(ts: str, seq: int) -> str:
+    return _encode({"ts": ts, "seq": seq})
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    doc = _decode(cursor)
+    try:
+        ts, seq = doc["ts"], doc["seq"]
+        if not isinstance(ts, str) or type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+            raise ValueError("wrong types")
+        return timeutil.normalize(ts), seq
+    except (ValueError, TypeError, KeyError):
+        raise InvalidCursor(INVALID_CURSOR) from None
+
+
+# A page of groups ends at (last event time, rule, host) of its last group: their order.
+def encode_group_cursor(last_ts: str, rule_id: str, host_id: str) -> str:
+    return _encode({"group": [last_ts, rule_id, host_id]})
+
+
+def decode_group_cursor(cursor: str) -> tuple[str, str, str]:
+    doc = _decode(cursor)
+    key = doc.get("group") if isinstance(doc, dict) else None
+    if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
+        raise InvalidCursor(INVALID_CURSOR + " of groups")
+    try:
+        return timeutil.normalize(key[0]), key[1], key[2]
+    except ValueError:
+        raise InvalidCursor(INVALID_CURSOR + " of groups") from None
+
+
+def like_pattern(term: str) -> str:
+    """A LIKE pattern (escaped by backslash) matching `term` anywhere, its wildcards literal."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# -- /stats ----------------------------------------------------------------------------------
+
+def stats_document(*, last_24h: int, by_severity_status: Iterable[Sequence[Any]],
+                   silenced_open: dict[str, int], by_host: dict[str, int],
+                   top_rules: dict[str, int], agents: dict[str, int]) -> dict[str, Any]:
+    """/stats from the counter tables: (severity, status, n) rows, open silenced signals per
+    severity, the top hosts and rules, and agents per status."""
+    by_severity: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    open_by_severity: dict[str, int] = {}
+    for severity, status, n in by_severity_status:
+        by_severity[severity] = by_severity.get(severity, 0) + n
+        by_status[status] = by_status.get(status, 0) + n
+        if status == "open" and n > silenced_open.get(severity, 0):
+            open_by_severity[severity] = n - silenced_open.get(severity, 0)
+    return {
+        "total_signals": sum(by_status.values()),
+        "last_24h": last_24h,
+        "by_severity": by_severity,
+        "by_status": by_status,
+        "open_by_severity": open_by_severity,
+        "silenced_open": sum(silenced_open.values()),
+        "by_host": by_host,
+        "top_rules": top_rules,
+        "agents": {"active": agents.get("active", 0), "stale": agents.get("stale", 0),
+                   "total": sum(agents.values())},
+    }
+
+
+# -- ingest calls stored together -------------------------------------------------------------
+
+def first_occurrences(calls: Iterable[list[NewSignal]]) -> list[NewSignal]:
+    """The signals of several insert calls stored in one transaction: within it, the first
+    occurrence of an id wins."""
+    unique: dict[str, NewSignal] = {}
+    for signals in calls:
+        for s in signals:
+            unique.setdefault(s.signal_id, s)
+    return list(unique.values())
+
+
+def stored_flags(calls: Iterable[list[NewSignal]], stored: set[str]) -> list[list[bool]]:
+    """Per call and signal, whether this occurrence is the one stored (`stored` is consumed)."""
+    results = []
+    for signals in calls:
+        flags = []
+        for s in signals:
+            flags.append(s.signal_id in stored)
+            stored.discard(s.signal_id)  # a repeat within the transaction is a duplicate
+        results.append(flags)
+    return results
+
+
+# -- the health probe -------------------------------------------------------------------------
+
+# The health probe stores (and removes) a signal with a context of a typical size.
+PROBE_CONTEXT = orjson.dumps({"kind": "health_probe", "padding": "x" * 4000})
+# After a signal could not be stored, /health fails for this long unless one is stored since,
+# even when its own probe fits: real batches need more room than the probe.
+INGEST_FAILURE_MEMORY_SECONDS = 30.0
+
+
+def probe_signal(now: str) -> NewSignal:
+    """What /health stores and removes in one transaction: nobody ever sees it, but it writes
+    what a real signal writes, so it fails where a real signal would."""
+    return NewSignal(signal_id=f"santamon-health-probe-{now}", ts=now,
+                     host_id="santamon-health-probe", rule_id="SANTAMON-HEALTH",
+                     severity="info", title="health probe", tags_json=b"[]",
+                     context_json=PROBE_CONTEXT, rule_description=None)
+
+
+class IngestFailures:
+    """The last time signals could not be stored, until some are."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, str] | None = None  # (monotonic time, why)
+
+    def failed(self, why: str) -> None:
+        self._last = (time.monotonic(), why)
+
+    def stored(self) -> None:
+        self._last = None
+
+    def check(self) -> None:
+        """Raise StoreUnavailable if signals failed to be stored a moment ago."""
+        last = self._last
+        if last and time.monotonic() - last[0] < INGEST_FAILURE_MEMORY_SECONDS:
+            raise StoreUnavailable(f"the last signals could not be stored: {last[1]}")

@@ -1,0 +1,220 @@
+"""The PostgreSQL engine's own behaviour, beyond the contract: instances migrating at once,
+concurrent stale checks, a transaction that commits after a later one, grouped ingests that
+fail alone, and the database going away and coming back under an open store."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+import time
+from signal import SIGCONT, SIGSTOP
+
+import asyncpg
+import orjson
+import pytest
+
+from santamon import timeutil
+from santamon.domain.agents import STALE_RULE_ID, stale_alert
+from santamon.store import Heartbeat, NewSignal, SignalFilter, StoreUnavailable
+from santamon.store.postgres import PostgresStore
+from santamon.store.postgres.schema import SCHEMA_VERSION
+
+from ..helpers import FakeClock
+from ..pg import PostgresServer
+
+NS = 1_000_000_000
+OUTAGE_BOUND_SECONDS = 15  # every call answers within this while the server is down
+
+
+def signal(signal_id: str, *, title: str = "Suspicious thing", host: str = "mac-1",
+           rule: str = "SM-001", severity: str = "high") -> NewSignal:
+    return NewSignal(signal_id=signal_id, ts="2026-11-03T22:22:07.000000000Z", host_id=host,
+                     rule_id=rule, severity=severity, title=title, tags_json=b"[]",
+                     context_json=orjson.dumps({"kind": "execution"}), rule_description=None)
+
+
+async def opened(url: str, **options) -> PostgresStore:
+    store = PostgresStore(url, **options)
+    await store.open()
+    return store
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+OPEN_AT = """
+import asyncio, sys, time
+from santamon.store.postgres import PostgresStore
+
+async def main(url, at):
+    time.sleep(max(0.0, at - time.time()))
+    store = PostgresStore(url)
+    await store.open()
+    await store.close()
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+"""
+
+
+async def test_instances_starting_at_once_migrate_the_schema_once(postgres_url):
+    start_at = str(time.time() + 2)  # after every interpreter has started
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-c", OPEN_AT, postgres_url, start_at,
+        stderr=asyncio.subprocess.PIPE) for _ in range(4)]
+    for proc in procs:
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, stderr.decode()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        assert await conn.fetch("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    finally:
+        await conn.close()
+    store = await opened(postgres_url)
+    try:
+        assert await store.insert_signals([signal("after")]) == [True]
+    finally:
+        await store.close()
+
+
+async def test_a_newer_schema_is_refused(postgres_url):
+    store = await opened(postgres_url)
+    await store.close()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute("UPDATE schema_version SET version = $1", SCHEMA_VERSION + 1)
+    finally:
+        await conn.close()
+    with pytest.raises(RuntimeError, match="newer than this server"):
+        await PostgresStore(postgres_url).open()
+
+
+# -- concurrency -------------------------------------------------------------------------------
+
+async def test_concurrent_stale_checks_raise_one_alert_per_silence(postgres_url):
+    clock = FakeClock()
+    stores = [await opened(postgres_url, clock=clock) for _ in range(3)]
+    try:
+        agents = [f"mac-{n:02d}" for n in range(30)]
+        for agent in agents:
+            await stores[0].record_heartbeat(Heartbeat(agent, timeutil.format_utc(clock())))
+        clock.advance(600)
+        cutoff = timeutil.format_utc(clock() - 180 * NS)
+        alert = functools.partial(stale_alert, threshold_seconds=180.0)
+        marked = await asyncio.gather(*(store.mark_stale_agents(cutoff, alert)
+                                        for store in stores for _ in range(3)))
+        everyone = [agent for batch in marked for agent in batch]
+        assert sorted(everyone) == agents  # each agent marked by exactly one check
+        alerts = (await stores[1].list_signals(
+            SignalFilter(rule_id=STALE_RULE_ID, limit=1000))).signals
+        assert sorted(a["host_id"] for a in alerts) == agents
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_signal_committed_after_a_later_one_is_still_forwarded(postgres_url):
+    store = await opened(postgres_url)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        # "early" takes its sequence number first, but its transaction commits last (with
+        # other counters than "late": the same ones would make "late" wait for its commit).
+        early = conn.transaction()
+        await early.start()
+        await conn.execute(
+            "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
+            "context, received_at) VALUES ('early', $1, 'mac-1', 'SM-001', 'high', 't', '[]', "
+            "'{}', $1)", timeutil.utc_now())
+        late = signal("late", host="mac-2", rule="SM-002", severity="low", title="other")
+        assert await store.insert_signals([late]) == [True]
+
+        batch = await store.unshipped(10)
+        # Nothing after a transaction still running is offered: it could yet commit before.
+        assert batch.signals == []
+        await store.mark_shipped([], batch.end)
+
+        await early.commit()
+        forwarded = []
+        for _ in range(3):
+            batch = await store.unshipped(10)
+            forwarded += [s["signal_id"] for s in batch.signals]
+            await store.mark_shipped([s["signal_id"] for s in batch.signals], batch.end)
+        assert forwarded == ["late", "early"] or forwarded == ["early", "late"]
+    finally:
+        await conn.close()
+        await store.close()
+
+
+async def test_one_refused_call_does_not_fail_the_calls_grouped_with_it(postgres_url):
+    store = await opened(postgres_url)
+    try:
+        outcomes = await asyncio.gather(
+            store.insert_signals([signal("a1"), signal("a2")]),
+            store.insert_signals([signal("bad"), signal("bad-2", title="nul \x00 inside")]),
+            store.insert_signals([signal("b1")]),
+            return_exceptions=True)
+        assert outcomes[0] == [True, True] and outcomes[2] == [True]
+        assert isinstance(outcomes[1], StoreUnavailable)
+        assert await store.get_signal("bad") is None
+        assert (await store.stats())["total_signals"] == 3
+        await store.check_writable()  # the database is fine
+    finally:
+        await store.close()
+
+
+# -- outages -----------------------------------------------------------------------------------
+
+async def within_bound(call):
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(call, OUTAGE_BOUND_SECONDS)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_an_outage_answers_store_unavailable_and_the_store_recovers(
+        private_postgres: PostgresServer, mode):
+    url = private_postgres.new_database()
+    store = await opened(url)
+    try:
+        assert await store.insert_signals([signal("before")]) == [True]
+        await asyncio.to_thread(private_postgres.stop, mode)
+        await within_bound(store.insert_signals([signal("during")]))
+        await within_bound(store.list_signals(SignalFilter()))
+        await within_bound(store.record_heartbeat(Heartbeat("mac-1", timeutil.utc_now())))
+        await within_bound(store.check_writable())
+        await asyncio.to_thread(private_postgres.start)
+
+        # the same store, not reopened
+        assert await store.insert_signals([signal("after")]) == [True]
+        await store.check_writable()
+        page = await store.list_signals(SignalFilter())
+        assert {s["signal_id"] for s in page.signals} == {"before", "after"}
+    finally:
+        await store.close()
+
+
+async def test_a_connection_that_stops_answering_is_not_used_again(private_postgres):
+    url = private_postgres.new_database()
+    store = await opened(url, pool_size=1, command_timeout=1.0)
+    admin = await asyncpg.connect(url)
+    try:
+        assert await store.insert_signals([signal("s1")]) == [True]
+        backends = [row[0] for row in await admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'santamon' "
+            "AND datname = current_database()")]
+        assert len(backends) == 1
+        # The backend freezes, as a server behind a dead network path looks to its client.
+        os.kill(backends[0], SIGSTOP)
+        try:
+            assert await within_bound(store.list_signals(SignalFilter())) < 5
+        finally:
+            os.kill(backends[0], SIGCONT)
+        assert len((await store.list_signals(SignalFilter())).signals) == 1
+        now = [row[0] for row in await admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'santamon' "
+            "AND datname = current_database()")]
+        assert backends[0] not in now
+    finally:
+        await admin.close()
+        await store.close()
