@@ -8,7 +8,7 @@ from typing import Any
 import aiosqlite
 
 from ... import timeutil
-from ...domain.signals import SEVERITIES, STATUSES
+from ...domain.signals import STATUSES
 from ...domain.silences import Matchers, Silence
 from ..base import (
     AgentFilter,
@@ -23,28 +23,25 @@ from ..common import (
     AGENT_COLUMNS,
     DAY_NS,
     FORWARD_POSITION_KEY,
+    SEARCH_MAX_TITLES,
     SEQ,
+    SEVERITY_RANK,
     SIGNAL_COLUMNS,
-    agent_row,
-    decode_cursor,
-    decode_group_cursor,
-    encode_cursor,
-    encode_group_cursor,
-    like_pattern,
-    signal_row,
-    stats_document,
-)
-from .writes import (
     SILENCE_COLUMNS,
     SILENCES_VERSION_KEY,
-    chunks,
-    open_matching_query,
-    placeholders,
-    silence_from_row,
+    GroupKey,
+    agent_row,
+    decode_cursor,
+    encode_cursor,
+    group_page,
+    like_pattern,
+    signal_row,
+    silence_row,
+    stats_document,
 )
+from .writes import chunks, open_matching_query, placeholders
 
 SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
-SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
 
 
 # -- signals ---------------------------------------------------------------------------------
@@ -149,75 +146,21 @@ async def max_seq(conn: aiosqlite.Connection) -> int:
     return seq or 0
 
 
-# -- groups of repeats -----------------------------------------------------------------------
-# Without a time window or a search, groups come from `group_counts` (schema.py): walking its
-# buckets newest first finds a page of groups without touching the signals. A time window or a
-# search groups the matching signals themselves, read through the same index as a page of them.
+# -- groups of repeats (common.group_page) -----------------------------------------------------
 
 BUCKET_COLUMNS = "rule_id, host_id, status, severity, silence_id, n, first_ts, last_ts"
 GROUPS_PER_QUERY = 100  # groups fetched with one query of OR'ed keys
-# Rules a search covers whole, with at least this share of the signals, have their groups
-# found by walking every group newest first (a page turns up soon); rarer ones are sorted.
-WALK_MIN_SHARE = 0.25
-MAX_WALK_BATCH = 20_000
-SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
-GroupKey = tuple[str, str, str]  # (last event time, rule, host): groups come in its order
 
 
 async def signal_groups(conn: aiosqlite.Connection, query: SignalFilter) -> GroupPage:
     """Two or three queries whatever the page size (under concurrency every round trip to a
     reader thread costs more than the SQL itself), in one read transaction: the groups a
     page names are the ones whose counts it shows, whatever triage does meanwhile."""
-    after = decode_group_cursor(query.cursor) if query.cursor else None
     await conn.execute("BEGIN")
     try:
-        return await _signal_groups(conn, query, after)
+        return await group_page(_GroupQueries(conn), query)
     finally:
         await conn.execute("COMMIT")
-
-
-async def _signal_groups(conn: aiosqlite.Connection, query: SignalFilter,
-                         after: GroupKey | None) -> GroupPage:
-    rules = None
-    if query.search and not (query.since or query.until):
-        rules = await _rules_wholly_matched(conn, query.search)
-        if rules == []:
-            return GroupPage([], None)
-    if (query.search and rules is None) or query.since or query.until:
-        if after is None and not (query.search or query.host_id or query.rule_id):
-            return await _first_groups_of_window(conn, query)
-        return await _groups_of_signals(conn, query, after)
-    where, params = _bucket_conditions(query, rules)
-    # One rule's groups are sorted (a few thousand buckets at most); a search's rules are
-    # walked when they are common.
-    share = await _share_of(conn, rules) if rules and not query.rule_id else 1.0
-    if query.host_id or query.rule_id or share < WALK_MIN_SHARE:
-        keys = await _few_groups(conn, query, where, params, after)
-    else:
-        keys = await _walk_groups(conn, query, where, params, after, share)
-    groups = await _buckets_of(conn, keys[:query.limit], where, params)
-    page = [groups[(rule, host)] for _, rule, host in keys[:query.limit]]
-    next_cursor = encode_group_cursor(*keys[query.limit - 1]) if len(keys) > query.limit \
-        else None
-    return GroupPage(page, next_cursor)
-
-
-async def _rules_wholly_matched(conn: aiosqlite.Connection, search: str) -> list[str] | None:
-    """The rules a search matches, when it matches every title of each (then it is a filter
-    on the rules, which `group_counts` answers); None when it matches only some titles."""
-    pairs = await _matching_titles(conn, like_pattern(search))
-    if len(pairs) > SEARCH_MAX_TITLES:
-        return None
-    matched: dict[str, int] = {}
-    for rule, _, _ in pairs:
-        matched[rule] = matched.get(rule, 0) + 1
-    if not matched:
-        return []
-    async with conn.execute(
-            "SELECT rule_id, count(*) FROM signal_titles WHERE n > 0 AND rule_id IN "
-            f"({placeholders(len(matched))}) GROUP BY rule_id", list(matched)) as cur:
-        titles = dict(await cur.fetchall())
-    return sorted(matched) if titles == matched else None
 
 
 def _bucket_conditions(query: SignalFilter,
@@ -241,205 +184,146 @@ def _bucket_conditions(query: SignalFilter,
     return where, params
 
 
-async def _share_of(conn: aiosqlite.Connection, rules: list[str]) -> float:
-    async with conn.execute(
+def _either_key(keys: list[GroupKey]) -> tuple[str, list[str]]:
+    return (" OR ".join(["(rule_id = ? AND host_id = ?)"] * len(keys)),
+            [v for _, rule, host in keys for v in (rule, host)])
+
+
+class _GroupQueries:
+    """The SQL of common.GroupSource for SQLite, on one reader in a read transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def _rows(self, sql: str, params: list[Any]) -> list[Any]:
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def matching_titles(self, pattern: str) -> list[tuple[str, str]]:
+        return [(rule, title) for rule, title, _ in await _matching_titles(self._conn, pattern)]
+
+    async def titles_per_rule(self, rules: list[str]) -> dict[str, int]:
+        return dict(await self._rows(
+            "SELECT rule_id, count(*) FROM signal_titles WHERE n > 0 AND rule_id IN "
+            f"({placeholders(len(rules))}) GROUP BY rule_id", rules))
+
+    async def share_of(self, rules: list[str]) -> float:
+        ((part, total),) = await self._rows(
             "SELECT (SELECT coalesce(sum(n), 0) FROM rule_counts WHERE rule_id IN "
             f"({placeholders(len(rules))})), (SELECT coalesce(sum(n), 0) FROM rule_counts)",
-            rules) as cur:
-        part, total = await cur.fetchone()
-    return part / total if total else 1.0
+            rules)
+        return part / total if total else 1.0
 
-
-async def _few_groups(conn: aiosqlite.Connection, query: SignalFilter, where: list[str],
-                      params: list[Any], after: GroupKey | None) -> list[GroupKey]:
-    """A host has a few dozen groups, a rule one per host at most: all of them, sorted."""
-    # Not the walk index: the host's, or the primary key (which starts with the rule).
-    index = "INDEXED BY idx_group_counts_host" if query.host_id else "NOT INDEXED"
-    async with conn.execute(
+    async def sorted_groups(self, query: SignalFilter, rules: list[str] | None,
+                            after: GroupKey | None) -> list[GroupKey]:
+        where, params = _bucket_conditions(query, rules)
+        # Not the walk index: the host's, or the primary key (which starts with the rule).
+        index = "INDEXED BY idx_group_counts_host" if query.host_id else "NOT INDEXED"
+        rows = await self._rows(
             f"SELECT max(last_ts), rule_id, host_id FROM group_counts {index} WHERE "
             + " AND ".join(where) + " GROUP BY rule_id, host_id"
             + (" HAVING (max(last_ts), rule_id, host_id) < (?, ?, ?)" if after else "")
             + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?",
-            [*params, *(after or ()), query.limit + 1]) as cur:
-        return [tuple(row) for row in await cur.fetchall()]
+            [*params, *(after or ()), query.limit + 1])
+        return [tuple(row) for row in rows]
 
-
-async def _walk_groups(conn: aiosqlite.Connection, query: SignalFilter, where: list[str],
-                       params: list[Any], after: GroupKey | None,
-                       share: float) -> list[GroupKey]:
-    """The keys of the next `limit + 1` groups: the buckets of each status newest first,
-    merged; the first bucket met of a group carries its last event time."""
-    statuses = [query.status] if query.status else list(STATUSES)
-    arm_where = [*where, "(last_ts, rule_id, host_id) < (?, ?, ?)"]
-    if not query.status:
-        arm_where.append("status = ?")
-    # Past a cursor, a group met here may have a newer bucket above it: it was on an earlier
-    # page. Its newest bucket under the filters says so.
-    newest = (f", (SELECT max(last_ts) FROM group_counts AS g2 WHERE g2.rule_id = g.rule_id "
-              f"AND g2.host_id = g.host_id AND {' AND '.join(where)})" if after else "")
-    arm = (f"SELECT last_ts, rule_id, host_id{newest} FROM group_counts AS g INDEXED BY "
-           f"idx_group_counts_walk WHERE {' AND '.join(arm_where)}")
-    sql = (" UNION ALL ".join([arm] * len(statuses))
-           + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
-    # A group has one to a few buckets; a filter passes over others' buckets: each further
-    # read goes four times as far, so a sparse filter takes few round trips.
-    batch = min(MAX_WALK_BATCH, int((query.limit + 1) * 3 / share))
-    keys: list[GroupKey] = []
-    seen: set[tuple[str, str]] = set()
-    below = after or ("\uffff", "", "")  # above every stored time
-    while True:
+    async def walk(self, query: SignalFilter, rules: list[str] | None, after: GroupKey | None,
+                   below: GroupKey, batch: int) -> list[Any]:
+        """The buckets of each status newest first, merged."""
+        where, params = _bucket_conditions(query, rules)
+        statuses = [query.status] if query.status else list(STATUSES)
+        arm_where = [*where, "(last_ts, rule_id, host_id) < (?, ?, ?)"]
+        if not query.status:
+            arm_where.append("status = ?")
+        newest = (f", (SELECT max(last_ts) FROM group_counts AS g2 WHERE g2.rule_id = "
+                  f"g.rule_id AND g2.host_id = g.host_id AND {' AND '.join(where)})"
+                  if after else "")
+        arm = (f"SELECT last_ts, rule_id, host_id{newest} FROM group_counts AS g INDEXED BY "
+               f"idx_group_counts_walk WHERE {' AND '.join(arm_where)}")
         sql_params: list[Any] = []
         for status in statuses:
             sql_params += [*(params * 2 if after else params), *below]
             if not query.status:
                 sql_params.append(status)
-        async with conn.execute(sql, [*sql_params, batch]) as cur:
-            rows = await cur.fetchall()
-        for row in rows:
-            last_ts, rule, host = row[:3]
-            if (rule, host) in seen:
-                continue
-            seen.add((rule, host))
-            if after is None or row[3] == last_ts:
-                keys.append((last_ts, rule, host))
-                if len(keys) > query.limit:
-                    return keys
-        if len(rows) < batch:
-            return keys
-        below = tuple(rows[-1][:3])
-        batch = min(MAX_WALK_BATCH, batch * 4)
+        return await self._rows(" UNION ALL ".join([arm] * len(statuses))
+                                + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?",
+                                [*sql_params, batch])
 
-
-async def _buckets_of(conn: aiosqlite.Connection, keys: list[GroupKey], where: list[str],
-                      params: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every bucket of these groups under the filters, folded into one entry per group, with
-    the newest signal of each."""
-    rows: list[Any] = []
-    for chunk in chunks(keys, GROUPS_PER_QUERY):
-        either = " OR ".join(["(rule_id = ? AND host_id = ?)"] * len(chunk))
-        async with conn.execute(
+    async def buckets(self, query: SignalFilter, rules: list[str] | None,
+                      keys: list[GroupKey]) -> list[Any]:
+        where, params = _bucket_conditions(query, rules)
+        rows: list[Any] = []
+        for chunk in chunks(keys, GROUPS_PER_QUERY):
+            either, key_params = _either_key(chunk)
+            rows += await self._rows(
                 f"SELECT {BUCKET_COLUMNS}, (SELECT signal_id FROM signals INDEXED BY "
                 "idx_signals_group WHERE rule_id = g.rule_id AND host_id = g.host_id AND "
                 "status = g.status AND severity = g.severity AND silence_id IS "
                 "nullif(g.silence_id, 0) AND ts = g.last_ts LIMIT 1) "
                 f"FROM group_counts AS g WHERE ({either}) AND " + " AND ".join(where),
-                [*(v for _, rule, host in chunk for v in (rule, host)), *params]) as cur:
-            rows += await cur.fetchall()
-    return _fold(rows)
+                [*key_params, *params])
+        return rows
 
-
-def _fold(rows: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Buckets (BUCKET_COLUMNS and the newest signal's id) into one entry per group."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for rule, host, status, severity, silence_id, n, first_ts, last_ts, newest in rows:
-        group = groups.get((rule, host))
-        if group is None:
-            group = groups[(rule, host)] = {
-                "rule_id": rule, "host_id": host, "count": 0, "first_ts": first_ts,
-                "last_ts": last_ts, "severity": severity, "by_status": {}, "silenced": 0,
-                "sample_signal_id": newest}
-        group["count"] += n
-        group["by_status"][status] = group["by_status"].get(status, 0) + n
-        if silence_id:
-            group["silenced"] += n
-        group["first_ts"] = min(group["first_ts"], first_ts)
-        if last_ts > group["last_ts"]:
-            group["last_ts"], group["sample_signal_id"] = last_ts, newest
-        if SEVERITY_RANK.get(severity, -1) > SEVERITY_RANK.get(group["severity"], -1):
-            group["severity"] = severity
-    return groups
-
-
-async def _first_groups_of_window(conn: aiosqlite.Connection,
-                                  query: SignalFilter) -> GroupPage:
-    """The first page of a time window: its newest signals name the groups (a page turns up
-    within the first few dozen of them, not after grouping the whole window), and the group
-    index counts each one's signals in the window."""
-    conditions = await _conditions(conn, query)
-    assert conditions is not None  # no search: every filter is a plain condition
-    where, params, _ = conditions
-    clause = " WHERE " + " AND ".join(where) if where else ""
-    keys: list[GroupKey] = []
-    seen: set[tuple[str, str]] = set()
-    fetch = (query.limit + 1) * 4
-    while True:
-        async with conn.execute(f"SELECT ts, rule_id, host_id FROM signals INDEXED BY "
+    async def newest_signals(self, query: SignalFilter, count: int) -> list[Any]:
+        where, params = await self._plain_conditions(query)
+        clause = " WHERE " + " AND ".join(where) if where else ""
+        return await self._rows(f"SELECT ts, rule_id, host_id FROM signals INDEXED BY "
                                 f"idx_signals_ts{clause} ORDER BY ts DESC LIMIT ?",
-                                [*params, fetch]) as cur:
-            rows = await cur.fetchall()
-        keys, seen = [], set()
-        for ts, rule, host in rows:
-            if (rule, host) not in seen:
-                seen.add((rule, host))
-                keys.append((ts, rule, host))
-        # Done once past the page, and past every group tied with its last one (groups
-        # sharing a time come in rule and host order, as in later pages).
-        if len(rows) < fetch or (len(keys) > query.limit and rows[-1][0] < keys[query.limit][0]):
-            break
-        fetch *= 4  # read again, further: cheaper than keeping a position among equal times
-    keys = sorted(keys, reverse=True)[:query.limit + 1]
-    page_keys = keys[:query.limit]
-    rows = []
-    for chunk in chunks(page_keys, GROUPS_PER_QUERY):
-        either = " OR ".join(["(rule_id = ? AND host_id = ?)"] * len(chunk))
-        async with conn.execute(
-                "SELECT b.*, (SELECT signal_id FROM signals INDEXED BY idx_signals_group WHERE "
-                "rule_id = b.rule_id AND host_id = b.host_id AND status = b.status AND "
-                "severity = b.severity AND silence_id IS b.silence_id AND ts = b.last_ts "
-                "LIMIT 1) FROM (SELECT rule_id, host_id, status, severity, silence_id, "
-                "count(*), min(ts), max(ts) AS last_ts FROM signals INDEXED BY "
-                f"idx_signals_group WHERE ({either})"
+                                [*params, count])
+
+    async def window_buckets(self, query: SignalFilter, keys: list[GroupKey]) -> list[Any]:
+        where, params = await self._plain_conditions(query)
+        rows: list[Any] = []
+        for chunk in chunks(keys, GROUPS_PER_QUERY):
+            either, key_params = _either_key(chunk)
+            rows += await self._rows(
+                "SELECT rule_id, host_id, status, severity, coalesce(silence_id, 0), n, "
+                "first_ts, last_ts, (SELECT signal_id FROM signals INDEXED BY "
+                "idx_signals_group WHERE rule_id = b.rule_id AND host_id = b.host_id AND "
+                "status = b.status AND severity = b.severity AND silence_id IS b.silence_id "
+                "AND ts = b.last_ts LIMIT 1) FROM (SELECT rule_id, host_id, status, "
+                "severity, silence_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts "
+                f"FROM signals INDEXED BY idx_signals_group WHERE ({either})"
                 + "".join(f" AND {term}" for term in where)
                 + " GROUP BY rule_id, host_id, status, severity, silence_id) AS b",
-                [*(v for _, rule, host in chunk for v in (rule, host)), *params]) as cur:
-            rows += await cur.fetchall()
-    groups = _fold(rows)
-    next_cursor = encode_group_cursor(*page_keys[-1]) if len(keys) > query.limit else None
-    return GroupPage([groups[(rule, host)] for _, rule, host in page_keys], next_cursor)
+                [*key_params, *params])
+        return rows
 
+    async def _plain_conditions(self, query: SignalFilter) -> tuple[list[str], list[Any]]:
+        conditions = await _conditions(self._conn, query)
+        assert conditions is not None  # no search: every filter is a plain condition
+        return conditions[0], conditions[1]
 
-async def _groups_of_signals(conn: aiosqlite.Connection, query: SignalFilter,
-                             after: GroupKey | None) -> GroupPage:
-    conditions = await _conditions(conn, query)
-    if conditions is None:
-        return GroupPage([], None)
-    where, params, index = conditions
-    if not (query.search or query.host_id or query.rule_id):
-        # The time index carries every column a group needs: no row is read.
-        index = "idx_signals_ts"
-    rank = " ".join(f"WHEN '{severity}' THEN {n}" for severity, n in SEVERITY_RANK.items())
-    # What the filter already fixes is not counted row by row.
-    by_status = ", ".join(f"sum(status = '{status}')" if query.status is None
-                          else str(int(status == query.status)) + " * count(*)"
-                          for status in STATUSES)
-    silenced = {None: "sum(silence_id IS NOT NULL)", True: "count(*)", False: "0"}[
-        query.silenced]
-    inner = (f"SELECT max(ts) AS last, rule_id, host_id, count(*) AS n, min(ts) AS first, "
-             f"max(CASE severity {rank} ELSE -1 END) AS top, {by_status}, "
-             f"{silenced} AS silenced "
-             f"FROM signals INDEXED BY {index}"
-             + (" WHERE " + " AND ".join(where) if where else "")
-             + " GROUP BY rule_id, host_id"
-             + (" HAVING (max(ts), rule_id, host_id) < (?, ?, ?)" if after else "")
-             + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
-    # The newest matching signal of each group on the page: one seek by host and time.
-    sample = ("(SELECT signal_id FROM signals INDEXED BY idx_signals_host_ts WHERE "
-              "host_id = page.host_id AND ts = page.last AND rule_id = page.rule_id"
-              + "".join(f" AND {term}" for term in where) + " LIMIT 1)")
-    async with conn.execute(f"SELECT page.*, {sample} FROM ({inner}) AS page",
-                            [*params, *params, *(after or ()), query.limit + 1]) as cur:
-        rows = await cur.fetchall()
-    groups = []
-    for last, rule, host, count, first, top, *rest in rows[:query.limit]:
-        *statuses, silenced, sample_id = rest
-        groups.append({
-            "rule_id": rule, "host_id": host, "count": count, "first_ts": first,
-            "last_ts": last, "severity": SEVERITIES[top] if top >= 0 else None,
-            "by_status": {status: n for status, n in zip(STATUSES, statuses, strict=True) if n},
-            "silenced": silenced, "sample_signal_id": sample_id})
-    next_cursor = encode_group_cursor(*rows[query.limit - 1][:3]) \
-        if len(rows) > query.limit else None
-    return GroupPage(groups, next_cursor)
+    async def grouped_signals(self, query: SignalFilter,
+                              after: GroupKey | None) -> list[Any] | None:
+        conditions = await _conditions(self._conn, query)
+        if conditions is None:
+            return None
+        where, params, index = conditions
+        if not (query.search or query.host_id or query.rule_id):
+            # The time index carries every column a group needs: no row is read.
+            index = "idx_signals_ts"
+        rank = " ".join(f"WHEN '{severity}' THEN {n}" for severity, n in SEVERITY_RANK.items())
+        # What the filter already fixes is not counted row by row.
+        by_status = ", ".join(f"sum(status = '{status}')" if query.status is None
+                              else str(int(status == query.status)) + " * count(*)"
+                              for status in STATUSES)
+        silenced = {None: "sum(silence_id IS NOT NULL)", True: "count(*)", False: "0"}[
+            query.silenced]
+        inner = (f"SELECT max(ts) AS last, rule_id, host_id, count(*) AS n, min(ts) AS first, "
+                 f"max(CASE severity {rank} ELSE -1 END) AS top, {by_status}, "
+                 f"{silenced} AS silenced "
+                 f"FROM signals INDEXED BY {index}"
+                 + (" WHERE " + " AND ".join(where) if where else "")
+                 + " GROUP BY rule_id, host_id"
+                 + (" HAVING (max(ts), rule_id, host_id) < (?, ?, ?)" if after else "")
+                 + " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?")
+        # The newest matching signal of each group on the page: one seek by host and time.
+        sample = ("(SELECT signal_id FROM signals INDEXED BY idx_signals_host_ts WHERE "
+                  "host_id = page.host_id AND ts = page.last AND rule_id = page.rule_id"
+                  + "".join(f" AND {term}" for term in where) + " LIMIT 1)")
+        return await self._rows(f"SELECT page.*, {sample} FROM ({inner}) AS page",
+                                [*params, *params, *(after or ()), query.limit + 1])
 
 
 async def _matching_titles(conn: aiosqlite.Connection, pattern: str) -> list[tuple[str, str, int]]:
@@ -487,7 +371,7 @@ async def get_signal(conn: aiosqlite.Connection, signal_id: str) -> dict[str, An
         async with conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?",
                                 (signal["silence_id"],)) as cur:
             found = await cur.fetchone()
-        signal["silence"] = silence_from_row(found) if found else None
+        signal["silence"] = silence_row(found) if found else None
     return signal
 
 
@@ -592,7 +476,7 @@ async def list_silences(conn: aiosqlite.Connection, active_at: str | None,
              if active_at else "")
     async with conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences {where}ORDER BY id DESC "
                             f"LIMIT {int(limit)}", (active_at,) if active_at else ()) as cur:
-        return [silence_from_row(row) for row in await cur.fetchall()]
+        return [silence_row(row) for row in await cur.fetchall()]
 
 
 async def count_open_matching(conn: aiosqlite.Connection, matchers: Matchers) -> int:

@@ -32,7 +32,7 @@ from ..base import (
     StatusResult,
     StoreUnavailable,
 )
-from ..common import IngestFailures
+from ..common import IngestFailures, triage_in_chunks
 from . import maintenance, reads, writes
 from .schema import migrate
 from .writer import CommitObserver, WriteOp, Writer
@@ -48,9 +48,6 @@ WRITER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -32000",
                   "wal_autocheckpoint = 0"]
 READER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -8000",  # 8 MB each: RSS under 200 MB
                   "query_only = ON"]
-# Triage by filter changes this many signals per transaction: a few milliseconds of the
-# writer each, so the ingests queued meanwhile are committed between two of them.
-TRIAGE_CHUNK = 500
 
 
 class SQLiteStore:
@@ -186,18 +183,17 @@ class SQLiteStore:
                                   actor: str, limit: int) -> tuple[int, bool]:
         async with self._reader() as conn:
             newest = await reads.max_seq(conn)  # what arrives meanwhile is not triaged
-        changed = 0
-        while changed < limit:
+
+        async def next_ids(count: int) -> list[str]:
             async with self._reader() as conn:
-                ids = await reads.matching_ids(conn, query, status, newest,
-                                               min(TRIAGE_CHUNK, limit - changed))
-            if not ids:
-                return changed, False
+                return await reads.matching_ids(conn, query, status, newest, count)
+
+        async def change(ids: list[str]) -> int:
             result = await self._write(writes.SetStatus(ids, status, note, actor,
                                                         only_changes=True))
-            changed += result.changed
-        async with self._reader() as conn:
-            return changed, bool(await reads.matching_ids(conn, query, status, newest, 1))
+            return result.changed
+
+        return await triage_in_chunks(next_ids, change, limit)
 
     async def list_signals(self, query: SignalFilter) -> SignalPage:
         async with self._reader() as conn:

@@ -16,17 +16,23 @@ from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
 from ...domain.silences import Matchers, NewSilence, Silence
 from ..base import AlertBuilder, ConsoleSession, Heartbeat, StatusResult
-from ..common import FORWARD_POSITION_KEY, first_occurrences, probe_signal, stored_flags
+from ..common import (
+    FORWARD_POSITION_KEY,
+    SILENCE_COLUMNS,
+    SILENCES_VERSION_KEY,
+    first_occurrences,
+    probe_signal,
+    resolution_note,
+    silence_row,
+    stale_alerts,
+    stored_flags,
+)
 
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
 INSERT_ROWS_PER_STATEMENT = 500  # 5,500 parameters; SQLite allows 32,766
 SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_SIGNALS = ("INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
                   "tags, context, received_at, status, rule_description, silence_id) VALUES ")
-SILENCES_VERSION_KEY = "silences_version"
-SILENCE_COLUMNS = ("id, rule_id, host_id, severity, title, comment, created_by, created_at, "
-                   "ends_at, expired_at, expired_by, (SELECT coalesce(sum(n), 0) FROM "
-                   "silence_counts WHERE silence_id = silences.id)")
 
 
 def chunks(items: list[Any], size: int = SQL_PARAMS_PER_QUERY) -> Iterable[list[Any]]:
@@ -41,13 +47,6 @@ def placeholders(count: int) -> str:
 def _signal_row(s: NewSignal, now: str) -> tuple[Any, ...]:
     return (s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title, s.tags_json,
             s.context_json, now, NEW_STATUS, s.rule_description, s.silence_id)
-
-
-def silence_from_row(row: Any) -> Silence:
-    """A row that starts with SILENCE_COLUMNS."""
-    return Silence(id=row[0], matchers=Matchers(row[1], row[2], row[3], row[4]),
-                   comment=row[5], created_by=row[6], created_at=row[7], ends_at=row[8],
-                   expired_at=row[9], expired_by=row[10], signals=row[11])
 
 
 def open_matching_query(matchers: Matchers) -> tuple[str, list[Any]]:
@@ -211,16 +210,15 @@ class MarkStale:
             with closing(conn.execute(f"SELECT {agent_columns} FROM agents WHERE status = "
                                       "'stale' AND alert_held = 1")) as cur:
                 held = [SilentAgent(*row) for row in cur.fetchall()]
-            alerts = {agent.agent_id: op.alert(agent, now) for agent in silent + held}
+            outcome = stale_alerts(silent, held, op.alert, now)
             conn.executemany(
                 "UPDATE agents SET status = 'stale', stale_since = ?, alert_held = ? "
                 "WHERE agent_id = ?",
-                [(now, alerts[agent.agent_id] is None, agent.agent_id) for agent in silent])
-            raised = [agent.agent_id for agent in held if alerts[agent.agent_id] is not None]
+                [(now, agent.agent_id in outcome.held, agent.agent_id) for agent in silent])
             conn.executemany("UPDATE agents SET alert_held = 0 WHERE agent_id = ?",
-                             [(agent_id,) for agent_id in raised])
-            insert_new_signals(conn, [a for a in alerts.values() if a is not None], now)
-            results.append([agent.agent_id for agent in silent] + raised)
+                             [(agent_id,) for agent_id in outcome.raised])
+            insert_new_signals(conn, outcome.alerts, now)
+            results.append(outcome.reported)
         return results
 
 
@@ -249,9 +247,8 @@ class CreateSilence:
                 with closing(conn.execute(sql, params)) as cur:
                     ids = [sid for sid, title in cur.fetchall()
                            if matchers.title_matches(title)]
-                note = f"resolved with silence #{silence_id}: {new.comment}"
-                resolved = SetStatus(ids, "resolved", note, new.created_by,
-                                     only_changes=True)._apply(conn, now).changed
+                resolved = SetStatus(ids, "resolved", resolution_note(silence_id, new.comment),
+                                     new.created_by, only_changes=True)._apply(conn, now).changed
             _bump_silences_version(conn)
             results.append((Silence(silence_id, matchers, new.comment, new.created_by, now,
                                     new.ends_at), resolved))
@@ -278,7 +275,7 @@ class ExpireSilence:
             with closing(conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?",
                                       (op.silence_id,))) as cur:
                 row = cur.fetchone()
-            results.append(silence_from_row(row) if row else None)
+            results.append(silence_row(row) if row else None)
         return results
 
 
