@@ -16,7 +16,7 @@ import orjson
 from .. import timeutil
 from ..domain.agents import SilentAgent
 from ..domain.signals import SEVERITIES, STATUSES, NewSignal
-from ..domain.silences import Matchers, Silence
+from ..domain.silences import WILDCARD, Matchers, Silence
 from .base import AlertBuilder, GroupPage, InvalidCursor, SignalFilter, StoreUnavailable
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -61,8 +61,8 @@ def agent_row(row: Sequence[Any]) -> dict[str, Any]:
 # -- silences --------------------------------------------------------------------------------
 
 SILENCE_COLUMNS = ("id, rule_id, host_id, severity, title, comment, created_by, created_at, "
-                   "ends_at, expired_at, expired_by, (SELECT coalesce(sum(n), 0) FROM "
-                   "silence_counts WHERE silence_id = silences.id)")
+                   "ends_at, expired_at, expired_by, (SELECT CAST(coalesce(sum(n), 0) AS bigint) "
+                   "FROM silence_counts WHERE silence_id = silences.id)")
 
 
 def silence_row(row: Sequence[Any]) -> Silence:
@@ -169,10 +169,19 @@ def decode_group_cursor(cursor: str) -> tuple[str, str, str]:
         raise InvalidCursor(INVALID_CURSOR + " of groups") from None
 
 
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def like_pattern(term: str) -> str:
     """A LIKE pattern (escaped by backslash) matching `term` anywhere, its wildcards literal."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_like_literal(term)}%"
+
+
+def glob_like_pattern(glob: str) -> str:
+    """A silence's title glob (`domain.silences`) as a LIKE pattern escaped by backslash: a
+    case-sensitive LIKE then matches exactly the titles the glob does."""
+    return "%".join(_like_literal(part) for part in glob.split(WILDCARD))
 
 
 # -- groups of repeats ------------------------------------------------------------------------

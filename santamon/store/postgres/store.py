@@ -10,6 +10,7 @@ database is back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,14 +25,18 @@ from ..base import (
     ConsoleSession,
     ForwardBatch,
     ForwardPosition,
+    GroupPage,
     Heartbeat,
+    Matchers,
     NewSignal,
+    NewSilence,
     SignalFilter,
     SignalPage,
+    Silence,
     StatusResult,
     StoreUnavailable,
 )
-from ..common import IngestFailures, first_occurrences, stored_flags
+from ..common import IngestFailures, first_occurrences, stored_flags, triage_in_chunks
 from . import maintenance, reads, writes
 from .errors import DATABASE_ERRORS, RefusedData, unavailable, worth_retrying
 from .grouping import Calls, InsertGroups
@@ -194,8 +199,25 @@ class PostgresStore:
         return await self._write(writes.set_status, signal_ids, status, note, actor,
                                  self._now())
 
+    async def set_status_matching(self, query: SignalFilter, status: str, note: str | None,
+                                  actor: str, limit: int) -> tuple[int, bool]:
+        newest = await self._read(reads.max_seq)  # what is stored meanwhile is not triaged
+
+        async def next_ids(count: int) -> list[str]:
+            return await self._read(reads.matching_ids, query, status, newest, count)
+
+        async def change(ids: list[str]) -> int:
+            result = await self._write(functools.partial(writes.set_status, only_changes=True),
+                                       ids, status, note, actor, self._now())
+            return result.changed
+
+        return await triage_in_chunks(next_ids, change, limit)
+
     async def list_signals(self, query: SignalFilter) -> SignalPage:
         return await self._read(reads.list_signals, query)
+
+    async def signal_groups(self, query: SignalFilter) -> GroupPage:
+        return await self._run(reads.signal_groups, query, isolation="repeatable_read")
 
     async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
         return await self._read(reads.get_signal, signal_id)
@@ -244,8 +266,28 @@ class PostgresStore:
     async def mark_shipped(self, signal_ids: list[str], position: ForwardPosition) -> None:
         await self._write(writes.mark_shipped, signal_ids, position, self._now())
 
-    async def forward_backlog(self, severities: tuple[str, ...]) -> int:
-        return await self._read(reads.forward_backlog, severities)
+    async def forward_backlog(self, severities: tuple[str, ...], *,
+                              include_silenced: bool = True) -> int:
+        return await self._read(reads.forward_backlog, severities, include_silenced)
+
+    # -- silences ---------------------------------------------------------------------------
+
+    async def create_silence(self, silence: NewSilence,
+                             resolve_matching: bool) -> tuple[Silence, int]:
+        return await self._write(writes.create_silence, silence, resolve_matching, self._now())
+
+    async def count_open_matching(self, matchers: Matchers) -> int:
+        return await self._read(reads.count_open_matching, matchers)
+
+    async def expire_silence(self, silence_id: int, actor: str) -> Silence | None:
+        return await self._write(writes.expire_silence, silence_id, actor, self._now())
+
+    async def list_silences(self, active_at: str | None = None,
+                            limit: int = 1000) -> list[Silence]:
+        return await self._read(reads.list_silences, active_at, limit)
+
+    async def silences_version(self) -> int:
+        return await self._read(reads.silences_version)
 
     # -- console sessions -------------------------------------------------------------------
 

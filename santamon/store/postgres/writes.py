@@ -13,23 +13,34 @@ import asyncpg
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
+from ...domain.silences import NewSilence, Silence
 from ..base import AlertBuilder, ConsoleSession, ForwardPosition, Heartbeat, StatusResult
-from ..common import FORWARD_POSITION_KEY, probe_signal
+from ..common import (
+    FORWARD_POSITION_KEY,
+    SILENCE_COLUMNS,
+    SILENCES_VERSION_KEY,
+    probe_signal,
+    resolution_note,
+    silence_row,
+    stale_alerts,
+)
+from .reads import Params, open_matching
 
-# unnest() turns one array per column into rows: a whole batch is one statement with eleven
+# unnest() turns one array per column into rows: a whole batch is one statement with twelve
 # parameters, however many signals it holds. ORDER BY keeps the batch's order in `seq`.
 INSERT_SIGNALS = """
 INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, context,
-                     rule_description, received_at, status)
+                     rule_description, silence_id, received_at, status)
 SELECT signal_id, ts, host_id, rule_id, severity, title, tags, context, rule_description,
-       $10, $11
+       silence_id, $11, $12
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[])
+            $7::text[], $8::text[], $9::text[], $10::bigint[])
      WITH ORDINALITY AS batch (signal_id, ts, host_id, rule_id, severity, title, tags, context,
-                               rule_description, n)
+                               rule_description, silence_id, n)
 ORDER BY n
 ON CONFLICT (signal_id) DO NOTHING
 RETURNING signal_id"""
+SILENT_AGENT_COLUMNS = "agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds"
 
 
 async def insert_new_signals(conn: asyncpg.Connection, signals: list[NewSignal],
@@ -43,7 +54,7 @@ async def insert_new_signals(conn: asyncpg.Connection, signals: list[NewSignal],
         [s.rule_id for s in signals], [s.severity for s in signals],
         [s.title for s in signals], [s.tags_json.decode() for s in signals],
         [s.context_json.decode() for s in signals], [s.rule_description for s in signals],
-        now, NEW_STATUS)
+        [s.silence_id for s in signals], now, NEW_STATUS)
     return {row[0] for row in rows}
 
 
@@ -63,7 +74,7 @@ async def record_heartbeat(conn: asyncpg.Connection, hb: Heartbeat, now: str) ->
         "ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
         "last_timestamp = excluded.last_timestamp, version = excluded.version, "
         "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
-        "status = 'active', stale_since = NULL",
+        "status = 'active', stale_since = NULL, alert_held = false",
         hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds)
     if before is not None and before["status"] == "stale":
         await _note_reconnection(conn, hb.agent_id,
@@ -93,7 +104,9 @@ async def _record_history(conn: asyncpg.Connection, signal_ids: list[str],
 
 
 async def set_status(conn: asyncpg.Connection, signal_ids: list[str], status: str,
-                     note: str | None, actor: str, now: str) -> StatusResult:
+                     note: str | None, actor: str, now: str, *,
+                     only_changes: bool = False) -> StatusResult:
+    """`only_changes`: no note is recorded on a signal already in `status`."""
     ids = list(dict.fromkeys(signal_ids))
     # Locked in id order: two bulk triages over the same signals cannot deadlock, and the
     # history records the status each one really changed.
@@ -105,27 +118,74 @@ async def set_status(conn: asyncpg.Connection, signal_ids: list[str], status: st
         await conn.execute("UPDATE signals SET status = $1 WHERE signal_id = ANY($2::text[])",
                            status, changed)
     # A note on an unchanged status is still worth keeping in the history.
-    recorded = [sid for sid in ids if sid in current and (current[sid] != status or note)]
+    recorded = changed if only_changes else [
+        sid for sid in ids if sid in current and (current[sid] != status or note)]
     if recorded:
         await _record_history(conn, recorded, [current[sid] for sid in recorded], status, now,
                               note, actor)
-    return StatusResult(updated=len(current),
+    return StatusResult(updated=len(current), changed=len(changed),
                         not_found=[sid for sid in ids if sid not in current])
 
 
 async def mark_stale(conn: asyncpg.Connection, cutoff: str, alert: AlertBuilder,
                      now: str) -> list[str]:
     # A concurrent check waits for this one's row locks, then re-reads the rows and finds
-    # them stale: each silence is marked once, and its alert's id (one per silence) is
-    # inserted once whatever happens.
+    # them stale (or their alert no longer held): each silence is marked once, and its
+    # alert's id (one per silence) is inserted once whatever happens.
     rows = await conn.fetch(
         "UPDATE agents SET status = 'stale', stale_since = $1 "
-        "WHERE status = 'active' AND last_seen < $2 "
-        "RETURNING agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds",
-        now, cutoff)
+        f"WHERE status = 'active' AND last_seen < $2 RETURNING {SILENT_AGENT_COLUMNS}", now, cutoff)
     silent = sorted((SilentAgent(*row) for row in rows), key=lambda agent: agent.agent_id)
-    await insert_new_signals(conn, [alert(agent, now) for agent in silent], now)
-    return [agent.agent_id for agent in silent]
+    held = [SilentAgent(*row) for row in await conn.fetch(
+        f"SELECT {SILENT_AGENT_COLUMNS} FROM agents WHERE status = 'stale' AND alert_held "
+        "ORDER BY agent_id FOR UPDATE")]
+    outcome = stale_alerts(silent, held, alert, now)
+    await conn.execute("UPDATE agents SET alert_held = (agent_id = ANY($1::text[])) "
+                       "WHERE agent_id = ANY($2::text[])",
+                       outcome.held, [*outcome.held, *outcome.raised])
+    await insert_new_signals(conn, outcome.alerts, now)
+    return outcome.reported
+
+
+async def create_silence(conn: asyncpg.Connection, new: NewSilence, resolve_matching: bool,
+                         now: str) -> tuple[Silence, int]:
+    matchers = new.matchers
+    silence_id = await conn.fetchval(
+        "INSERT INTO silences (rule_id, host_id, severity, title, comment, created_by, "
+        "created_at, ends_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        matchers.rule_id, matchers.host_id, matchers.severity, matchers.title, new.comment,
+        new.created_by, now, new.ends_at)
+    resolved = 0
+    if resolve_matching:
+        p = Params()
+        # Locked in id order like any triage; a signal triaged meanwhile is re-checked once
+        # its lock is had, and left alone unless it is still open.
+        ids = [row[0] for row in await conn.fetch(
+            f"SELECT signal_id FROM signals WHERE {open_matching(matchers, p)} "
+            "ORDER BY signal_id FOR UPDATE", *p.values)]
+        resolved = (await set_status(conn, ids, "resolved",
+                                     resolution_note(silence_id, new.comment),
+                                     new.created_by, now, only_changes=True)).changed
+    await _bump_silences_version(conn)
+    return Silence(silence_id, matchers, new.comment, new.created_by, now, new.ends_at), resolved
+
+
+async def expire_silence(conn: asyncpg.Connection, silence_id: int, actor: str,
+                         now: str) -> Silence | None:
+    expired = await conn.execute(
+        "UPDATE silences SET expired_at = $1, expired_by = $2 WHERE id = $3 AND "
+        "expired_at IS NULL AND ends_at > $1", now, actor, silence_id)
+    if _row_count(expired):
+        await _bump_silences_version(conn)
+    row = await conn.fetchrow(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1",
+                              silence_id)
+    return silence_row(row) if row else None
+
+
+async def _bump_silences_version(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, '1') ON CONFLICT (key) DO UPDATE "
+        "SET value = (meta.value::bigint + 1)::text", SILENCES_VERSION_KEY)
 
 
 async def prune_heartbeats(conn: asyncpg.Connection, cutoff: str, limit: int) -> int:
