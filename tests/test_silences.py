@@ -183,9 +183,15 @@ async def test_matchers_are_case_insensitive_for_severity_only(client):
     assert preview.status == 422
 
 
-async def test_another_instance_sees_a_new_silence_within_seconds(aiohttp_client, settings):
-    """Two services on one database (as two instances on one PostgreSQL will be): a silence
-    made through one is honoured by the other once its cache polls the version."""
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_another_instance_sees_a_new_silence_within_seconds(aiohttp_client, settings,
+                                                                  request, engine):
+    """Two services on one database (two instances on one PostgreSQL, or two processes on one
+    SQLite file): a silence made through one is honoured by the other once its cache polls
+    the version."""
+    if engine == "postgres":
+        settings = settings.model_copy(
+            update={"database_url": request.getfixturevalue("postgres_url")})
     first = await aiohttp_client(create_app(settings))
     second = await aiohttp_client(create_app(settings))
     await ingest(second, noisy("before"))

@@ -1,6 +1,8 @@
-"""The PostgreSQL engine's own behaviour, beyond the contract: instances migrating at once,
-concurrent stale checks, a transaction that commits after a later one, grouped ingests that
-fail alone, and the database going away and coming back under an open store."""
+"""The PostgreSQL engine's own behaviour, beyond the contract: instances migrating at once, a
+database of an earlier version upgrading in place, concurrent stale checks (held alerts too),
+instances triaging one group at once, bucket edges kept exact under concurrent triage, a
+silence seen by another instance, a transaction that commits after a later one, grouped
+ingests that fail alone, and the database going away and coming back under an open store."""
 
 from __future__ import annotations
 
@@ -17,9 +19,16 @@ import pytest
 
 from santamon import timeutil
 from santamon.domain.agents import STALE_RULE_ID, stale_alert
-from santamon.store import Heartbeat, NewSignal, SignalFilter, StoreUnavailable
+from santamon.store import (
+    Heartbeat,
+    Matchers,
+    NewSignal,
+    NewSilence,
+    SignalFilter,
+    StoreUnavailable,
+)
 from santamon.store.postgres import PostgresStore
-from santamon.store.postgres.schema import SCHEMA_VERSION
+from santamon.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
 from ..helpers import FakeClock
 from ..pg import PostgresServer
@@ -29,10 +38,15 @@ OUTAGE_BOUND_SECONDS = 15  # every call answers within this while the server is 
 
 
 def signal(signal_id: str, *, title: str = "Suspicious thing", host: str = "mac-1",
-           rule: str = "SM-001", severity: str = "high") -> NewSignal:
-    return NewSignal(signal_id=signal_id, ts="2026-11-03T22:22:07.000000000Z", host_id=host,
-                     rule_id=rule, severity=severity, title=title, tags_json=b"[]",
+           rule: str = "SM-001", severity: str = "high",
+           at: str = "2026-11-03T22:22:07.000000000Z") -> NewSignal:
+    return NewSignal(signal_id=signal_id, ts=at, host_id=host, rule_id=rule, severity=severity,
+                     title=title, tags_json=b"[]",
                      context_json=orjson.dumps({"kind": "execution"}), rule_description=None)
+
+
+def second(n: int) -> str:
+    return timeutil.format_utc(1_790_000_000 * NS + n * NS)
 
 
 async def opened(url: str, **options) -> PostgresStore:
@@ -89,6 +103,41 @@ async def test_a_newer_schema_is_refused(postgres_url):
         await PostgresStore(postgres_url).open()
 
 
+async def test_a_database_of_version_1_upgrades_in_place(postgres_url):
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        async with conn.transaction():
+            await MIGRATIONS[0](conn)
+            await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+            await conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+            await conn.execute(
+                "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
+                "context, received_at, status) SELECT 'v1-' || n, $1 || lpad(n::text, 2, '0') "
+                "|| '.000000000Z', 'mac-' || (n % 2), 'SM-001', 'high', 't', '[]', '{}', $2, "
+                "CASE WHEN n % 3 = 0 THEN 'resolved' ELSE 'open' END "
+                "FROM generate_series(0, 11) AS n",
+                "2026-09-21T00:00:", "2026-09-21T00:00:00.000000000Z")
+    finally:
+        await conn.close()
+    store = await opened(postgres_url)
+    try:
+        groups = await store.signal_groups(SignalFilter(status=None, silenced=None))
+        assert [(g["host_id"], g["count"], g["first_ts"][:19], g["last_ts"][:19], g["by_status"])
+                for g in groups.groups] == [
+            ("mac-1", 6, "2026-09-21T00:00:01", "2026-09-21T00:00:11",
+             {"open": 4, "resolved": 2}),
+            ("mac-0", 6, "2026-09-21T00:00:00", "2026-09-21T00:00:10",
+             {"open": 4, "resolved": 2})]
+        # the counters go on from what the upgrade found
+        await store.set_status(["v1-11"], "resolved", None, "alice")
+        groups = await store.signal_groups(SignalFilter())
+        assert [(g["host_id"], g["count"], g["last_ts"][:19]) for g in groups.groups] == [
+            ("mac-0", 4, "2026-09-21T00:00:10"), ("mac-1", 3, "2026-09-21T00:00:07")]
+        assert (await store.stats())["open_by_severity"] == {"high": 7}
+    finally:
+        await store.close()
+
+
 # -- concurrency -------------------------------------------------------------------------------
 
 async def test_concurrent_stale_checks_raise_one_alert_per_silence(postgres_url):
@@ -111,6 +160,116 @@ async def test_concurrent_stale_checks_raise_one_alert_per_silence(postgres_url)
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_held_alert_is_raised_once_by_concurrent_stale_checks(postgres_url):
+    clock = FakeClock()
+    stores = [await opened(postgres_url, clock=clock) for _ in range(3)]
+    held = {f"mac-{n:02d}" for n in range(10)}
+
+    def builder(agent, now):
+        if agent.agent_id in held:
+            return None
+        return stale_alert(agent, now, threshold_seconds=180.0)
+
+    try:
+        for agent in sorted(held):
+            await stores[0].record_heartbeat(Heartbeat(agent, timeutil.format_utc(clock())))
+        clock.advance(600)
+        cutoff = timeutil.format_utc(clock() - 180 * NS)
+        assert sorted(await stores[0].mark_stale_agents(cutoff, builder)) == sorted(held)
+        held.clear()  # every maintenance window is over
+        raised = await asyncio.gather(*(store.mark_stale_agents(cutoff, builder)
+                                        for store in stores for _ in range(3)))
+        assert sorted(agent for batch in raised for agent in batch) == [
+            f"mac-{n:02d}" for n in range(10)]
+        alerts = (await stores[1].list_signals(
+            SignalFilter(rule_id=STALE_RULE_ID, limit=1000))).signals
+        assert len(alerts) == 10
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_instances_triaging_one_group_at_once_change_each_signal_once(postgres_url):
+    stores = [await opened(postgres_url) for _ in range(2)]
+    try:
+        await stores[0].insert_signals([signal(f"g{n:04d}", rule="R-big", host="h-big",
+                                               at=second(n)) for n in range(3000)])
+        group = SignalFilter(status=None, rule_id="R-big", host_id="h-big", silenced=None)
+        outcomes = await asyncio.gather(*(
+            store.set_status_matching(group, "resolved", "noise", actor, 100_000)
+            for store, actor in zip(stores, ("alice", "bob"), strict=True)))
+        assert sum(changed for changed, _ in outcomes) == 3000
+        assert not any(more for _, more in outcomes)
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            assert await conn.fetchrow("SELECT count(*), count(DISTINCT signal_id) "
+                                       "FROM signal_history") == (3000, 3000)
+        finally:
+            await conn.close()
+        (entry,) = (await stores[1].signal_groups(SignalFilter(status=None))).groups
+        assert (entry["count"], entry["by_status"]) == (3000, {"resolved": 3000})
+        assert (entry["first_ts"], entry["last_ts"]) == (second(0), second(2999))
+    finally:
+        for store in stores:
+            await store.close()
+
+
+BUCKETS_FROM_SIGNALS = """
+SELECT rule_id, host_id, status, severity, coalesce(silence_id, 0), count(*), min(ts), max(ts)
+FROM signals GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"""
+BUCKETS_COUNTED = """
+SELECT rule_id, host_id, status, severity, silence_id, n, first_ts, last_ts
+FROM group_counts WHERE n > 0 ORDER BY 1, 2, 3, 4, 5"""
+
+
+async def test_bucket_edges_stay_exact_while_instances_triage_them_at_once(postgres_url):
+    """Every call takes the newest or oldest signal out of a bucket while other instances do
+    the same: each has to measure the bucket again, seeing the others' commits."""
+    stores = [await opened(postgres_url) for _ in range(4)]
+    try:
+        await stores[0].insert_signals([signal(f"e{n:03d}", at=second(n), host=f"h-{n % 2}")
+                                        for n in range(200)])
+        newest_first = [f"e{n:03d}" for n in reversed(range(200))]
+        oldest_first = newest_first[::-1]
+        calls = [stores[n % 4].set_status([sid], status, None, "alice")
+                 for n, (sid, status) in enumerate(
+                     [(sid, "resolved") for sid in newest_first[:60]]
+                     + [(sid, "acknowledged") for sid in oldest_first[:60]])]
+        await asyncio.gather(*calls)
+        await stores[1].prune_resolved_signals(second(190), 10)  # the oldest resolved go
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            assert await conn.fetch(BUCKETS_COUNTED) == await conn.fetch(BUCKETS_FROM_SIGNALS)
+        finally:
+            await conn.close()
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_silence_made_through_one_instance_is_seen_by_another(postgres_url):
+    clock = FakeClock()
+    first, other = [await opened(postgres_url, clock=clock) for _ in range(2)]
+    try:
+        now = timeutil.format_utc(clock())
+        ends = timeutil.format_utc(clock() + 3600 * NS)
+        version = await other.silences_version()
+        made = await asyncio.gather(*(
+            store.create_silence(NewSilence(Matchers(rule_id=f"R-{n}"), "noise", "alice", ends),
+                                 resolve_matching=False)
+            for n, store in enumerate([first, other] * 5)))
+        versions = {await other.silences_version(), await first.silences_version()}
+        assert versions == {version + 10}  # each change counted once, whoever made it
+        assert sorted(s.id for s in await other.list_silences(active_at=now)) == sorted(
+            silence.id for silence, _ in made)
+        await first.expire_silence(made[0][0].id, "bob")
+        assert await other.silences_version() == version + 11
+        assert len(await other.list_silences(active_at=now)) == 9
+    finally:
+        await first.close()
+        await other.close()
 
 
 async def test_a_signal_committed_after_a_later_one_is_still_forwarded(postgres_url):
