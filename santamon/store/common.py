@@ -195,6 +195,9 @@ GroupKey = tuple[str, str, str]  # (last event time, rule, host): groups come in
 # first_ts, last_ts, and the id of a signal of the bucket at last_ts.
 Bucket = Sequence[Any]
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+SEVERITY_RANK_SQL = ("CASE severity " + " ".join(f"WHEN '{severity}' THEN {rank}"
+                                                 for severity, rank in SEVERITY_RANK.items())
+                     + " ELSE -1 END")
 # Rules a search covers whole, with at least this share of the signals, have their groups
 # found by walking every group newest first (a page turns up soon); rarer ones are sorted.
 WALK_MIN_SHARE = 0.25

@@ -25,7 +25,7 @@ from ..common import (
     FORWARD_POSITION_KEY,
     SEARCH_MAX_TITLES,
     SEQ,
-    SEVERITY_RANK,
+    SEVERITY_RANK_SQL,
     SIGNAL_COLUMNS,
     SILENCE_COLUMNS,
     SILENCES_VERSION_KEY,
@@ -146,7 +146,6 @@ async def signal_groups(conn: asyncpg.Connection, query: SignalFilter) -> GroupP
 # A bucket's signals: the bucket's key on `b`, in the order of idx_signals_group.
 _IN_BUCKET = ("s.rule_id = b.rule_id AND s.host_id = b.host_id AND s.status = b.status AND "
               "s.severity = b.severity AND coalesce(s.silence_id, 0) = b.silence_id")
-_RANK = " ".join(f"WHEN '{severity}' THEN {n}" for severity, n in SEVERITY_RANK.items())
 
 
 def _bucket_conditions(query: SignalFilter, rules: list[str] | None, p: Params) -> list[str]:
@@ -268,7 +267,7 @@ class _GroupQueries:
         having = (f" HAVING (max(ts), rule_id, host_id) < ({p(after[0])}, {p(after[1])}, "
                   f"{p(after[2])})" if after else "")
         inner = (f"SELECT max(ts) AS last, rule_id, host_id, count(*) AS n, min(ts) AS first, "
-                 f"max(CASE severity {_RANK} ELSE -1 END) AS top, {by_status}, "
+                 f"max({SEVERITY_RANK_SQL}) AS top, {by_status}, "
                  f"count(silence_id) AS silenced FROM signals{_where(where)} "
                  f"GROUP BY rule_id, host_id{having} ORDER BY 1 DESC, 2 DESC, 3 DESC "
                  f"LIMIT {p(query.limit + 1)}")

@@ -25,7 +25,7 @@ from ..common import (
     FORWARD_POSITION_KEY,
     SEARCH_MAX_TITLES,
     SEQ,
-    SEVERITY_RANK,
+    SEVERITY_RANK_SQL,
     SIGNAL_COLUMNS,
     SILENCE_COLUMNS,
     SILENCES_VERSION_KEY,
@@ -303,7 +303,6 @@ class _GroupQueries:
         if not (query.search or query.host_id or query.rule_id):
             # The time index carries every column a group needs: no row is read.
             index = "idx_signals_ts"
-        rank = " ".join(f"WHEN '{severity}' THEN {n}" for severity, n in SEVERITY_RANK.items())
         # What the filter already fixes is not counted row by row.
         by_status = ", ".join(f"sum(status = '{status}')" if query.status is None
                               else str(int(status == query.status)) + " * count(*)"
@@ -311,7 +310,7 @@ class _GroupQueries:
         silenced = {None: "sum(silence_id IS NOT NULL)", True: "count(*)", False: "0"}[
             query.silenced]
         inner = (f"SELECT max(ts) AS last, rule_id, host_id, count(*) AS n, min(ts) AS first, "
-                 f"max(CASE severity {rank} ELSE -1 END) AS top, {by_status}, "
+                 f"max({SEVERITY_RANK_SQL}) AS top, {by_status}, "
                  f"{silenced} AS silenced "
                  f"FROM signals INDEXED BY {index}"
                  + (" WHERE " + " AND ".join(where) if where else "")
