@@ -20,6 +20,7 @@ from santamon.domain.agents import stale_alert
 from santamon.progress import Progress
 from santamon.store import (
     AgentFilter,
+    ConnectionProblem,
     ConsoleSession,
     Heartbeat,
     NewSignal,
@@ -61,7 +62,9 @@ async def write_ours(path: Path, signals: int) -> None:
             await store.insert_signals([NewSignal(
                 f"sig-{n}", f"2026-09-21T{n % 24:02d}:00:{n % 60:02d}.{n:09d}Z", f"mac-{n % 17}",
                 f"SM-{n % 5}", SEVERITIES[n % 5], f"Title {n % 11}", b'["t"]',
-                orjson.dumps({"n": n}), None) for n in range(start, min(signals, start + 500))])
+                orjson.dumps({"n": n}), None, ("context",) if n % 7 == 0 else (),
+                n * 1000 if n % 7 == 0 else None)
+                for n in range(start, min(signals, start + 500))])
         await store.set_status([f"sig-{n}" for n in range(0, signals, 3)], "acknowledged",
                                "looking", "alice")
         await store.set_status([f"sig-{n}" for n in range(0, signals, 9)], "resolved", None,
@@ -78,6 +81,9 @@ async def write_ours(path: Path, signals: int) -> None:
             await store.create_session(ConsoleSession(bytes([n]) * 32, f"person-{n}",
                                                       clock_ts(clock), clock_ts(clock, 3600)),
                                        keep=10)
+        await store.add_connection_problems([ConnectionProblem(
+            clock_ts(clock), f"10.0.0.{n}", "tls_failure", n + 1, clock_ts(clock), "untrusted")
+            for n in range(4)])
         batch = await store.unshipped(40)
         shipped = [s["signal_id"] for s in batch.signals[:25]]
         await store.mark_shipped(shipped, batch.positions[len(shipped) - 1])
@@ -109,6 +115,7 @@ async def everything(store: Store) -> dict:
         "unshipped": [s["signal_id"] for s in unshipped.signals],
         "backlog": await store.forward_backlog(SEVERITIES),
         "sessions": [s and (s.actor, s.expires_at) for s in sessions],
+        "problems": await store.connection_problems("", 100),
         "search": [s["signal_id"] for s in (await store.list_signals(
             SignalFilter(search="title 1", status=None, limit=1000))).signals],
     }))

@@ -9,6 +9,7 @@ from ..config import Settings
 from .base import (
     AgentFilter,
     AlertBuilder,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     Heartbeat,
@@ -21,9 +22,9 @@ from .base import (
     StoreUnavailable,
 )
 
-__all__ = ["AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "Heartbeat",
-           "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
-           "StoreUnavailable", "create_store"]
+__all__ = ["AgentFilter", "AlertBuilder", "ConnectionProblem", "ConsoleSession", "ForwardBatch",
+           "Heartbeat", "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage",
+           "StatusResult", "Store", "StoreUnavailable", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

@@ -20,9 +20,9 @@ from ..domain.agents import SilentAgent
 from ..domain.signals import NewSignal
 
 __all__ = [
-    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "ForwardPosition",
-    "Heartbeat", "InvalidCursor", "NewSignal", "SchemaTooNew", "SignalFilter", "SignalPage",
-    "StatusResult", "Store", "StoreUnavailable",
+    "AgentFilter", "AlertBuilder", "ConnectionProblem", "ConsoleSession", "ForwardBatch",
+    "ForwardPosition", "Heartbeat", "InvalidCursor", "NewSignal", "SchemaTooNew",
+    "SignalFilter", "SignalPage", "StatusResult", "Store", "StoreUnavailable",
 ]
 
 
@@ -110,6 +110,19 @@ class ConsoleSession:
     actor: str  # who signed in, for the history of what they do
     created_at: str
     expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionProblem:
+    """Problems of one kind (domain.problems.KINDS) from one client address in one hour, as
+    counted by one process since its last write."""
+
+    hour: str  # the hour's start (domain.problems.hour_of)
+    client: str  # the client's address
+    kind: str
+    count: int
+    last_seen: str
+    detail: str  # what the latest of them was about
 
 
 # Builds the alert for an agent found silent, inside the transaction that marks it stale:
@@ -211,6 +224,21 @@ class Store(Protocol):
 
     async def forward_backlog(self, severities: tuple[str, ...]) -> int:
         """Signals of these severities after the recorded position and not shipped."""
+
+    # -- agent connection problems ----------------------------------------------------------
+
+    async def add_connection_problems(self, problems: list[ConnectionProblem]) -> None:
+        """Add these counts to the stored ones of the same (hour, client, kind), in one
+        transaction; the stored `last_seen` becomes the later of the two, with its detail.
+        Several processes add their own counts, so nothing is ever overwritten."""
+
+    async def connection_problems(self, since: str, limit: int) -> list[dict[str, Any]]:
+        """Per client address and kind, over the hours starting at or after `since`: `client`,
+        `kind`, `count` (summed), `last_seen` and the `detail` of the latest; the most
+        recently seen first, at most `limit`."""
+
+    async def prune_connection_problems(self, cutoff: str) -> int:
+        """Delete the counts of hours that started before `cutoff`; returns how many went."""
 
     # -- console sessions -------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ MAX_SEQ = 2**63 - 1
 FORWARD_POSITION_KEY = "forward_position"  # in `meta`
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
-                  "context, status, received_at")
+                  "context, status, received_at, shortened, original_context_bytes")
 SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
 AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
                 "received_at", "first_seen", "last_seen", "status", "stale_since")
@@ -43,7 +43,35 @@ def signal_row(row: Sequence[Any]) -> dict[str, Any]:
         "context": orjson.Fragment(row[8] or "{}"),
         "status": row[9],
         "received_at": row[10],
+        "shortened": row[11].split(",") if row[11] else [],
+        "original_context_bytes": row[12],
     }
+
+
+def shortened_column(signal: NewSignal) -> str | None:
+    """What was cut, as stored: a comma list, NULL for the signals that lost nothing."""
+    return ",".join(signal.shortened) or None
+
+
+PROBLEM_COLUMNS = ("client", "kind", "count", "last_seen", "detail")
+
+
+def problem_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of PROBLEM_COLUMNS."""
+    return dict(zip(PROBLEM_COLUMNS, row, strict=True))
+
+
+def connection_problems_sql(since: str, limit: str) -> str:
+    """Per (client, kind): the sum over the hours from `since`, and the last_seen and detail
+    of the latest; `since` and `limit` are the engine's parameter placeholders."""
+    return f"""
+SELECT {", ".join(PROBLEM_COLUMNS)} FROM (
+    SELECT client, kind, last_seen, detail,
+           CAST(sum(count) OVER (PARTITION BY client, kind) AS bigint) AS count,
+           row_number() OVER (PARTITION BY client, kind
+                              ORDER BY last_seen DESC, hour DESC) AS latest
+    FROM connection_problems WHERE hour >= {since}) AS per_hour
+WHERE latest = 1 ORDER BY last_seen DESC, client, kind LIMIT {limit}"""
 
 
 def agent_row(row: Sequence[Any]) -> dict[str, Any]:

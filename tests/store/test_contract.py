@@ -14,6 +14,7 @@ from santamon.domain.agents import STALE_RULE_ID, stale_alert
 from santamon.domain.signals import SEVERITIES
 from santamon.store import (
     AgentFilter,
+    ConnectionProblem,
     ConsoleSession,
     Heartbeat,
     NewSignal,
@@ -106,6 +107,23 @@ async def test_signals_accepted_before_close_are_stored_by_it(open_store):
     assert await asyncio.gather(*inserts) == [[True]] * 20
     second = await open_store()
     assert len((await second.list_signals(SignalFilter(status=None))).signals) == 20
+
+
+async def test_what_the_server_cut_is_stored_with_the_signal(store):
+    """A signal stored shortened says what was cut and how big its context was; a NUL inside
+    the context's JSON (an escape) is kept on every engine."""
+    cut = replace(signal("cut", context={"args": ["a\u0000b", "x…[59000 bytes cut]"]}),
+                  shortened=("context", "title"), original_context_bytes=123_456)
+    assert await store.insert_signals([cut, signal("whole")]) == [True, True]
+    stored = await store.get_signal("cut")
+    assert (stored["shortened"], stored["original_context_bytes"]) == (["context", "title"],
+                                                                       123_456)
+    assert orjson.loads(orjson.dumps(stored["context"])) == {
+        "args": ["a\u0000b", "x…[59000 bytes cut]"]}
+    listed = {s["signal_id"]: s for s in (await store.list_signals(SignalFilter())).signals}
+    assert listed["cut"]["shortened"] == ["context", "title"]
+    assert (listed["whole"]["shortened"], listed["whole"]["original_context_bytes"]) == ([],
+                                                                                         None)
 
 
 # -- reading signals ------------------------------------------------------------------------
@@ -410,6 +428,46 @@ async def test_forwarding_offers_every_signal_once_while_two_stores_ingest(open_
     await forwarder
     assert len(offered) == len(set(offered))
     assert sorted(offered) == sorted(stored)
+
+
+# -- agent connection problems ------------------------------------------------------------------
+
+def problem(hour: int, client: str, kind: str, count: int, seen: float,
+            detail: str) -> ConnectionProblem:
+    return ConnectionProblem(ts(3600 * hour), client, kind, count, ts(3600 * hour + seen),
+                             detail)
+
+
+async def test_connection_problems_add_up_across_writes_and_processes(open_store):
+    """Every process adds its own counts per hour; the latest detail wins, whoever wrote it."""
+    first, second = await open_store(), await open_store()
+    await first.add_connection_problems([
+        problem(0, "10.0.0.7", "tls_failure", 3, 10, "untrusted (first)"),
+        problem(1, "10.0.0.7", "tls_failure", 2, 30, "untrusted (latest)"),
+        problem(1, "10.0.0.8", "wrong_key", 1, 5, "claimed mbp-bob"),
+    ])
+    await second.add_connection_problems([
+        problem(1, "10.0.0.7", "tls_failure", 4, 20, "untrusted (older)"),
+        problem(1, "10.0.0.7", "context_shortened", 1, 40, "signal s1"),
+    ])
+    await first.add_connection_problems([problem(1, "10.0.0.8", "wrong_key", 1, 50, "again")])
+    rows = await second.connection_problems(ts(0), 100)
+    assert rows == [
+        {"client": "10.0.0.8", "kind": "wrong_key", "count": 2, "last_seen": ts(3650),
+         "detail": "again"},
+        {"client": "10.0.0.7", "kind": "context_shortened", "count": 1, "last_seen": ts(3640),
+         "detail": "signal s1"},
+        {"client": "10.0.0.7", "kind": "tls_failure", "count": 9, "last_seen": ts(3630),
+         "detail": "untrusted (latest)"},
+    ]
+    assert all(type(row["count"]) is int for row in rows)
+    later = await first.connection_problems(ts(3600), 2)  # the hours from `since` on, limited
+    assert [(r["client"], r["kind"], r["count"]) for r in later] == [
+        ("10.0.0.8", "wrong_key", 2), ("10.0.0.7", "context_shortened", 1)]
+    assert await first.prune_connection_problems(ts(3600)) == 1
+    assert [r["count"] for r in await first.connection_problems(ts(0), 100)
+            if r["kind"] == "tls_failure"] == [6]
+    assert await first.connection_problems(ts(7200), 100) == []
 
 
 # -- console sessions ---------------------------------------------------------------------------

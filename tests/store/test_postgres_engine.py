@@ -18,7 +18,7 @@ import pytest
 from santamon import timeutil
 from santamon.domain.agents import STALE_RULE_ID, stale_alert
 from santamon.store import Heartbeat, NewSignal, SignalFilter, StoreUnavailable
-from santamon.store.postgres import PostgresStore
+from santamon.store.postgres import PostgresStore, schema
 from santamon.store.postgres.schema import SCHEMA_VERSION
 
 from ..helpers import FakeClock
@@ -87,6 +87,34 @@ async def test_a_newer_schema_is_refused(postgres_url):
         await conn.close()
     with pytest.raises(RuntimeError, match="newer than this server"):
         await PostgresStore(postgres_url).open()
+
+
+async def test_a_version_1_database_upgrades_in_place(postgres_url):
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        async with conn.transaction():
+            await schema.MIGRATIONS[0](conn)
+            await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+            await conn.execute("INSERT INTO schema_version VALUES (1)")
+        await conn.execute(  # as version 1 stored a signal
+            "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
+            "context, received_at) VALUES ('old', '2026-11-03T22:22:07.000000000Z', 'mac-1', "
+            "'SM-001', 'high', 'Suspicious thing', '[]', '{}', "
+            "'2026-11-03T22:23:00.000000000Z')")
+    except BaseException:
+        await conn.close()
+        raise
+    store = await opened(postgres_url)
+    try:
+        assert await conn.fetchval("SELECT version FROM schema_version") == SCHEMA_VERSION
+        old = await store.get_signal("old")
+        assert (old["title"], old["shortened"], old["original_context_bytes"]) == (
+            "Suspicious thing", [], None)
+        assert (await store.stats())["total_signals"] == 1
+        assert await store.insert_signals([signal("new")]) == [True]
+    finally:
+        await store.close()
+        await conn.close()
 
 
 # -- concurrency -------------------------------------------------------------------------------

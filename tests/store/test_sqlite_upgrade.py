@@ -61,7 +61,9 @@ async def test_an_older_database_upgrades_in_place(tmp_path, version):
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT seq FROM signals WHERE signal_id = 'e'"
                                 ).fetchone()[0] > 40
-        assert (await store.get_signal("a"))["shipped_at"] == "2026-11-03T22:23:00.000000000Z"
+        old = await store.get_signal("a")
+        assert old["shipped_at"] == "2026-11-03T22:23:00.000000000Z"
+        assert (old["shortened"], old["original_context_bytes"]) == ([], None)
     finally:
         await store.close()
 

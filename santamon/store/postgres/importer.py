@@ -51,9 +51,10 @@ TABLES = [
     # The SQLite store keeps tags and context as the JSON bytes it was given.
     Table("signals", "signal_id, ts, host_id, rule_id, severity, title, CAST(tags AS TEXT), "
                      "CAST(context AS TEXT), received_at, COALESCE(status, 'open'), "
-                     "rule_description, seq, 0",
+                     "rule_description, shortened, original_context_bytes, seq, 0",
           ("signal_id", "ts", "host_id", "rule_id", "severity", "title", "tags", "context",
-           "received_at", "status", "rule_description", "seq", "txid"), identity="seq"),
+           "received_at", "status", "rule_description", "shortened", "original_context_bytes",
+           "seq", "txid"), identity="seq"),
     Table("signal_history", "id, signal_id, from_status, to_status, changed_at, note, actor",
           ("id", "signal_id", "from_status", "to_status", "changed_at", "note", "actor"),
           identity="id"),
@@ -66,6 +67,8 @@ TABLES = [
           ("agent_id", "timestamp", "version", "os_version", "uptime_seconds", "received_at")),
     Table("sessions", "token_hash, actor, created_at, expires_at",
           ("token_hash", "actor", "created_at", "expires_at")),
+    Table("connection_problems", "hour, client, kind, count, last_seen, detail",
+          ("hour", "client", "kind", "count", "last_seen", "detail")),
 ]
 # Tables that hold data of the service's own; `meta` and the counters follow from them.
 DATA_TABLES = [table.name for table in TABLES]

@@ -22,9 +22,11 @@ from ..common import (
     SEQ,
     SIGNAL_COLUMNS,
     agent_row,
+    connection_problems_sql,
     decode_cursor,
     encode_cursor,
     like_pattern,
+    problem_row,
     signal_row,
     stats_document,
 )
@@ -221,3 +223,11 @@ async def get_session(conn: asyncpg.Connection, token_hash: bytes,
     row = await conn.fetchrow("SELECT token_hash, actor, created_at, expires_at FROM sessions "
                               "WHERE token_hash = $1 AND expires_at > $2", token_hash, now)
     return ConsoleSession(*row) if row else None
+
+
+# -- agent connection problems ---------------------------------------------------------------
+
+async def connection_problems(conn: asyncpg.Connection, since: str,
+                              limit: int) -> list[dict[str, Any]]:
+    return [problem_row(row) for row in await conn.fetch(
+        connection_problems_sql(since="$1", limit="$2"), since, limit)]

@@ -172,7 +172,30 @@ async def _to_v1(conn: asyncpg.Connection) -> None:
         await conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[asyncpg.Connection], Awaitable[None]]] = [_to_v1]
+# Version 2 (issue 13): what the server cut from a signal to store it instead of refusing it
+# (columns without a default: added without rewriting the table), and agent connection
+# problems counted per hour, added to by every process and pruned by retention.
+V2_STATEMENTS = [
+    "ALTER TABLE signals ADD COLUMN shortened text COLLATE \"C\", "
+    "ADD COLUMN original_context_bytes bigint",
+    """CREATE TABLE connection_problems (
+        hour text COLLATE "C" NOT NULL,
+        client text COLLATE "C" NOT NULL,
+        kind text COLLATE "C" NOT NULL,
+        count bigint NOT NULL,
+        last_seen text COLLATE "C" NOT NULL,
+        detail text COLLATE "C" NOT NULL,
+        PRIMARY KEY (hour, client, kind)
+    )""",
+]
+
+
+async def _to_v2(conn: asyncpg.Connection) -> None:
+    for statement in V2_STATEMENTS:
+        await conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[asyncpg.Connection], Awaitable[None]]] = [_to_v1, _to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

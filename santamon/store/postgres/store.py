@@ -21,6 +21,7 @@ from ... import timeutil
 from ..base import (
     AgentFilter,
     AlertBuilder,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     ForwardPosition,
@@ -246,6 +247,17 @@ class PostgresStore:
 
     async def forward_backlog(self, severities: tuple[str, ...]) -> int:
         return await self._read(reads.forward_backlog, severities)
+
+    # -- agent connection problems ----------------------------------------------------------
+
+    async def add_connection_problems(self, problems: list[ConnectionProblem]) -> None:
+        await self._write(writes.add_connection_problems, problems)
+
+    async def connection_problems(self, since: str, limit: int) -> list[dict[str, Any]]:
+        return await self._read(reads.connection_problems, since, limit)
+
+    async def prune_connection_problems(self, cutoff: str) -> int:
+        return await self._write(writes.prune_connection_problems, cutoff)
 
     # -- console sessions -------------------------------------------------------------------
 

@@ -13,20 +13,27 @@ import asyncpg
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
-from ..base import AlertBuilder, ConsoleSession, ForwardPosition, Heartbeat, StatusResult
-from ..common import FORWARD_POSITION_KEY, probe_signal
+from ..base import (
+    AlertBuilder,
+    ConnectionProblem,
+    ConsoleSession,
+    ForwardPosition,
+    Heartbeat,
+    StatusResult,
+)
+from ..common import FORWARD_POSITION_KEY, probe_signal, shortened_column
 
-# unnest() turns one array per column into rows: a whole batch is one statement with eleven
+# unnest() turns one array per column into rows: a whole batch is one statement with thirteen
 # parameters, however many signals it holds. ORDER BY keeps the batch's order in `seq`.
 INSERT_SIGNALS = """
 INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, context,
-                     rule_description, received_at, status)
+                     rule_description, shortened, original_context_bytes, received_at, status)
 SELECT signal_id, ts, host_id, rule_id, severity, title, tags, context, rule_description,
-       $10, $11
+       shortened, original_context_bytes, $12, $13
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[])
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[])
      WITH ORDINALITY AS batch (signal_id, ts, host_id, rule_id, severity, title, tags, context,
-                               rule_description, n)
+                               rule_description, shortened, original_context_bytes, n)
 ORDER BY n
 ON CONFLICT (signal_id) DO NOTHING
 RETURNING signal_id"""
@@ -43,6 +50,7 @@ async def insert_new_signals(conn: asyncpg.Connection, signals: list[NewSignal],
         [s.rule_id for s in signals], [s.severity for s in signals],
         [s.title for s in signals], [s.tags_json.decode() for s in signals],
         [s.context_json.decode() for s in signals], [s.rule_description for s in signals],
+        [shortened_column(s) for s in signals], [s.original_context_bytes for s in signals],
         now, NEW_STATUS)
     return {row[0] for row in rows}
 
@@ -167,6 +175,26 @@ async def write_probe(conn: asyncpg.Connection, now: str) -> None:
     probe = probe_signal(now)
     await insert_new_signals(conn, [probe], now)
     await conn.execute("DELETE FROM signals WHERE signal_id = $1", probe.signal_id)
+
+
+async def add_connection_problems(conn: asyncpg.Connection,
+                                  problems: list[ConnectionProblem]) -> None:
+    # In key order, so instances adding to the same rows lock them in the same order.
+    await conn.execute(
+        "INSERT INTO connection_problems AS p (hour, client, kind, count, last_seen, detail) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
+        "$6::text[]) ORDER BY 1, 2, 3 "
+        "ON CONFLICT (hour, client, kind) DO UPDATE SET count = p.count + excluded.count, "
+        "detail = CASE WHEN excluded.last_seen >= p.last_seen THEN excluded.detail "
+        "ELSE p.detail END, last_seen = greatest(p.last_seen, excluded.last_seen)",
+        [p.hour for p in problems], [p.client for p in problems], [p.kind for p in problems],
+        [p.count for p in problems], [p.last_seen for p in problems],
+        [p.detail for p in problems])
+
+
+async def prune_connection_problems(conn: asyncpg.Connection, cutoff: str) -> int:
+    return _row_count(await conn.execute("DELETE FROM connection_problems WHERE hour < $1",
+                                         cutoff))
 
 
 async def create_session(conn: asyncpg.Connection, session: ConsoleSession, keep: int) -> None:

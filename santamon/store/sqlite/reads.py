@@ -23,9 +23,11 @@ from ..common import (
     SEQ,
     SIGNAL_COLUMNS,
     agent_row,
+    connection_problems_sql,
     decode_cursor,
     encode_cursor,
     like_pattern,
+    problem_row,
     signal_row,
     stats_document,
 )
@@ -238,3 +240,12 @@ async def get_session(conn: aiosqlite.Connection, token_hash: bytes,
                             "WHERE token_hash = ? AND expires_at > ?", (token_hash, now)) as cur:
         row = await cur.fetchone()
     return ConsoleSession(*row) if row else None
+
+
+# -- agent connection problems ---------------------------------------------------------------
+
+async def connection_problems(conn: aiosqlite.Connection, since: str,
+                              limit: int) -> list[dict[str, Any]]:
+    async with conn.execute(connection_problems_sql(since="?", limit="?"),
+                            (since, limit)) as cur:
+        return [problem_row(row) for row in await cur.fetchall()]

@@ -292,7 +292,31 @@ async def _to_v3(conn: aiosqlite.Connection) -> None:
         await conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1, _to_v2, _to_v3]
+# Version 4 (issue 13): what the server cut from a signal to store it instead of refusing it,
+# and agent connection problems counted per hour (added to by every process, pruned by
+# retention). A row id of its own, so `migrate-db` copies it like the other tables.
+V4_STATEMENTS = [
+    "ALTER TABLE signals ADD COLUMN shortened TEXT",
+    "ALTER TABLE signals ADD COLUMN original_context_bytes INTEGER",
+    """CREATE TABLE connection_problems (
+        hour TEXT NOT NULL,
+        client TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_seen TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (hour, client, kind)
+    )""",
+]
+
+
+async def _to_v4(conn: aiosqlite.Connection) -> None:
+    for statement in V4_STATEMENTS:
+        await conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [
+    _to_v1, _to_v2, _to_v3, _to_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

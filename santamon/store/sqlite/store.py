@@ -18,6 +18,7 @@ from ... import timeutil
 from ..base import (
     AgentFilter,
     AlertBuilder,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     ForwardPosition,
@@ -234,6 +235,18 @@ class SQLiteStore:
     async def forward_backlog(self, severities: tuple[str, ...]) -> int:
         async with self._reader() as conn:
             return await reads.forward_backlog(conn, severities)
+
+    # -- agent connection problems ----------------------------------------------------------
+
+    async def add_connection_problems(self, problems: list[ConnectionProblem]) -> None:
+        await self._write(writes.AddConnectionProblems(problems))
+
+    async def connection_problems(self, since: str, limit: int) -> list[dict[str, Any]]:
+        async with self._reader() as conn:
+            return await reads.connection_problems(conn, since, limit)
+
+    async def prune_connection_problems(self, cutoff: str) -> int:
+        return await self._write(writes.PruneConnectionProblems(cutoff))
 
     # -- console sessions -------------------------------------------------------------------
 

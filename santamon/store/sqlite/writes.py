@@ -14,14 +14,22 @@ from typing import Any, ClassVar
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
-from ..base import AlertBuilder, ConsoleSession, Heartbeat, StatusResult
-from ..common import FORWARD_POSITION_KEY, first_occurrences, probe_signal, stored_flags
+from ..base import AlertBuilder, ConnectionProblem, ConsoleSession, Heartbeat, StatusResult
+from ..common import (
+    FORWARD_POSITION_KEY,
+    first_occurrences,
+    probe_signal,
+    shortened_column,
+    stored_flags,
+)
 
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
 INSERT_ROWS_PER_STATEMENT = 500  # 5,500 parameters; SQLite allows 32,766
-SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_SIGNALS = ("INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
-                  "tags, context, received_at, status, rule_description) VALUES ")
+                  "tags, context, received_at, status, rule_description, shortened, "
+                  "original_context_bytes) VALUES ")
+PROBLEM_VALUES = "(?, ?, ?, ?, ?, ?)"
 
 
 def chunks(items: list[Any], size: int = SQL_PARAMS_PER_QUERY) -> Iterable[list[Any]]:
@@ -35,7 +43,8 @@ def placeholders(count: int) -> str:
 
 def _signal_row(s: NewSignal, now: str) -> tuple[Any, ...]:
     return (s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title, s.tags_json,
-            s.context_json, now, NEW_STATUS, s.rule_description)
+            s.context_json, now, NEW_STATUS, s.rule_description, shortened_column(s),
+            s.original_context_bytes)
 
 
 def insert_new_signals(conn: sqlite3.Connection, signals: list[NewSignal], now: str) -> set[str]:
@@ -248,6 +257,45 @@ class ProbeWrite:
             inserted = cur.fetchall()
         conn.executemany("DELETE FROM signals WHERE seq = ?", inserted)
         return [None] * len(ops)
+
+
+@dataclass(slots=True)
+class AddConnectionProblems:
+    problems: list[ConnectionProblem]
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[AddConnectionProblems],
+              now: str) -> list[None]:
+        rows = [(p.hour, p.client, p.kind, p.count, p.last_seen, p.detail)
+                for op in ops for p in op.problems]
+        for chunk in chunks(rows, INSERT_ROWS_PER_STATEMENT):
+            # Every SET expression reads the row as it was: the detail goes with the later
+            # last_seen.
+            conn.execute(
+                "INSERT INTO connection_problems (hour, client, kind, count, last_seen, detail) "
+                "VALUES " + ",".join([PROBLEM_VALUES] * len(chunk)) + " "
+                "ON CONFLICT (hour, client, kind) DO UPDATE SET count = count + excluded.count, "
+                "detail = CASE WHEN excluded.last_seen >= last_seen THEN excluded.detail "
+                "ELSE detail END, last_seen = max(last_seen, excluded.last_seen)",
+                [value for row in chunk for value in row]).close()
+        return [None] * len(ops)
+
+
+@dataclass(slots=True)
+class PruneConnectionProblems:
+    cutoff: str
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[PruneConnectionProblems],
+              now: str) -> list[int]:
+        results = []
+        for op in ops:
+            with closing(conn.execute("DELETE FROM connection_problems WHERE hour < ?",
+                                      (op.cutoff,))) as cur:
+                results.append(cur.rowcount)
+        return results
 
 
 @dataclass(slots=True)
