@@ -6,6 +6,8 @@ store; api -> jobs, store; jobs -> store; store -> domain). `web.run_app` is the
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -14,9 +16,10 @@ from aiohttp import web
 
 from . import timeutil
 from .api.auth.keys import KeyRing
-from .api.auth.limiter import BodyBudget, FailedAuthLimiter
+from .api.auth.limiter import BodyBudget, FailedAuthLimiter, WarningLimiter
 from .api.auth.sessions import ConsoleSessions
 from .api.middlewares import MIDDLEWARES, answer_protocol_errors_in_json, security_headers
+from .api.problems import tls_handshake_failed
 from .api.routes import openapi_document, setup_routes
 from .api.state import (
     AUTH_LIMITER,
@@ -25,15 +28,19 @@ from .api.state import (
     HEALTH,
     HTTP_SESSION,
     JOBS,
+    KEY_WARNINGS,
     KEYRING,
     METRICS,
     OPENAPI,
+    PROBLEMS,
     SESSIONS,
     SETTINGS,
     STORE,
     HealthCache,
 )
+from .api.tls import TLSSite
 from .config import Settings
+from .jobs.problems import ConnectionProblems
 from .jobs.scheduler import Jobs
 from .metrics import Metrics
 from .store import create_store
@@ -72,6 +79,14 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _problems_ctx(app: web.Application) -> AsyncIterator[None]:
+    problems = ConnectionProblems(app[STORE], app[CLOCK])
+    app[PROBLEMS] = problems
+    problems.start()
+    yield
+    await problems.stop()  # writes what is left, before the store closes
+
+
 async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(headers={"User-Agent": "santamon-backend"}) as session:
         app[HTTP_SESSION] = session
@@ -99,13 +114,25 @@ def create_app(settings: Settings, *,
     app[CLOCK] = clock
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
+    app[KEY_WARNINGS] = WarningLimiter()
     app[BODY_BUDGET] = BodyBudget(UNAUTHENTICATED_BODY_BUDGET)
     app[METRICS] = Metrics()
     app[HEALTH] = HealthCache()
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(security_headers)
     # Started in this order and stopped in reverse: the jobs stop before the HTTP session and
-    # the store close.
-    app.cleanup_ctx.extend([_store_ctx, _http_session_ctx, _jobs_ctx])
+    # the store close, and the problems counted are written before the store closes.
+    app.cleanup_ctx.extend([_store_ctx, _problems_ctx, _http_session_ctx, _jobs_ctx])
     setup_routes(app)
     return app
+
+
+def listening_site(runner: web.AppRunner, settings: Settings,
+                   tls: ssl.SSLContext | None) -> web.TCPSite:
+    """Where the service listens: plain HTTP, or HTTPS whose failed handshakes are logged and
+    counted (api/tls.py)."""
+    if tls is None:
+        return web.TCPSite(runner, settings.host, settings.port)
+    on_failure = functools.partial(tls_handshake_failed, runner.app, WarningLimiter())
+    return TLSSite(runner, settings.host, settings.port, ssl_context=tls,
+                   on_failure=on_failure)

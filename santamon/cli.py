@@ -94,7 +94,7 @@ async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | N
     """Serve until SIGTERM or SIGINT. A start that fails undoes what it had started and raises
     StartupError, so the process exits instead of hanging on a thread; SIGTERM works while
     starting too."""
-    from .app import StartupError
+    from .app import StartupError, listening_site
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -119,7 +119,7 @@ async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | N
             raise
         raise StartupError(str(exc) or type(exc).__name__) from exc
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
+        site = listening_site(runner, settings, tls)
         try:
             await site.start()
         except OSError as exc:

@@ -23,6 +23,7 @@ from ..logs import log_request
 from ..store import InvalidCursor, StoreUnavailable
 from .auth.authenticate import authenticate, may_call
 from .auth.keys import Role
+from .problems import wrong_agent_key
 from .responses import ApiError, error_response
 from .state import (
     AGENT_ID,
@@ -125,7 +126,13 @@ def required_role(request: web.Request) -> Role:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[CALLER] = await authenticate(request, required_role(request))
+    needed = required_role(request)
+    try:
+        request[CALLER] = await authenticate(request, needed)
+    except ApiError as exc:
+        if needed is Role.AGENT and exc.status in (401, 429):  # an agent with a bad key
+            await wrong_agent_key(request, throttled=exc.status == 429)
+        raise
     return await handler(request)
 
 

@@ -2,7 +2,9 @@
 
 Ingest models follow what the real agent sends (agent-wire.md): unknown fields are ignored,
 `tags` may be null, `rule_description` and `uptime_seconds` may be missing, and severity and
-status are matched case-insensitively, because a 4xx makes the agent retry forever.
+status are matched case-insensitively, because a 4xx makes the agent retry forever. For the
+same reason free text has no length limit here: what is too long is stored cut, with a marker
+(views/ingest.py); only ids are refused when they are too long.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,10 +22,18 @@ from pydantic import (
 )
 
 from .. import timeutil
+from ..domain.problems import Kind
+from ..domain.shortening import cut_text
 from ..domain.signals import Severity, Status
 
 MAX_CONTEXT_BYTES = 100_000
 MAX_BATCH = 1000
+# Free text longer than this is stored cut, with a marker saying how much went.
+MAX_TITLE_CHARS = 512
+MAX_DESCRIPTION_CHARS = 2000
+MAX_TAG_CHARS = 64
+MAX_TAGS = 50
+MAX_VERSION_CHARS = 128
 
 
 def _lower(value: Any) -> Any:
@@ -57,7 +66,22 @@ Id = Annotated[str, AfterValidator(_no_control_characters)]
 Timestamp = Annotated[str, AfterValidator(timeutil.normalize)]
 """An RFC 3339 timestamp (any offset, 0-9 fraction digits), stored in UTC form."""
 
-Tag = Annotated[str, Field(max_length=64)]
+
+
+def _no_nul(value: str) -> str:
+    """NUL as U+FFFD: PostgreSQL cannot store it in text, and every engine stores the same.
+    (Inside `context` it stays: there it is a JSON escape, which every engine stores.)"""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+FreeText = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _version(value: str) -> str:
+    return cut_text(_no_nul(value), MAX_VERSION_CHARS)
+
+
+VersionText = Annotated[str, AfterValidator(_version)]
 
 
 # What the agent really sends (agent-wire.md), shown in /docs and used by the fuzz tests.
@@ -86,19 +110,19 @@ class SignalIn(BaseModel):
     ts: Timestamp
     host_id: Id = Field(min_length=1, max_length=255)
     rule_id: Id = Field(min_length=1, max_length=128)
-    rule_description: str | None = Field(None, max_length=2000)
+    rule_description: FreeText | None = Field(
+        None, description=f"Stored cut to {MAX_DESCRIPTION_CHARS} characters, with a marker.")
     status: Annotated[Status, BeforeValidator(_status_or_open)] = Field(
         "open", description="Ignored: a new signal is always stored `open`; triage is the "
                             "analyst's.")
     severity: Annotated[Severity, BeforeValidator(_lower)]
-    title: str = Field(min_length=1, max_length=512)
-    tags: list[Tag] | None = Field(None, max_length=50)
-    context: dict[str, Any]
-
-    def context_json(self) -> bytes:
-        """The context as stored; TypeError for what JSON here cannot hold (an integer
-        beyond 64 bits)."""
-        return orjson.dumps(self.context)
+    title: FreeText = Field(
+        min_length=1, description=f"Stored cut to {MAX_TITLE_CHARS} characters, with a marker.")
+    tags: list[FreeText] | None = Field(None, description=(
+        f"Stored cut to {MAX_TAGS} tags of {MAX_TAG_CHARS} characters, with markers."))
+    context: dict[str, Any] = Field(description=(
+        f"Over {MAX_CONTEXT_BYTES:,} bytes as JSON: stored shortened, the longest strings cut "
+        "first, each with a marker saying how many bytes went; see `shortened`."))
 
 
 class HeartbeatIn(BaseModel):
@@ -106,8 +130,8 @@ class HeartbeatIn(BaseModel):
 
     agent_id: Id = Field(min_length=1, max_length=255)
     timestamp: Timestamp
-    version: str | None = Field(None, max_length=128)
-    os_version: str | None = Field(None, max_length=128)
+    version: VersionText | None = None
+    os_version: VersionText | None = None
     uptime_seconds: float | None = Field(None, ge=0)
 
 
@@ -137,6 +161,15 @@ class SignalQuery(BaseModel):
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=512,
                                description="`next_cursor` of the previous page.")
+
+
+class ProblemsQuery(BaseModel):
+    """GET /agents/problems: the last `hours` hours."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    hours: int = Field(24, ge=1, le=168)
+    limit: int = Field(200, ge=1, le=1000)
 
 
 class SignalIdQuery(BaseModel):
@@ -226,6 +259,11 @@ class SignalOut(BaseModel):
     context: dict[str, Any]
     status: str
     received_at: str | None
+    shortened: list[str] = Field(description=(
+        "What the server cut to store the signal rather than refuse it (`context`, `title`, "
+        "`rule_description`, `tags`); empty for a signal stored as sent."))
+    original_context_bytes: int | None = Field(description=(
+        "The context's size as received (compact JSON), when it was shortened."))
 
 
 class HistoryEntry(BaseModel):
@@ -284,6 +322,22 @@ class AgentList(BaseModel):
 
     count: int
     heartbeats: list[AgentOut]
+
+
+class ConnectionProblemOut(BaseModel):
+    client: str = Field(description="The client's address, as this server saw it.")
+    kind: Kind
+    count: int
+    last_seen: str
+    detail: str = Field(description="What the latest of them was about.")
+
+
+class ConnectionProblemsOut(BaseModel):
+    """Agent connection problems per client address and kind, the most recent first."""
+
+    since: str
+    count: int
+    problems: list[ConnectionProblemOut]
 
 
 class AgentCounts(BaseModel):

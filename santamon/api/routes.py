@@ -22,12 +22,14 @@ from .models import (
     AgentQuery,
     BulkStatusResult,
     BulkStatusUpdate,
+    ConnectionProblemsOut,
     HealthOut,
     HeartbeatAck,
     HeartbeatIn,
     IndexOut,
     IngestResponse,
     JobsOut,
+    ProblemsQuery,
     SessionCreated,
     SessionInfo,
     SessionLogin,
@@ -90,8 +92,12 @@ ROUTES = [
           "Ship one signal or a batch", "agents", {200: IngestResponse},
           description="One signal object, or a JSON array of up to 1,000 (all stored or "
                       "none). Deduplicated on `signal_id`: the first write wins. A 200 means "
-                      "the signal is durably stored. 413 also when one signal's context "
-                      "exceeds 100,000 bytes.",
+                      "the signal is durably stored. What is too large is stored cut, with a "
+                      "marker, never refused (the agent retries a 4xx forever): a context over "
+                      "100,000 bytes as JSON (the longest strings first), a title over 512 "
+                      "characters, a description over 2,000, tags beyond 50 or 64 characters; "
+                      "the stored signal's `shortened` says what was cut. 413 only for a body "
+                      "over 8 MiB.",
           body=Body(SignalIn, also_list=True, max_items=MAX_BATCH),
           max_body=INGEST_BODY_LIMIT),
     Route("POST", "/agents/heartbeat", ingest.heartbeat, Role.AGENT,
@@ -129,6 +135,15 @@ ROUTES = [
           "Totals and breakdowns", "signals", {200: StatsOut}),
     Route("GET", "/agents", agents.list_agents, Role.ANALYST,
           "Agents and their latest heartbeat", "agents", {200: AgentList}, query=AgentQuery),
+    Route("GET", "/agents/problems", agents.connection_problems, Role.ANALYST,
+          "Agent connection problems by client address", "agents",
+          {200: ConnectionProblemsOut}, query=ProblemsQuery,
+          description="What keeps agents from reaching this service, per client address and "
+                      "kind, over the last `hours` hours (1-168, default 24): failed TLS "
+                      "handshakes (`tls_failure`), wrong or revoked agent keys (`wrong_key`), "
+                      "a key bound to one host used for another (`key_misuse`), and signals "
+                      "stored with their oversized context shortened (`context_shortened`). "
+                      "Counted per hour by every instance; the most recently seen first."),
     # -- the console -------------------------------------------------------------------------
     Route("GET", "/ui", console.console_page, Role.PUBLIC,
           "The console", "console", {200: "An HTML page."}, content_type="text/html"),

@@ -10,11 +10,12 @@ import aiohttp
 from aiohttp import web
 
 from ..config import Settings
+from ..jobs.problems import ConnectionProblems
 from ..jobs.scheduler import Jobs
 from ..metrics import Metrics
 from ..store import Store
 from .auth.keys import Caller, KeyRing, Role
-from .auth.limiter import BodyBudget, FailedAuthLimiter
+from .auth.limiter import BodyBudget, FailedAuthLimiter, WarningLimiter
 from .auth.sessions import ConsoleSessions
 
 
@@ -34,6 +35,10 @@ AUTH_LIMITER = web.AppKey("auth_limiter", FailedAuthLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", bytes)  # the serialised document, built once
 HEALTH = web.AppKey("health", HealthCache)
+# Agent connection problems, counted and written in batches (api/problems.py records them).
+PROBLEMS = web.AppKey("problems", ConnectionProblems)
+# Warnings about requests refused for their agent key: once per client address and period.
+KEY_WARNINGS = web.AppKey("key_warnings", WarningLimiter)
 # The role each route needs (routes.py), by the route object aiohttp matched.
 ROUTE_ROLES = web.AppKey("route_roles", dict[web.AbstractRoute, Role])
 # The largest body each route reads (routes.py); a route not in it reads none.

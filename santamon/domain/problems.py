@@ -8,13 +8,12 @@ described: OpenSSL's reason codes, grouped into what an operator can act on.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from .. import timeutil
 
-TLS_FAILURE = "tls_failure"
-WRONG_KEY = "wrong_key"
-KEY_MISUSE = "key_misuse"
-CONTEXT_SHORTENED = "context_shortened"
-KINDS = (TLS_FAILURE, WRONG_KEY, KEY_MISUSE, CONTEXT_SHORTENED)
+Kind = Literal["tls_failure", "wrong_key", "key_misuse", "context_shortened"]
+TLS_FAILURE, WRONG_KEY, KEY_MISUSE, CONTEXT_SHORTENED = KINDS = get_args(Kind)
 
 # Kept this long (the console shows the last 24 hours); the retention job prunes the rest.
 RETENTION_SECONDS = 7 * 86_400

@@ -8,6 +8,7 @@ import * as detail from './detail.js';
 import * as filters from './filters.js';
 import * as jobs from './jobs.js';
 import * as keyboard from './keyboard.js';
+import * as problems from './problems.js';
 import * as queue from './queue.js';
 import * as refresh from './refresh.js';
 import * as selection from './selection.js';
@@ -27,7 +28,8 @@ agents.init();
 chart.init();
 keyboard.init({ active: signin.isSignedIn });
 refresh.init({
-  load: ({ reset }) => [cards.load(), agents.load(), chart.load(), queue.load({ reset, quiet: !reset })],
+  load: ({ reset }) => [cards.load(), agents.load(), problems.load(), chart.load(),
+    queue.load({ reset, quiet: !reset })],
   after: jobs.load,
   active: signin.isSignedIn,
 });

@@ -2,37 +2,77 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import orjson
 from aiohttp import web
 from pydantic import Field, TypeAdapter
 
+from ...domain.problems import CONTEXT_SHORTENED
+from ...domain.shortening import cut_list, cut_text, encode_context, shorten_context
 from ...store import Heartbeat, NewSignal
-from ..models import MAX_BATCH, MAX_CONTEXT_BYTES, HeartbeatIn, SignalIn
-from ..responses import ApiError, json_response
-from ..state import AGENT_ID, BODY, METRICS, STORE
+from ..models import (
+    MAX_BATCH,
+    MAX_CONTEXT_BYTES,
+    MAX_DESCRIPTION_CHARS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TITLE_CHARS,
+    HeartbeatIn,
+    SignalIn,
+)
+from ..responses import json_response
+from ..state import AGENT_ID, BODY, METRICS, PROBLEMS, STORE
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
 
-def _to_new_signal(signal: SignalIn, index: int | None = None) -> NewSignal:
-    try:
-        context_json = signal.context_json()
-    except TypeError:
-        loc = ["context"] if index is None else [index, "context"]
-        raise ApiError(422, "validation failed", details=[{
-            "loc": loc, "msg": "an integer in context is beyond 64 bits",
-            "type": "value_error"}]) from None
+async def _to_new_signal(signal: SignalIn) -> NewSignal:
+    """The signal as stored: what is too large is cut (domain.shortening), never refused, since
+    the agent would retry a refused signal forever."""
+    context_json = encode_context(signal.context)
+    original_context_bytes = None
     if len(context_json) > MAX_CONTEXT_BYTES:
-        where = "" if index is None else f" (item {index})"
-        raise ApiError(413, f"context is {len(context_json)} bytes{where}; the limit is "
-                            f"{MAX_CONTEXT_BYTES}", signal_id=signal.signal_id)
+        original_context_bytes = len(context_json)
+        # Rare, and up to a few hundred milliseconds for a pathological 8 MiB context.
+        context_json = await asyncio.to_thread(shorten_context, signal.context,
+                                               MAX_CONTEXT_BYTES)
+    title = cut_text(signal.title, MAX_TITLE_CHARS)
+    description = signal.rule_description
+    if description is not None:
+        description = cut_text(description, MAX_DESCRIPTION_CHARS)
+    tags = signal.tags or []
+    fitted_tags = [cut_text(tag, MAX_TAG_CHARS) for tag in cut_list(tags, MAX_TAGS)]
+    shortened = tuple(field for field, cut in (
+        ("context", original_context_bytes is not None),
+        ("title", title is not signal.title),
+        ("rule_description", description is not signal.rule_description),
+        ("tags", fitted_tags != tags),
+    ) if cut)
     return NewSignal(
         signal_id=signal.signal_id, ts=signal.ts, host_id=signal.host_id,
-        rule_id=signal.rule_id, severity=signal.severity, title=signal.title,
-        tags_json=orjson.dumps(signal.tags or []), context_json=context_json,
-        rule_description=signal.rule_description)
+        rule_id=signal.rule_id, severity=signal.severity, title=title,
+        tags_json=orjson.dumps(fitted_tags), context_json=context_json,
+        rule_description=description, shortened=shortened,
+        original_context_bytes=original_context_bytes)
+
+
+def _count_shortened(request: web.Request, signals: list[NewSignal],
+                     stored: list[bool]) -> None:
+    """Signals stored shortened: counted, and an oversized context shown in the console's
+    agent connection problems, by the address that sent it."""
+    for signal, new in zip(signals, stored, strict=True):
+        if not (new and signal.shortened):
+            continue
+        for field in signal.shortened:
+            request.app[METRICS].ingest_shortened.labels(field=field).inc()
+        if signal.original_context_bytes is not None:
+            request.app[PROBLEMS].record(
+                request.remote, CONTEXT_SHORTENED,
+                f"signal {signal.signal_id} of {signal.host_id} ({signal.rule_id}): context of "
+                f"{signal.original_context_bytes:,} bytes stored as "
+                f"{len(signal.context_json):,}")
 
 
 async def ingest(request: web.Request) -> web.Response:
@@ -40,12 +80,13 @@ async def ingest(request: web.Request) -> web.Response:
     body = request[BODY]
     store = request.app[STORE]
     if body.lstrip()[:1] == b"[":
-        batch = [_to_new_signal(s, i) for i, s in enumerate(_signal_batch.validate_json(body))]
+        batch = [await _to_new_signal(s) for s in _signal_batch.validate_json(body)]
         hosts = {s.host_id for s in batch}
         if len(hosts) == 1:
             request[AGENT_ID] = hosts.pop()
         stored = await store.insert_signals(batch) if batch else []
         request.app[METRICS].count_ingest(sum(stored), len(stored) - sum(stored))
+        _count_shortened(request, batch, stored)
         return json_response({
             "status": "received",
             "received": len(batch),
@@ -54,10 +95,11 @@ async def ingest(request: web.Request) -> web.Response:
             "results": [{"signal_id": s.signal_id, "duplicate": not new}
                         for s, new in zip(batch, stored, strict=True)],
         })
-    signal = _to_new_signal(SignalIn.model_validate_json(body))
+    signal = await _to_new_signal(SignalIn.model_validate_json(body))
     request[AGENT_ID] = signal.host_id
     (stored,) = await store.insert_signals([signal])
     request.app[METRICS].count_ingest(int(stored), int(not stored))
+    _count_shortened(request, [signal], [stored])
     return json_response({"status": "received", "signal_id": signal.signal_id,
                           "duplicate": not stored})
 
