@@ -67,7 +67,6 @@ Timestamp = Annotated[str, AfterValidator(timeutil.normalize)]
 """An RFC 3339 timestamp (any offset, 0-9 fraction digits), stored in UTC form."""
 
 
-
 def _no_nul(value: str) -> str:
     """NUL as U+FFFD: PostgreSQL cannot store it in text, and every engine stores the same.
     (Inside `context` it stays: there it is a JSON escape, which every engine stores.)"""
