@@ -101,7 +101,8 @@ def shorten_context(context: dict[str, Any], limit: int) -> bytes:
 
 
 def _string_sizes(value: Any) -> list[tuple[int, int]]:
-    """(UTF-8 bytes, bytes as JSON) of every string value; keys are not values."""
+    """(UTF-8 bytes, bytes as JSON) of every string value that may be longer than
+    SMALL_STRING_BYTES; keys are not values."""
     sizes: list[tuple[int, int]] = []
     stack = [value]
     while stack:
@@ -118,8 +119,8 @@ def _string_sizes(value: Any) -> list[tuple[int, int]]:
 
 def _string_cap(strings: list[tuple[int, int]], total: int, limit: int) -> int | None:
     """The largest length (UTF-8 bytes) that the longest strings can be cut to for the whole
-    to fit, estimated from each string's bytes per character as JSON; None if no cap of at
-    least SMALL_STRING_BYTES would do.
+    to fit, estimated from each string's bytes as JSON per UTF-8 byte (escapes take more);
+    None if no cap of at least SMALL_STRING_BYTES would do.
 
     Cutting the k longest to a cap c gives total - sum(json_i) + sum(ratio_i * c + 2 + marker)
     over those k; for each k the largest c follows, and it is right when the (k+1)-th longest

@@ -21,8 +21,8 @@ from ..store import ConnectionProblem, Store, StoreUnavailable
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 10.0
-# Distinct addresses one process counts per hour, and counters it holds unwritten (the
-# database may be down for a while); beyond either, counts go to OTHER_CLIENTS.
+# Distinct addresses one process counts per hour, and counters it holds unwritten (four hours'
+# worth: the database may be down for a while); beyond either, counts go to OTHER_CLIENTS.
 MAX_CLIENTS_PER_HOUR = 5000
 MAX_PENDING = 4 * (MAX_CLIENTS_PER_HOUR + 1) * len(KINDS)
 
