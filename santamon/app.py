@@ -1,4 +1,5 @@
-"""The composition root: settings -> store -> HTTP session -> jobs -> the web application.
+"""The composition root: settings -> store -> keys -> HTTP session -> jobs -> the web
+application.
 
 Everything is wired here and only here; dependencies run one way (this module -> api, jobs,
 store; api -> jobs, store; jobs -> store; store -> domain). `web.run_app` is the CLI's.
@@ -13,18 +14,22 @@ import orjson
 from aiohttp import web
 
 from . import timeutil
+from .api.auth.agents import AgentGuard
 from .api.auth.keys import KeyRing
 from .api.auth.limiter import BodyBudget, FailedAuthLimiter
 from .api.auth.sessions import ConsoleSessions
+from .api.auth.sync import KeySync
 from .api.middlewares import MIDDLEWARES, answer_protocol_errors_in_json, security_headers
 from .api.routes import openapi_document, setup_routes
 from .api.state import (
+    AGENT_GUARD,
     AUTH_LIMITER,
     BODY_BUDGET,
     CLOCK,
     HEALTH,
     HTTP_SESSION,
     JOBS,
+    KEY_SYNC,
     KEYRING,
     METRICS,
     OPENAPI,
@@ -72,6 +77,18 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The stored keys, loaded before the service listens (a restart sees every revocation
+    at once) and kept in step afterwards; their last uses are written when it stops."""
+    sync = KeySync(app[STORE], app[KEYRING], app[CLOCK])
+    await sync.start()
+    app[KEY_SYNC] = sync
+    app[AGENT_GUARD] = AgentGuard(app[STORE], app[METRICS], app[CLOCK],
+                                  new_agents_per_hour=app[SETTINGS].new_agents_per_hour)
+    yield
+    await sync.stop()
+
+
 async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(headers={"User-Agent": "santamon-backend"}) as session:
         app[HTTP_SESSION] = session
@@ -97,7 +114,8 @@ def create_app(settings: Settings, *,
                           middlewares=MIDDLEWARES)
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
+    app[KEYRING] = KeyRing(settings.api_key, settings.admin_key,
+                           bound_only=settings.agent_keys == "bound-only", clock=clock)
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
     app[BODY_BUDGET] = BodyBudget(UNAUTHENTICATED_BODY_BUDGET)
     app[METRICS] = Metrics()
@@ -105,7 +123,7 @@ def create_app(settings: Settings, *,
     app[OPENAPI] = orjson.dumps(openapi_document())
     app.on_response_prepare.append(security_headers)
     # Started in this order and stopped in reverse: the jobs stop before the HTTP session and
-    # the store close.
-    app.cleanup_ctx.extend([_store_ctx, _http_session_ctx, _jobs_ctx])
+    # the store close, and the keys' last uses are written before the store closes.
+    app.cleanup_ctx.extend([_store_ctx, _keys_ctx, _http_session_ctx, _jobs_ctx])
     setup_routes(app)
     return app

@@ -63,6 +63,15 @@ def new_key_id() -> str:
     return secrets.token_hex(8)
 
 
+def agent_key_state(*, expires_at: str | None, revoked_at: str | None, now: str) -> str:
+    """`active`, `expiring` (rotated: valid until its grace ends), `expired` or `revoked`."""
+    if revoked_at is not None:
+        return "revoked"
+    if expires_at is None:
+        return "active"
+    return "expiring" if expires_at > now else "expired"
+
+
 def _alert_id(*parts: str) -> str:
     """The same parts always give the same id, so with first-write-wins an alert is stored
     once however many requests or instances raise it."""

@@ -320,8 +320,10 @@ class Store(Protocol):
         """Revoke the key now (kept for the record); a revoked key stays as it was. None when
         no key has this id."""
 
-    async def list_agent_keys(self, host_id: str | None = None) -> list[AgentKey]:
-        """Every agent key (of one host), revoked and expired ones too, newest first."""
+    async def list_agent_keys(self, host_id: str | None = None,
+                              limit: int | None = None) -> list[AgentKey]:
+        """Agent keys (of one host), revoked and expired ones too, newest first: all of them,
+        or the first `limit`."""
 
     async def record_key_use(self, uses: list[KeyUse]) -> None:
         """Keep each key's latest use; an older use than the one stored changes nothing. Does

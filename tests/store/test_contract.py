@@ -556,6 +556,7 @@ async def test_agent_keys_are_created_rotated_and_revoked_moving_the_version(sto
     assert [k.key_id for k in listed] == ["key-3", "key-4", "key-1", "key-2"]  # newest first
     assert [k.key_id for k in await store.list_agent_keys("mac-a")] == ["key-3", "key-4",
                                                                          "key-1"]
+    assert [k.key_id for k in await store.list_agent_keys(limit=2)] == ["key-3", "key-4"]
 
 
 async def test_key_use_keeps_the_latest_without_moving_the_version(store):

@@ -1,4 +1,10 @@
-"""What agents send: signals (one or a batch) and heartbeats."""
+"""What agents send: signals (one or a batch) and heartbeats.
+
+Each is let in by the agent guard (auth/agents.py) once it is valid: a key bound to one host
+sends for that host only, and new agent ids per key are bounded. A batch naming any other
+host than its key's is refused whole (403): the agent sends one host per key, so only a
+sender that is not a correct agent is refused.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from pydantic import Field, TypeAdapter
 from ...store import Heartbeat, NewSignal
 from ..models import MAX_BATCH, MAX_CONTEXT_BYTES, HeartbeatIn, SignalIn
 from ..responses import ApiError, json_response
-from ..state import AGENT_ID, BODY, METRICS, STORE
+from ..state import AGENT_GUARD, AGENT_ID, BODY, CALLER, METRICS, STORE
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
@@ -43,7 +49,9 @@ async def ingest(request: web.Request) -> web.Response:
         batch = [_to_new_signal(s, i) for i, s in enumerate(_signal_batch.validate_json(body))]
         hosts = {s.host_id for s in batch}
         if len(hosts) == 1:
-            request[AGENT_ID] = hosts.pop()
+            request[AGENT_ID] = next(iter(hosts))
+        await request.app[AGENT_GUARD].admit(request, request[CALLER],
+                                             [s.host_id for s in batch], "signal")
         stored = await store.insert_signals(batch) if batch else []
         request.app[METRICS].count_ingest(sum(stored), len(stored) - sum(stored))
         return json_response({
@@ -56,6 +64,7 @@ async def ingest(request: web.Request) -> web.Response:
         })
     signal = _to_new_signal(SignalIn.model_validate_json(body))
     request[AGENT_ID] = signal.host_id
+    await request.app[AGENT_GUARD].admit(request, request[CALLER], [signal.host_id], "signal")
     (stored,) = await store.insert_signals([signal])
     request.app[METRICS].count_ingest(int(stored), int(not stored))
     return json_response({"status": "received", "signal_id": signal.signal_id,
@@ -65,6 +74,9 @@ async def ingest(request: web.Request) -> web.Response:
 async def heartbeat(request: web.Request) -> web.Response:
     beat = HeartbeatIn.model_validate_json(request[BODY])
     request[AGENT_ID] = beat.agent_id
+    caller = request[CALLER]
+    await request.app[AGENT_GUARD].admit(request, caller, [beat.agent_id], "heartbeat")
     await request.app[STORE].record_heartbeat(Heartbeat(
-        beat.agent_id, beat.timestamp, beat.version, beat.os_version, beat.uptime_seconds))
+        beat.agent_id, beat.timestamp, beat.version, beat.os_version, beat.uptime_seconds,
+        auth=caller.agent_auth))
     return json_response({"status": "ok", "agent_id": beat.agent_id})

@@ -248,10 +248,11 @@ async def valid_keys(conn: asyncpg.Connection,
     return [agent_key(row) for row in agents], [analyst_key(row) for row in people]
 
 
-async def list_agent_keys(conn: asyncpg.Connection, host_id: str | None) -> list[AgentKey]:
+async def list_agent_keys(conn: asyncpg.Connection, host_id: str | None,
+                          limit: int | None) -> list[AgentKey]:
     rows = await conn.fetch(f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys "
                             "WHERE $1::text IS NULL OR host_id = $1 "
-                            "ORDER BY created_at DESC, key_id", host_id)
+                            "ORDER BY created_at DESC, key_id LIMIT $2", host_id, limit)
     return [agent_key(row) for row in rows]
 
 

@@ -287,8 +287,9 @@ class PostgresStore:
     async def revoke_agent_key(self, key_id: str, actor: str) -> AgentKey | None:
         return await self._write(writes.revoke_agent_key, key_id, actor, self._now())
 
-    async def list_agent_keys(self, host_id: str | None = None) -> list[AgentKey]:
-        return await self._read(reads.list_agent_keys, host_id)
+    async def list_agent_keys(self, host_id: str | None = None,
+                              limit: int | None = None) -> list[AgentKey]:
+        return await self._read(reads.list_agent_keys, host_id, limit)
 
     async def record_key_use(self, uses: list[KeyUse]) -> None:
         await self._write(writes.record_key_use, uses)

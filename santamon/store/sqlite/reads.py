@@ -268,10 +268,12 @@ async def valid_keys(conn: aiosqlite.Connection,
     return agents, people
 
 
-async def list_agent_keys(conn: aiosqlite.Connection, host_id: str | None) -> list[AgentKey]:
-    where, params = ("WHERE host_id = ?", (host_id,)) if host_id is not None else ("", ())
+async def list_agent_keys(conn: aiosqlite.Connection, host_id: str | None,
+                          limit: int | None) -> list[AgentKey]:
+    where, params = ("WHERE host_id = ?", [host_id]) if host_id is not None else ("", [])
     async with conn.execute(f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys {where} "
-                            "ORDER BY created_at DESC, key_id", params) as cur:
+                            "ORDER BY created_at DESC, key_id LIMIT ?",
+                            [*params, -1 if limit is None else limit]) as cur:
         return [agent_key(row) for row in await cur.fetchall()]
 
 

@@ -278,9 +278,10 @@ class SQLiteStore:
     async def revoke_agent_key(self, key_id: str, actor: str) -> AgentKey | None:
         return await self._write(writes.RevokeAgentKey(key_id, actor))
 
-    async def list_agent_keys(self, host_id: str | None = None) -> list[AgentKey]:
+    async def list_agent_keys(self, host_id: str | None = None,
+                              limit: int | None = None) -> list[AgentKey]:
         async with self._reader() as conn:
-            return await reads.list_agent_keys(conn, host_id)
+            return await reads.list_agent_keys(conn, host_id, limit)
 
     async def record_key_use(self, uses: list[KeyUse]) -> None:
         await self._write(writes.RecordKeyUse(uses))
