@@ -31,7 +31,9 @@ async def call(server: ServerProcess, method: str, path: str, *, key: str | None
     headers = headers if headers is not None else {"X-API-Key": key} if key else {}
     async with aiohttp.ClientSession() as http, http.request(
             method, server.url + path, json=body, headers=headers) as response:
-        return response.status, await response.json(content_type=None)
+        if response.content_type != "application/json":
+            return response.status, await response.text()
+        return response.status, await response.json()
 
 
 def create_key(server: ServerProcess, host: str) -> tuple[str, str]:

@@ -12,7 +12,8 @@ from ..store import Store
 
 log = logging.getLogger(__name__)
 
-# Beyond this many agents in one check, the log names them in one line.
+# Beyond this many agents in one check (or as soon as they get one alert), one log line names
+# them all.
 LOGGED_ONE_BY_ONE = 10
 
 
@@ -30,10 +31,11 @@ async def check_stale_agents(store: Store, stale_after: float, started_ns: int,
         timeutil.format_utc(cutoff_ns),
         functools.partial(stale_alert, threshold_seconds=stale_after),
         functools.partial(stale_summary, threshold_seconds=stale_after, over=summary_over))
-    if len(agents) > LOGGED_ONE_BY_ONE:
+    if len(agents) > LOGGED_ONE_BY_ONE or 0 < summary_over < len(agents):
+        more = len(agents) - LOGGED_ONE_BY_ONE
         log.warning("%d agents are stale at once: no heartbeat for over %gs: %s%s",
                     len(agents), stale_after, ", ".join(agents[:LOGGED_ONE_BY_ONE]),
-                    f" and {len(agents) - LOGGED_ONE_BY_ONE} more")
+                    f" and {more} more" if more > 0 else "")
     else:
         for agent_id in agents:
             log.warning("agent %s is stale: no heartbeat for over %gs", agent_id, stale_after)
