@@ -88,7 +88,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     settings, key_file = ensure_admin_key(settings)
     if key_file is not None:
-        log.info("analyst key: read it from %s (set SANTAMON_ADMIN_KEY to choose one)", key_file)
+        log.info("admin key: read it from %s (set SANTAMON_ADMIN_KEY to choose one)", key_file)
     tls = _tls_context(settings)
     if tls is None:
         log.warning("serving plain HTTP: agents refuse non-loopback HTTP endpoints; set "
@@ -266,13 +266,13 @@ def dev_keys(args: argparse.Namespace) -> int:
     else:
         print(f"Using the development keys in {path}.")
     port = args.port
-    print(f"""It holds SANTAMON_API_KEY (the agent key) and SANTAMON_ADMIN_KEY (the analyst key).
+    print(f"""It holds SANTAMON_API_KEY (a shared agent key) and SANTAMON_ADMIN_KEY (the admin key).
 Try:
   . ./{path} && curl -s -H "X-API-Key: $SANTAMON_API_KEY" -H 'Content-Type: application/json' \\
       --data @tests/samples/signal-file-access.json http://127.0.0.1:{port}/ingest
   . ./{path} && curl -s -H "Authorization: Bearer $SANTAMON_ADMIN_KEY" \\
       http://127.0.0.1:{port}/signals
-Console: http://127.0.0.1:{port}/ui (log in with the analyst key)""")
+Console: http://127.0.0.1:{port}/ui (sign in with the admin key)""")
     return 0
 
 

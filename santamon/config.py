@@ -41,9 +41,9 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-# The analyst key may do everything: an agent holding it would be an analyst.
-_SHARED_KEY = ("is also an agent key in SANTAMON_API_KEY; every agent would be an analyst, so "
-               "the analyst key must differ from every agent key")
+# The admin key may do everything: an agent holding it would be an admin.
+_SHARED_KEY = ("is also an agent key in SANTAMON_API_KEY; every agent would be an admin, so "
+               "the admin key must differ from every agent key")
 
 
 class ConfigError(Exception):
@@ -214,7 +214,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def ensure_admin_key(settings: Settings) -> tuple[Settings, Path | None]:
-    """The analyst key from the settings, or from (created once) a 0600 file beside the database.
+    """The admin key from the settings, or from (created once) a 0600 file beside the database.
 
     Returns the settings with the key filled in, and the file when the key came from one.
     """
@@ -225,16 +225,16 @@ def ensure_admin_key(settings: Settings) -> tuple[Settings, Path | None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_secret_file(path, secrets.token_urlsafe(32) + "\n")
     elif (mode := stat.S_IMODE(path.stat().st_mode)) & 0o077:
-        log.warning("%s holds the analyst key and is readable by group or others (mode %04o); "
+        log.warning("%s holds the admin key and is readable by group or others (mode %04o); "
                     "restrict it: chmod 600 %s", path, mode, path)
     key = path.read_text().strip()
     try:
         _check_key(key)
     except ValueError:
-        raise ConfigError(f"{path}: the analyst key in this file is shorter than "
+        raise ConfigError(f"{path}: the admin key in this file is shorter than "
                           f"{MIN_KEY_LENGTH} characters") from None
     if key in settings.api_key:
-        raise ConfigError(f"{path}: the analyst key in this file {_SHARED_KEY}")
+        raise ConfigError(f"{path}: the admin key in this file {_SHARED_KEY}")
     return settings.model_copy(update={"admin_key": key}), path
 
 

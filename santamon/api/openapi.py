@@ -15,9 +15,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 REF = "#/components/schemas/{model}"
-# What an operation needs: "public" (no key), "agent" (an agent key) or what a person's key
-# grants ("read", "write", "keys"; "analyst" for any of them), which a console session may
-# also carry.
+# What an operation needs: "public" (no key), "agent" (an agent key), or any other name for
+# what a person's key grants (routes.py uses "read", "write" and "keys"), which a console
+# session may carry too.
 Auth = str
 
 
