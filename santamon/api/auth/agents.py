@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ... import timeutil
-from ...domain.keys import misuse_alert, new_agents_alert
+from ...domain.keys import HOUR_NS, misuse_alert, new_agents_alert
 from ...domain.signals import NewSignal
 from ...metrics import Metrics
 from ...store import Store, StoreUnavailable
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 HOUR = 3600.0
 REMEMBERED_ALERTS = 10_000  # (key, claim, hour) already raised here; the oldest are forgotten
 REMEMBERED_BUDGETS = 10_000  # keys with a budget in use; a forgotten one starts full again
+# A stolen key can name a new host in every request: past this many claimed hosts per key and
+# hour, misuse is still refused and counted but raises no further alert (per instance).
+MISUSE_ALERTS_PER_KEY_HOUR = 20
 
 
 @dataclass
@@ -51,6 +54,7 @@ class AgentGuard:
         self._known: set[str] = set()
         self._budgets: OrderedDict[str, _Budget] = OrderedDict()
         self._raised: OrderedDict[str, None] = OrderedDict()
+        self._misuse_alerts: OrderedDict[tuple[str, int], int] = OrderedDict()
 
     async def admit(self, request: web.Request, caller: Caller, hosts: list[str],
                     what: str) -> None:
@@ -72,10 +76,16 @@ class AgentGuard:
         endpoint = request.path
         self._metrics.agent_key_misuse.labels(endpoint=endpoint).inc()
         now_ns = self._clock()
-        await self._raise_once(misuse_alert(
-            key_id=caller.key_id, key_host=caller.host, claimed_host=claimed,
-            client_address=request.remote, endpoint=endpoint,
-            now=timeutil.format_utc(now_ns), now_ns=now_ns))
+        alert = misuse_alert(key_id=caller.key_id, key_host=caller.host, claimed_host=claimed,
+                             client_address=request.remote, endpoint=endpoint,
+                             now=timeutil.format_utc(now_ns), now_ns=now_ns)
+        hour = (caller.key_id, now_ns // HOUR_NS)
+        raised = self._misuse_alerts.get(hour, 0)
+        if alert.signal_id not in self._raised and raised < MISUSE_ALERTS_PER_KEY_HOUR:
+            self._misuse_alerts[hour] = raised + 1
+            if len(self._misuse_alerts) > REMEMBERED_BUDGETS:
+                self._misuse_alerts.popitem(last=False)
+            await self._raise_once(alert)
         where = f"item {index} of the batch" if index is not None else f"the {what}"
         raise ApiError(
             403, f"this key is bound to host {caller.host!r} but {where} names {claimed!r}"
