@@ -356,6 +356,7 @@ def _with_store(args: argparse.Namespace,
     """Run `work(store)` on the configured database (the server may be running: it sees the
     change within seconds)."""
     from .store import StoreUnavailable, create_store
+    from .store.base import SchemaTooNew
 
     settings = load_settings(args.config)
 
@@ -369,7 +370,7 @@ def _with_store(args: argparse.Namespace,
 
     try:
         return asyncio.run(run())
-    except (StoreUnavailable, OSError, sqlite3.Error) as exc:
+    except (StoreUnavailable, SchemaTooNew, OSError, sqlite3.Error) as exc:
         print(f"santamon: the database cannot be used: {exc}", file=sys.stderr)
         return 1
 
@@ -408,8 +409,12 @@ def agent_keys_create(args: argparse.Namespace) -> int:
         if args.from_csv == "-":
             hosts = read_hosts(sys.stdin)
         else:
-            with open(args.from_csv, newline="", encoding="utf-8") as handle:
-                hosts = read_hosts(handle)
+            try:
+                with open(args.from_csv, newline="", encoding="utf-8") as handle:
+                    hosts = read_hosts(handle)
+            except (OSError, UnicodeDecodeError) as exc:
+                print(f"santamon: cannot read {args.from_csv}: {exc}", file=sys.stderr)
+                return 2
     else:
         hosts = list(dict.fromkeys(_check_host(host) for host in args.host))
     if not hosts:
