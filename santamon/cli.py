@@ -39,6 +39,7 @@ from .config import (
 )
 from .domain.keys import (
     ANALYST_ROLE,
+    MAX_ROTATION_GRACE_SECONDS,
     PERSON_ROLES,
     RESERVED_NAMES,
     agent_key_state,
@@ -336,7 +337,6 @@ def migrate_db(args: argparse.Namespace) -> int:
 # -- stored keys ------------------------------------------------------------------------------
 
 MAX_HOST_LENGTH = 255
-MAX_GRACE_SECONDS = 90 * 86400
 
 
 class KeyCommandError(Exception):
@@ -510,7 +510,7 @@ def agent_keys_rotate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"santamon: --grace: {exc}", file=sys.stderr)
         return 2
-    if grace > MAX_GRACE_SECONDS:
+    if grace > MAX_ROTATION_GRACE_SECONDS:
         print("santamon: --grace: at most 90d", file=sys.stderr)
         return 2
     secret = new_agent_key()

@@ -22,6 +22,7 @@ from pydantic import (
 
 from .. import timeutil
 from ..config import parse_duration
+from ..domain.keys import MAX_ROTATION_GRACE_SECONDS
 from ..domain.signals import Severity, Status
 
 MAX_CONTEXT_BYTES = 100_000
@@ -155,7 +156,6 @@ class SessionLogin(BaseModel):
 
 
 HostId = Annotated[Id, Field(min_length=1, max_length=255)]
-MAX_ROTATION_GRACE_SECONDS = 90 * 86400
 
 
 def _grace(value: Any) -> float:

@@ -32,6 +32,9 @@ SHARED_AUTH = "shared"  # a key every agent may hold (SANTAMON_API_KEY)
 AGENT_KEY_PREFIX = "smak_"
 PERSON_KEY_PREFIX = "smpk_"
 
+# How long a rotated key may stay valid beside its successor, at most.
+MAX_ROTATION_GRACE_SECONDS = 90 * 86400
+
 MISUSE_RULE_ID = "AGENT-KEY-MISUSE"
 NEW_AGENTS_RULE_ID = "AGENT-NEW-IDS-THROTTLED"
 # The host of alerts about the fleet or the service rather than one Mac.

@@ -17,9 +17,9 @@ import pytest
 
 from santamon import timeutil
 from santamon.domain.agents import STALE_RULE_ID, stale_alert
-from santamon.store import Heartbeat, NewSignal, SignalFilter, StoreUnavailable
+from santamon.store import AgentFilter, Heartbeat, NewSignal, SignalFilter, StoreUnavailable
 from santamon.store.postgres import PostgresStore
-from santamon.store.postgres.schema import SCHEMA_VERSION
+from santamon.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
 from ..helpers import FakeClock
 from ..pg import PostgresServer
@@ -55,6 +55,31 @@ async def main(url, at):
 
 asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 """
+
+
+async def test_a_version_1_database_upgrades_in_place_keeping_sessions(postgres_url):
+    """Sessions so far were the admin key's, recorded as "analyst": after the upgrade they are
+    the admin's, and agents are there with no authentication recorded yet."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        await MIGRATIONS[0](conn)
+        await conn.execute("INSERT INTO schema_version VALUES (1)")
+        await conn.execute("INSERT INTO sessions VALUES ($1, 'analyst', $2, $3)", b"t" * 32,
+                           "2026-11-03T00:00:00.000000000Z", "2099-01-01T00:00:00.000000000Z")
+        await conn.execute("INSERT INTO agents (agent_id, first_seen, last_seen) VALUES "
+                           "('mac-1', 'a', 'b')")
+    finally:
+        await conn.close()
+    store = await opened(postgres_url)
+    try:
+        session = await store.get_session(b"t" * 32, "2026-11-04T00:00:00.000000000Z")
+        assert (session.actor, session.role, session.key_id) == ("admin", "admin", None)
+        assert [a["auth"] for a in await store.list_agents(AgentFilter())] == [None]
+        assert await store.keys_version() == 0
+        assert await store.list_agent_keys() == []
+    finally:
+        await store.close()
 
 
 async def test_instances_starting_at_once_migrate_the_schema_once(postgres_url):
