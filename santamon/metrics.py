@@ -87,6 +87,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.agent_key_misuse = Counter(
+            "santamon_agent_key_misuse",
+            "Requests refused because a key bound to one host named another, by endpoint.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.new_agents_throttled = Counter(
+            "santamon_new_agents_throttled",
+            "Requests refused because their key brought too many new agent ids in an hour.",
+            registry=r,
+        )
         self.agent_key_failures = Counter(
             "santamon_agent_key_failures",
             "Requests to the agent endpoints refused for their key, by reason (missing, "

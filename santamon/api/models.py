@@ -22,6 +22,8 @@ from pydantic import (
 )
 
 from .. import timeutil
+from ..config import parse_duration
+from ..domain.keys import MAX_ROTATION_GRACE_SECONDS
 from ..domain.problems import Kind
 from ..domain.shortening import cut_text
 from ..domain.signals import Severity, Status
@@ -185,6 +187,42 @@ class SessionLogin(BaseModel):
     key: str = Field(min_length=1, max_length=1024)
 
 
+HostId = Annotated[Id, Field(min_length=1, max_length=255)]
+
+
+def _grace(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds > MAX_ROTATION_GRACE_SECONDS:
+        raise ValueError("a grace period is at most 90d")
+    return seconds
+
+
+class AgentKeysCreate(BaseModel):
+    """One new key for each host; each key may then send only for its host."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"host_ids": ["mbp-alice"]}]})
+
+    host_ids: list[HostId] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class AgentKeyRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace: Annotated[float, BeforeValidator(_grace)] = Field(
+        86400.0, description="How long the old key stays valid beside the new one, so the "
+                             "agent can be given the new key: a duration up to 90d (`24h`, "
+                             "`7d`), or seconds; 0 ends it now. Default 24h.",
+        json_schema_extra={"type": ["string", "number"]})
+
+
+class AgentKeyQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    host_id: str | None = Field(None, min_length=1, max_length=255)
+    limit: int = Field(500, ge=1, le=10_000)
+
+
 class VolumeQuery(BaseModel):
     """GET /signals/volume: a window of event time and a bucket width (or `auto`)."""
 
@@ -314,6 +352,10 @@ class AgentOut(BaseModel):
     last_seen: str | None
     status: str
     stale_since: str | None
+    auth: str | None = Field(description="How the agent's latest heartbeat authenticated: "
+                                          "`bound` (a key of its own), `shared` "
+                                          "(SANTAMON_API_KEY) or `admin`; null before any "
+                                          "was recorded.")
 
 
 class AgentList(BaseModel):
@@ -428,12 +470,59 @@ class SessionCreated(BaseModel):
 
     csrf_token: str
     expires_in: int
+    actor: str = Field(description="Who signed in, as the history records them.")
+    role: Literal["admin", "analyst", "viewer"]
 
 
 class SessionInfo(BaseModel):
-    """The current session's CSRF token."""
+    """The current session: its CSRF token and who is signed in."""
 
     csrf_token: str
+    actor: str
+    role: Literal["admin", "analyst", "viewer"]
+
+
+class AgentKeyOut(BaseModel):
+    """An agent key, never the key itself."""
+
+    key_id: str
+    host_id: str = Field(description="The one host this key may send signals and heartbeats "
+                                     "for.")
+    state: Literal["active", "expiring", "expired", "revoked"] = Field(
+        description="`expiring`: rotated, valid until `expires_at`.")
+    created_at: str
+    created_by: str
+    expires_at: str | None
+    revoked_at: str | None
+    revoked_by: str | None
+    replaces: str | None = Field(description="The key this one rotated.")
+    last_used_at: str | None = Field(description="Recorded within about 30 s of the use.")
+    last_used_from: str | None
+
+
+class AgentKeyList(BaseModel):
+    """Agent keys, newest first."""
+
+    count: int
+    keys: list[AgentKeyOut]
+
+
+class AgentKeyIssued(AgentKeyOut):
+    """A new agent key. `key` is shown this once: only its hash is kept."""
+
+    key: str
+
+
+class AgentKeysIssued(BaseModel):
+    """New agent keys, one per host. Each `key` is shown this once: only its hash is kept."""
+
+    keys: list[AgentKeyIssued]
+
+
+class AgentKeyRotated(AgentKeyIssued):
+    """The new key (shown this once), and until when the key it replaces stays valid."""
+
+    replaced_valid_until: str
 
 
 class SignedOut(BaseModel):

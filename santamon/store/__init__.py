@@ -8,23 +8,31 @@ from .. import timeutil
 from ..config import Settings
 from .base import (
     AgentFilter,
+    AgentKey,
     AlertBuilder,
+    AnalystKey,
     ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     Heartbeat,
     InvalidCursor,
+    KeyUse,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     SignalFilter,
     SignalPage,
     StatusResult,
     Store,
     StoreUnavailable,
+    SummaryBuilder,
 )
 
-__all__ = ["AgentFilter", "AlertBuilder", "ConnectionProblem", "ConsoleSession", "ForwardBatch",
-           "Heartbeat", "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage",
-           "StatusResult", "Store", "StoreUnavailable", "create_store"]
+__all__ = ["AgentFilter", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
+           "ConsoleSession", "ForwardBatch", "Heartbeat", "InvalidCursor", "KeyUse", "NameTaken",
+           "NewAgentKey", "NewAnalystKey", "NewSignal", "SignalFilter", "SignalPage",
+           "StatusResult", "Store", "StoreUnavailable", "SummaryBuilder", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

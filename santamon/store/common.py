@@ -12,20 +12,33 @@ from typing import Any
 import orjson
 
 from .. import timeutil
+from ..domain.agents import SilentAgent
 from ..domain.signals import NewSignal
-from .base import InvalidCursor, StoreUnavailable
+from .base import (
+    AgentKey,
+    AlertBuilder,
+    AnalystKey,
+    InvalidCursor,
+    StoreUnavailable,
+    SummaryBuilder,
+)
 
 DAY_NS = 86_400 * 1_000_000_000
 MAX_SEQ = 2**63 - 1
 FORWARD_POSITION_KEY = "forward_position"  # in `meta`
+KEYS_VERSION_KEY = "keys_version"  # in `meta`: moved by every change to keys
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
                   "context, status, received_at, shortened, original_context_bytes")
 SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
 AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
-                "received_at", "first_seen", "last_seen", "status", "stale_since")
+                "received_at", "first_seen", "last_seen", "status", "stale_since", "auth")
 AGENT_COLUMNS = ("agent_id, last_timestamp AS timestamp, version, os_version, uptime_seconds, "
-                 "last_seen AS received_at, first_seen, last_seen, status, stale_since")
+                 "last_seen AS received_at, first_seen, last_seen, status, stale_since, auth")
+AGENT_KEY_COLUMNS = ("key_id, key_hash, host_id, created_at, created_by, expires_at, "
+                     "revoked_at, revoked_by, replaces, last_used_at, last_used_from")
+ANALYST_KEY_COLUMNS = ("key_id, key_hash, name, role, created_at, created_by, revoked_at, "
+                       "revoked_by")
 
 
 def signal_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -77,6 +90,25 @@ WHERE latest = 1 ORDER BY last_seen DESC, client, kind LIMIT {limit}"""
 def agent_row(row: Sequence[Any]) -> dict[str, Any]:
     """A row of AGENT_COLUMNS."""
     return dict(zip(AGENT_FIELDS, row, strict=True))
+
+
+def agent_key(row: Sequence[Any]) -> AgentKey:
+    """A row of AGENT_KEY_COLUMNS."""
+    return AgentKey(row[0], bytes(row[1]), *row[2:])
+
+
+def analyst_key(row: Sequence[Any]) -> AnalystKey:
+    """A row of ANALYST_KEY_COLUMNS."""
+    return AnalystKey(row[0], bytes(row[1]), *row[2:])
+
+
+def stale_alerts(silent: list[SilentAgent], now: str, alert: AlertBuilder,
+                 summary: SummaryBuilder | None) -> list[NewSignal]:
+    """The alerts for the agents one check found silent: one for all, or one each."""
+    if not silent:
+        return []
+    one = summary(silent, now) if summary is not None else None
+    return [one] if one is not None else [alert(agent, now) for agent in silent]
 
 
 # -- cursors: where a page ended, as (ts, seq) of its last signal ---------------------------

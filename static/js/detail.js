@@ -162,7 +162,7 @@ function renderTriage(id, status, draftValue) {
   note.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) { e.preventDefault(); setStatus(id, status === 'resolved' ? 'open' : 'resolved', note.value.trim()); }
   });
-  return el('section', { class: 'triage' },
+  return el('section', { class: 'triage needs-write' },
     el('div', { class: 'triage-current' }, 'Status ', el('span', { class: `status-badge status-${STATUSES.includes(status) ? status : 'unknown'}`, text: String(status ?? '') })),
     note,
     el('div', { class: 'triage-actions' },

@@ -94,8 +94,9 @@ class FailedAuthLimiter:
 
 
 class BodyBudget:
-    """Bytes that bodies read before authentication (the console's sign-in) may hold, all
-    requests together, so slow unauthenticated bodies cannot add up to exhaust memory."""
+    """Bytes that bodies read before authentication (the console's sign-in, the start of an
+    agent request refused for its key) may hold, all requests together, so slow
+    unauthenticated bodies cannot add up to exhaust memory."""
 
     def __init__(self, total: int) -> None:
         self.total = total

@@ -1,4 +1,11 @@
-"""What agents send: signals (one or a batch) and heartbeats."""
+"""What agents send: signals (one or a batch) and heartbeats.
+
+In this order: the body is validated (400, 422); the agent guard (auth/agents.py) lets it in
+(a key bound to one host sends for that host only, 403; new agent ids per key are bounded,
+503); only then is what is too large cut to fit, which may take a while, and the rest stored.
+A batch naming any other host than its key's is refused whole (403): the agent sends one host
+per key, so only a sender that is not a correct agent is refused.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ from ..models import (
     SignalIn,
 )
 from ..responses import json_response
-from ..state import AGENT_ID, BODY, METRICS, PROBLEMS, STORE
+from ..state import AGENT_GUARD, AGENT_ID, BODY, CALLER, METRICS, PROBLEMS, STORE
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
@@ -80,10 +87,13 @@ async def ingest(request: web.Request) -> web.Response:
     body = request[BODY]
     store = request.app[STORE]
     if body.lstrip()[:1] == b"[":
-        batch = [await _to_new_signal(s) for s in _signal_batch.validate_json(body)]
-        hosts = {s.host_id for s in batch}
+        received = _signal_batch.validate_json(body)
+        hosts = {s.host_id for s in received}
         if len(hosts) == 1:
-            request[AGENT_ID] = hosts.pop()
+            request[AGENT_ID] = next(iter(hosts))
+        await request.app[AGENT_GUARD].admit(request, request[CALLER],
+                                             [s.host_id for s in received], "signal")
+        batch = [await _to_new_signal(s) for s in received]
         stored = await store.insert_signals(batch) if batch else []
         request.app[METRICS].count_ingest(sum(stored), len(stored) - sum(stored))
         _count_shortened(request, batch, stored)
@@ -95,8 +105,10 @@ async def ingest(request: web.Request) -> web.Response:
             "results": [{"signal_id": s.signal_id, "duplicate": not new}
                         for s, new in zip(batch, stored, strict=True)],
         })
-    signal = await _to_new_signal(SignalIn.model_validate_json(body))
-    request[AGENT_ID] = signal.host_id
+    signal_in = SignalIn.model_validate_json(body)
+    request[AGENT_ID] = signal_in.host_id
+    await request.app[AGENT_GUARD].admit(request, request[CALLER], [signal_in.host_id], "signal")
+    signal = await _to_new_signal(signal_in)
     (stored,) = await store.insert_signals([signal])
     request.app[METRICS].count_ingest(int(stored), int(not stored))
     _count_shortened(request, [signal], [stored])
@@ -107,6 +119,9 @@ async def ingest(request: web.Request) -> web.Response:
 async def heartbeat(request: web.Request) -> web.Response:
     beat = HeartbeatIn.model_validate_json(request[BODY])
     request[AGENT_ID] = beat.agent_id
+    caller = request[CALLER]
+    await request.app[AGENT_GUARD].admit(request, caller, [beat.agent_id], "heartbeat")
     await request.app[STORE].record_heartbeat(Heartbeat(
-        beat.agent_id, beat.timestamp, beat.version, beat.os_version, beat.uptime_seconds))
+        beat.agent_id, beat.timestamp, beat.version, beat.os_version, beat.uptime_seconds,
+        auth=caller.agent_auth))
     return json_response({"status": "ok", "agent_id": beat.agent_id})

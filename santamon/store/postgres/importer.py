@@ -20,7 +20,7 @@ from pathlib import Path
 import aiosqlite
 import asyncpg
 
-from ..common import FORWARD_POSITION_KEY
+from ..common import AGENT_KEY_COLUMNS, ANALYST_KEY_COLUMNS, FORWARD_POSITION_KEY
 from ..sqlite import SQLiteStore
 from .reads import encode_position
 from .schema import advisory_key
@@ -60,13 +60,15 @@ TABLES = [
           identity="id"),
     Table("shipped", "signal_id, shipped_at", ("signal_id", "shipped_at")),
     Table("agents", "agent_id, first_seen, last_seen, last_timestamp, version, os_version, "
-                    "uptime_seconds, status, stale_since",
+                    "uptime_seconds, status, stale_since, auth",
           ("agent_id", "first_seen", "last_seen", "last_timestamp", "version", "os_version",
-           "uptime_seconds", "status", "stale_since")),
+           "uptime_seconds", "status", "stale_since", "auth")),
     Table("heartbeats", "agent_id, timestamp, version, os_version, uptime_seconds, received_at",
           ("agent_id", "timestamp", "version", "os_version", "uptime_seconds", "received_at")),
-    Table("sessions", "token_hash, actor, created_at, expires_at",
-          ("token_hash", "actor", "created_at", "expires_at")),
+    Table("sessions", "token_hash, actor, created_at, expires_at, role, key_id",
+          ("token_hash", "actor", "created_at", "expires_at", "role", "key_id")),
+    Table("agent_keys", AGENT_KEY_COLUMNS, tuple(AGENT_KEY_COLUMNS.split(", "))),
+    Table("analyst_keys", ANALYST_KEY_COLUMNS, tuple(ANALYST_KEY_COLUMNS.split(", "))),
     Table("connection_problems", "hour, client, kind, count, last_seen, detail",
           ("hour", "client", "kind", "count", "last_seen", "detail")),
 ]

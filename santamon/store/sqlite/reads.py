@@ -10,6 +10,8 @@ import aiosqlite
 from ... import timeutil
 from ..base import (
     AgentFilter,
+    AgentKey,
+    AnalystKey,
     ConsoleSession,
     ForwardBatch,
     ForwardPosition,
@@ -18,11 +20,16 @@ from ..base import (
 )
 from ..common import (
     AGENT_COLUMNS,
+    AGENT_KEY_COLUMNS,
+    ANALYST_KEY_COLUMNS,
     DAY_NS,
     FORWARD_POSITION_KEY,
+    KEYS_VERSION_KEY,
     SEQ,
     SIGNAL_COLUMNS,
+    agent_key,
     agent_row,
+    analyst_key,
     connection_problems_sql,
     decode_cursor,
     encode_cursor,
@@ -31,7 +38,7 @@ from ..common import (
     signal_row,
     stats_document,
 )
-from .writes import placeholders
+from .writes import chunks, placeholders
 
 SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
@@ -236,8 +243,9 @@ async def forward_backlog(conn: aiosqlite.Connection, severities: tuple[str, ...
 
 async def get_session(conn: aiosqlite.Connection, token_hash: bytes,
                       now: str) -> ConsoleSession | None:
-    async with conn.execute("SELECT token_hash, actor, created_at, expires_at FROM sessions "
-                            "WHERE token_hash = ? AND expires_at > ?", (token_hash, now)) as cur:
+    async with conn.execute("SELECT token_hash, actor, created_at, expires_at, role, key_id "
+                            "FROM sessions WHERE token_hash = ? AND expires_at > ?",
+                            (token_hash, now)) as cur:
         row = await cur.fetchone()
     return ConsoleSession(*row) if row else None
 
@@ -249,3 +257,50 @@ async def connection_problems(conn: aiosqlite.Connection, since: str,
     async with conn.execute(connection_problems_sql(since="?", limit="?"),
                             (since, limit)) as cur:
         return [problem_row(row) for row in await cur.fetchall()]
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+async def keys_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (KEYS_VERSION_KEY,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def valid_keys(conn: aiosqlite.Connection,
+                     now: str) -> tuple[list[AgentKey], list[AnalystKey]]:
+    async with conn.execute(
+            f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys WHERE revoked_at IS NULL AND "
+            "(expires_at IS NULL OR expires_at > ?)", (now,)) as cur:
+        agents = [agent_key(row) for row in await cur.fetchall()]
+    async with conn.execute(f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys "
+                            "WHERE revoked_at IS NULL") as cur:
+        people = [analyst_key(row) for row in await cur.fetchall()]
+    return agents, people
+
+
+async def list_agent_keys(conn: aiosqlite.Connection, host_id: str | None,
+                          limit: int | None) -> list[AgentKey]:
+    where, params = ("WHERE host_id = ?", [host_id]) if host_id is not None else ("", [])
+    async with conn.execute(f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys {where} "
+                            "ORDER BY created_at DESC, key_id LIMIT ?",
+                            [*params, -1 if limit is None else limit]) as cur:
+        return [agent_key(row) for row in await cur.fetchall()]
+
+
+async def list_analyst_keys(conn: aiosqlite.Connection) -> list[AnalystKey]:
+    async with conn.execute(f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys "
+                            "ORDER BY created_at DESC, key_id") as cur:
+        return [analyst_key(row) for row in await cur.fetchall()]
+
+
+async def known_agents(conn: aiosqlite.Connection, agent_ids: list[str]) -> set[str]:
+    known: set[str] = set()
+    for chunk in chunks(list(dict.fromkeys(agent_ids))):
+        marks = placeholders(len(chunk))
+        async with conn.execute(
+                f"SELECT agent_id FROM agents WHERE agent_id IN ({marks}) UNION "
+                f"SELECT host_id FROM host_counts WHERE n > 0 AND host_id IN ({marks})",
+                chunk * 2) as cur:
+            known.update(row[0] for row in await cur.fetchall())
+    return known
