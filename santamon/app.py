@@ -22,7 +22,7 @@ from .api.auth.limiter import BodyBudget, FailedAuthLimiter, WarningLimiter
 from .api.auth.sessions import ConsoleSessions
 from .api.auth.sync import KeySync
 from .api.middlewares import MIDDLEWARES, answer_protocol_errors_in_json, security_headers
-from .api.problems import tls_handshake_failed
+from .api.problems import record_key_misuse, tls_handshake_failed
 from .api.routes import openapi_document, setup_routes
 from .api.state import (
     AGENT_GUARD,
@@ -101,7 +101,8 @@ async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
     await sync.start()
     app[KEY_SYNC] = sync
     app[AGENT_GUARD] = AgentGuard(app[STORE], app[METRICS], app[CLOCK],
-                                  new_agents_per_hour=app[SETTINGS].new_agents_per_hour)
+                                  new_agents_per_hour=app[SETTINGS].new_agents_per_hour,
+                                  on_misuse=record_key_misuse)
     yield
     await sync.stop()
 

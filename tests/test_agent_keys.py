@@ -1,8 +1,8 @@
 """Agent keys bound to a host, over a real `santamon serve`: a key sends for its own host only
-(anything else is 403 and one AGENT-KEY-MISUSE alert per hour), rotation keeps the old key for
-its grace period, a revocation reaches a running server, a restarted one and a second instance
-on the same PostgreSQL database, a whole fleet's keys come from a CSV, and shared keys can be
-turned off."""
+(anything else is 403, one AGENT-KEY-MISUSE alert per hour, and a key misuse in the agent
+connection problems), rotation keeps the old key for its grace period, a revocation reaches a
+running server, a restarted one and a second instance on the same PostgreSQL database, a whole
+fleet's keys come from a CSV, and shared keys can be turned off."""
 
 from __future__ import annotations
 
@@ -117,6 +117,11 @@ async def test_a_bound_key_sends_for_its_host_only(tmp_path):
             metrics = await response.text()
         assert 'santamon_agent_key_misuse_total{endpoint="/ingest"} 4.0' in metrics
         assert 'santamon_agent_key_misuse_total{endpoint="/agents/heartbeat"} 1.0' in metrics
+        # Every refusal, alerted or not, is in the console's connection problems, by address.
+        status, body = await call(server, "GET", "/agents/problems", headers=ANALYST)
+        assert status == 200
+        assert [(p["client"], p["kind"], p["count"], p["detail"]) for p in body["problems"]] == [
+            ("127.0.0.1", "key_misuse", 5, "the key of mbp-alice was used for mbp-dave")]
         assert key not in server.log()
     finally:
         assert server.stop() == 0

@@ -10,11 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from santamon.api.auth.limiter import WarningLimiter
-from santamon.api.problems import record_key_misuse
 from santamon.app import create_app
 from santamon.config import Settings
 from santamon.domain.problems import OTHER_CLIENTS, TLS_REASONS, hour_of, tls_failure
@@ -28,6 +26,7 @@ from .helpers import (
     ANALYST,
     ANALYST_KEY,
     FakeClock,
+    add_keys,
     make_signal,
     sample,
     sample_bytes,
@@ -103,17 +102,13 @@ async def test_an_analyst_route_refusing_a_key_is_no_agent_problem(client, caplo
 
 # -- GET /agents/problems ---------------------------------------------------------------------
 
-async def test_the_problems_of_the_last_hours_for_analysts_only(aiohttp_client, settings):
+async def test_the_problems_of_the_last_hours_for_readers_only(aiohttp_client, settings):
+    keys = await add_keys(settings.db_path)
     clock = FakeClock()
-    app = create_app(settings, clock=clock)
-
-    async def misuse(request: web.Request) -> web.Response:
-        record_key_misuse(request, "mbp-alice", "mbp-bob")
-        return web.json_response({})
-
-    app.router.add_post("/test/misuse", misuse)  # as the per-host key checks will
-    client = await aiohttp_client(app)
-    assert (await client.post("/test/misuse", headers=ANALYST)).status == 200
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    misuse = await client.post("/agents/heartbeat", headers={"X-API-Key": keys.bound},
+                               json={**sample("heartbeat"), "agent_id": "mbp-bob"})
+    assert misuse.status == 403
     clock.advance(3 * 3600)
     assert (await client.post("/ingest", json=make_signal(
         "big", context={"blob": "x" * 150_000}), headers=AGENT)).status == 200
@@ -133,6 +128,8 @@ async def test_the_problems_of_the_last_hours_for_analysts_only(aiohttp_client, 
         response = await client.get(f"/agents/problems?hours={bad}", headers=ANALYST)
         assert response.status == 422
     assert (await client.get("/agents/problems", headers=AGENT)).status == 403
+    viewer = await client.get("/agents/problems", headers={"X-API-Key": keys.viewer})
+    assert viewer.status == 200
 
 
 # -- counting and writing ---------------------------------------------------------------------

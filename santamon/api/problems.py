@@ -94,8 +94,9 @@ async def claimed_identity(request: web.Request) -> tuple[str, str] | None:
 
 
 def record_key_misuse(request: web.Request, key_host: str, claimed_host: str) -> None:
-    """For the per-host keys (issue 13, section 1): a key bound to `key_host` was used for
-    `claimed_host`. Counted for the console's agent connection problems panel."""
+    """A key bound to `key_host` was refused for naming `claimed_host` (the agent guard,
+    auth/agents.py, calls this for each): counted for the console's agent connection problems
+    panel, every time, where the guard's alert is raised once an hour."""
     request.app[PROBLEMS].record(
         request.remote, KEY_MISUSE, f"the key of {key_host} was used for {claimed_host}")
 

@@ -2,10 +2,11 @@
 bounded number of new agent ids per hour.
 
 A bound key naming another host is refused with 403 (a correct agent only ever names its own
-host, so this is never a real agent's data) and raises one AGENT-KEY-MISUSE alert per key,
-claimed host and hour. A key bringing more new agent ids than allowed is answered 503 for the
-new ones only: the agent retries a 5xx later, with backoff, and keeps the signal queued, while
-every agent already known goes on as before.
+host, so this is never a real agent's data), counted by client address for the console's
+agent connection problems, and raises one AGENT-KEY-MISUSE alert per key, claimed host and
+hour. A key bringing more new agent ids than allowed is answered 503 for the new ones only:
+the agent retries a 5xx later, with backoff, and keeps the signal queued, while every agent
+already known goes on as before.
 
 Nothing here costs a store round trip in steady state: agents already seen are remembered, and
 alerts already raised by this instance are not raised again (their ids are deterministic, so
@@ -46,11 +47,18 @@ class _Budget:
     updated: float  # seconds
 
 
+# Told of every misuse refused, alerted or not: (the request, the key's host, the claimed host).
+# The console's agent connection problems count them by client address (api/problems.py,
+# given by the composition root: that module reads the app's state, which holds this guard).
+MisuseSeen = Callable[[web.Request, str, str], None]
+
+
 class AgentGuard:
     def __init__(self, store: Store, metrics: Metrics, clock: Callable[[], int], *,
-                 new_agents_per_hour: int) -> None:
+                 new_agents_per_hour: int, on_misuse: MisuseSeen) -> None:
         self._store, self._metrics, self._clock = store, metrics, clock
         self._limit = new_agents_per_hour
+        self._on_misuse = on_misuse
         self._known: set[str] = set()
         self._budgets: OrderedDict[str, _Budget] = OrderedDict()
         self._raised: OrderedDict[str, None] = OrderedDict()
@@ -75,6 +83,7 @@ class AgentGuard:
         assert caller.host is not None and caller.key_id is not None
         endpoint = request.path
         self._metrics.agent_key_misuse.labels(endpoint=endpoint).inc()
+        self._on_misuse(request, caller.host, claimed)
         now_ns = self._clock()
         alert = misuse_alert(key_id=caller.key_id, key_host=caller.host, claimed_host=claimed,
                              client_address=request.remote, endpoint=endpoint,
