@@ -13,6 +13,7 @@ import time
 from datetime import date
 
 _NS = 1_000_000_000
+HOUR_NS = 3600 * _NS  # the unit alerts and agent connection problems are counted in
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _DAYS_IN_400_YEARS = 146_097
 _MIN_NS = (date(1, 1, 1).toordinal() - _EPOCH_DAY) * 86_400 * _NS

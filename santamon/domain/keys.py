@@ -12,6 +12,7 @@ import secrets
 
 import orjson
 
+from ..timeutil import HOUR_NS
 from .signals import NewSignal
 
 # What a person's key may do (the API maps each to what it grants); the admin key
@@ -39,7 +40,6 @@ MISUSE_RULE_ID = "AGENT-KEY-MISUSE"
 NEW_AGENTS_RULE_ID = "AGENT-NEW-IDS-THROTTLED"
 # The host of alerts about the fleet or the service rather than one Mac.
 SERVICE_HOST = "santamon-backend"
-HOUR_NS = 3600 * 1_000_000_000
 
 
 def digest(secret: str) -> bytes:

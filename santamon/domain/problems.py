@@ -22,8 +22,6 @@ RETENTION_SECONDS = 7 * 86_400
 OTHER_CLIENTS = "(other addresses)"
 MAX_DETAIL_CHARS = 300
 
-_HOUR_NS = 3600 * 1_000_000_000
-
 # OpenSSL's reason for a failed server-side handshake -> (metric label, what it means).
 _UNTRUSTED = ("untrusted_certificate",
               "the client does not trust this server's certificate (install it, or the CA "
@@ -61,7 +59,7 @@ def tls_failure(reason: str | None) -> tuple[str, str]:
 
 def hour_of(ns: int) -> str:
     """The start of the hour `ns` falls in, in stored form: the unit problems are counted in."""
-    return timeutil.format_utc(ns - ns % _HOUR_NS)
+    return timeutil.format_utc(ns - ns % timeutil.HOUR_NS)
 
 
 def clean_detail(text: str) -> str:

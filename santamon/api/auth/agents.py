@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ... import timeutil
-from ...domain.keys import HOUR_NS, misuse_alert, new_agents_alert
+from ...domain.keys import misuse_alert, new_agents_alert
 from ...domain.signals import NewSignal
 from ...metrics import Metrics
 from ...store import Store, StoreUnavailable
@@ -88,7 +88,7 @@ class AgentGuard:
         alert = misuse_alert(key_id=caller.key_id, key_host=caller.host, claimed_host=claimed,
                              client_address=request.remote, endpoint=endpoint,
                              now=timeutil.format_utc(now_ns), now_ns=now_ns)
-        hour = (caller.key_id, now_ns // HOUR_NS)
+        hour = (caller.key_id, now_ns // timeutil.HOUR_NS)
         raised = self._misuse_alerts.get(hour, 0)
         if alert.signal_id not in self._raised and raised < MISUSE_ALERTS_PER_KEY_HOUR:
             self._misuse_alerts[hour] = raised + 1

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ... import timeutil
 from ...domain.problems import hour_of
 from ...store import AgentFilter
 from ..models import AgentQuery, ProblemsQuery
 from ..responses import json_response
 from ..state import CLOCK, PROBLEMS, STORE
-
-_HOUR_NS = 3600 * 1_000_000_000
 
 
 async def list_agents(request: web.Request) -> web.Response:
@@ -26,6 +25,6 @@ async def connection_problems(request: web.Request) -> web.Response:
     counted per hour, over the last `hours` hours (the current one included)."""
     query = ProblemsQuery.model_validate(dict(request.query))
     await request.app[PROBLEMS].flush()  # what this process counted so far, too
-    since = hour_of(request.app[CLOCK]() - (query.hours - 1) * _HOUR_NS)
+    since = hour_of(request.app[CLOCK]() - (query.hours - 1) * timeutil.HOUR_NS)
     problems = await request.app[STORE].connection_problems(since, query.limit)
     return json_response({"since": since, "count": len(problems), "problems": problems})
