@@ -95,8 +95,9 @@ class Route:
 
 SIGNAL_ID = {"signal_id": "The signal's id as the agent sent it."}
 KEY_ID = {"key_id": "The agent key's id (never the key)."}
-BOUND_ELSEWHERE = ("The key is bound to another host than the one named (counted, and raised "
-                   "once an hour as an AGENT-KEY-MISUSE alert).")
+BOUND_ELSEWHERE = ("The key is bound to another host than the one named (counted, listed in "
+                   "`GET /agents/problems` as `key_misuse`, and raised once an hour as an "
+                   "AGENT-KEY-MISUSE alert).")
 NEW_AGENTS_THROTTLED = ("The database is unavailable, or the key brought more new agent ids "
                         "within an hour than allowed (agents it already brought are not "
                         "limited); see `Retry-After`.")
