@@ -41,9 +41,9 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-# The analyst key may do everything: an agent holding it would be an analyst.
-_SHARED_KEY = ("is also an agent key in SANTAMON_API_KEY; every agent would be an analyst, so "
-               "the analyst key must differ from every agent key")
+# The admin key may do everything: an agent holding it would be an admin.
+_SHARED_KEY = ("is also an agent key in SANTAMON_API_KEY; every agent would be an admin, so "
+               "the admin key must differ from every agent key")
 
 
 class ConfigError(Exception):
@@ -113,7 +113,11 @@ def _check_key(key: str) -> str:
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    api_key: Annotated[list[str], BeforeValidator(_split_keys)] = Field(min_length=1)
+    # Whether agents may still use a shared key (SANTAMON_API_KEY) beside the keys bound to
+    # one host each (`santamon agent-keys`); `bound-only` once the whole fleet has its own.
+    agent_keys: Literal["shared-or-bound", "bound-only"] = "shared-or-bound"
+    api_key: Annotated[list[str], BeforeValidator(_split_keys)] = Field(
+        default_factory=list, validate_default=True)
     admin_key: str | None = None
     db_path: Path = Path("signals.db")
     # PostgreSQL instead of the SQLite file: postgresql://user:password@host:port/database
@@ -129,6 +133,13 @@ class Settings(BaseModel):
     # Background jobs (santamon/jobs/)
     stale_after: StaleAfter = 180.0
     stale_check_interval: Interval = 30.0
+    # More agents than this going stale in one check raise one alert naming them all (agents
+    # in a maintenance window and silenced alerts are not counted); 0: one alert per agent,
+    # however many.
+    stale_summary_threshold: int = Field(10, ge=0, le=1_000_000)
+    # New agent ids one key may bring per hour before further new ones are turned away (503,
+    # agents retry); known agents are never limited. 0: no limit.
+    new_agents_per_hour: int = Field(10_000, ge=0, le=10_000_000)
     heartbeat_retention: Retention = 7 * DAY
     signal_retention: RetentionOrOff = 90 * DAY  # resolved signals only; 0 keeps them all
     retention_interval: Interval = 3600.0
@@ -142,7 +153,10 @@ class Settings(BaseModel):
 
     @field_validator("api_key")
     @classmethod
-    def _agent_keys_long_enough(cls, keys: list[str]) -> list[str]:
+    def _agent_keys_long_enough(cls, keys: list[str], info: ValidationInfo) -> list[str]:
+        if not keys and info.data.get("agent_keys") != "bound-only":
+            raise ValueError("is required (or set SANTAMON_AGENT_KEYS=bound-only to accept "
+                             "only keys bound to a host)")
         return [_check_key(key) for key in keys]
 
     @field_validator("database_url")
@@ -202,7 +216,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def ensure_admin_key(settings: Settings) -> tuple[Settings, Path | None]:
-    """The analyst key from the settings, or from (created once) a 0600 file beside the database.
+    """The admin key from the settings, or from (created once) a 0600 file beside the database.
 
     Returns the settings with the key filled in, and the file when the key came from one.
     """
@@ -213,16 +227,16 @@ def ensure_admin_key(settings: Settings) -> tuple[Settings, Path | None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_secret_file(path, secrets.token_urlsafe(32) + "\n")
     elif (mode := stat.S_IMODE(path.stat().st_mode)) & 0o077:
-        log.warning("%s holds the analyst key and is readable by group or others (mode %04o); "
+        log.warning("%s holds the admin key and is readable by group or others (mode %04o); "
                     "restrict it: chmod 600 %s", path, mode, path)
     key = path.read_text().strip()
     try:
         _check_key(key)
     except ValueError:
-        raise ConfigError(f"{path}: the analyst key in this file is shorter than "
+        raise ConfigError(f"{path}: the admin key in this file is shorter than "
                           f"{MIN_KEY_LENGTH} characters") from None
     if key in settings.api_key:
-        raise ConfigError(f"{path}: the analyst key in this file {_SHARED_KEY}")
+        raise ConfigError(f"{path}: the admin key in this file {_SHARED_KEY}")
     return settings.model_copy(update={"admin_key": key}), path
 
 

@@ -87,6 +87,38 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.agent_key_misuse = Counter(
+            "santamon_agent_key_misuse",
+            "Requests refused because a key bound to one host named another, by endpoint.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.new_agents_throttled = Counter(
+            "santamon_new_agents_throttled",
+            "Requests refused because their key brought too many new agent ids in an hour.",
+            registry=r,
+        )
+        self.agent_key_failures = Counter(
+            "santamon_agent_key_failures",
+            "Requests to the agent endpoints refused for their key, by reason (missing, "
+            "invalid: wrong or revoked, rate_limited).",
+            ["reason"],
+            registry=r,
+        )
+        self.tls_handshake_failures = Counter(
+            "santamon_tls_handshake_failures",
+            "Failed TLS handshakes, by reason (untrusted_certificate, http_on_https, "
+            "protocol_version, no_shared_cipher, not_tls, other).",
+            ["reason"],
+            registry=r,
+        )
+        self.ingest_shortened = Counter(
+            "santamon_ingest_shortened",
+            "Signals stored shortened instead of refused, by what was cut (context, title, "
+            "rule_description, tags).",
+            ["field"],
+            registry=r,
+        )
         self.write_batch = Histogram(
             "santamon_store_write_batch_size",
             "Operations committed per group commit by the store's writer.",

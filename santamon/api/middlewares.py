@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from ..logs import log_request
 from ..store import InvalidCursor, StoreUnavailable
 from .auth.authenticate import authenticate, may_call
-from .auth.keys import Role
+from .auth.keys import Access
+from .problems import wrong_agent_key
 from .responses import ApiError, error_response
 from .state import (
     AGENT_ID,
@@ -30,8 +31,8 @@ from .state import (
     BODY_BUDGET,
     CALLER,
     METRICS,
+    ROUTE_ACCESS,
     ROUTE_BODY_LIMITS,
-    ROUTE_ROLES,
 )
 
 log = logging.getLogger(__name__)
@@ -114,18 +115,24 @@ def validation_error_response(exc: ValidationError) -> web.Response:
     return error_response(422, "validation failed", details=details)
 
 
-def required_role(request: web.Request) -> Role:
-    """The role routes.py declares for the matched route. The console's own files are
-    public; anything unmatched (404, 405) needs the analyst key, like the API around it."""
+def required_access(request: web.Request) -> Access:
+    """The access routes.py declares for the matched route. The console's own files are
+    public; anything unmatched (404, 405) needs a key that may read, like the API around it."""
     route = request.match_info.route
     if isinstance(route.resource, web.StaticResource):
-        return Role.PUBLIC
-    return request.app[ROUTE_ROLES].get(route, Role.ANALYST)
+        return Access.PUBLIC
+    return request.app[ROUTE_ACCESS].get(route, Access.READ)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[CALLER] = await authenticate(request, required_role(request))
+    needed = required_access(request)
+    try:
+        request[CALLER] = await authenticate(request, needed)
+    except ApiError as exc:
+        if needed is Access.AGENT and exc.status in (401, 429):  # an agent with a bad key
+            await wrong_agent_key(request, throttled=exc.status == 429)
+        raise
     return await handler(request)
 
 
@@ -149,7 +156,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     if declared is not None and declared > limit:
         raise ApiError(413, f"request body over {limit} bytes", limit=limit)
     held = (_unauthenticated(request, limit if declared is None else declared)
-            if request[CALLER].role is Role.PUBLIC else contextlib.nullcontext())
+            if required_access(request) is Access.PUBLIC else contextlib.nullcontext())
     body = bytearray()
     with held:
         try:
@@ -208,7 +215,7 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     limit, declared = body_limit(request), request.content_length
     if (request.version == HttpVersion11 and limit
             and (declared is None or declared <= limit)
-            and await may_call(request, required_role(request))):
+            and await may_call(request, required_access(request))):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer itself has not started (as aiohttp does)
     return None

@@ -2,7 +2,9 @@
 
 Ingest models follow what the real agent sends (agent-wire.md): unknown fields are ignored,
 `tags` may be null, `rule_description` and `uptime_seconds` may be missing, and severity and
-status are matched case-insensitively, because a 4xx makes the agent retry forever.
+status are matched case-insensitively, because a 4xx makes the agent retry forever. For the
+same reason free text has no length limit here: what is too long is stored cut, with a marker
+(views/ingest.py); only ids are refused when they are too long.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,6 +24,9 @@ from pydantic import (
 
 from .. import timeutil
 from ..config import parse_duration
+from ..domain.keys import MAX_ROTATION_GRACE_SECONDS
+from ..domain.problems import Kind
+from ..domain.shortening import cut_text
 from ..domain.signals import Severity, Status
 from ..domain.silences import MAX_SILENCE_SECONDS
 
@@ -31,6 +35,12 @@ MAX_BATCH = 1000
 # Triage by a group or a filter changes at most this many signals per call (in chunks).
 MAX_FILTER_TRIAGE = 100_000
 MAX_GROUPS_PER_PAGE = 500
+# Free text longer than this is stored cut, with a marker saying how much went.
+MAX_TITLE_CHARS = 512
+MAX_DESCRIPTION_CHARS = 2000
+MAX_TAG_CHARS = 64
+MAX_TAGS = 50
+MAX_VERSION_CHARS = 128
 
 
 def _lower(value: Any) -> Any:
@@ -63,7 +73,21 @@ Id = Annotated[str, AfterValidator(_no_control_characters)]
 Timestamp = Annotated[str, AfterValidator(timeutil.normalize)]
 """An RFC 3339 timestamp (any offset, 0-9 fraction digits), stored in UTC form."""
 
-Tag = Annotated[str, Field(max_length=64)]
+
+def _no_nul(value: str) -> str:
+    """NUL as U+FFFD: PostgreSQL cannot store it in text, and every engine stores the same.
+    (Inside `context` it stays: there it is a JSON escape, which every engine stores.)"""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+FreeText = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _version(value: str) -> str:
+    return cut_text(_no_nul(value), MAX_VERSION_CHARS)
+
+
+VersionText = Annotated[str, AfterValidator(_version)]
 
 
 # What the agent really sends (agent-wire.md), shown in /docs and used by the fuzz tests.
@@ -92,19 +116,19 @@ class SignalIn(BaseModel):
     ts: Timestamp
     host_id: Id = Field(min_length=1, max_length=255)
     rule_id: Id = Field(min_length=1, max_length=128)
-    rule_description: str | None = Field(None, max_length=2000)
+    rule_description: FreeText | None = Field(
+        None, description=f"Stored cut to {MAX_DESCRIPTION_CHARS} characters, with a marker.")
     status: Annotated[Status, BeforeValidator(_status_or_open)] = Field(
         "open", description="Ignored: a new signal is always stored `open`; triage is the "
                             "analyst's.")
     severity: Annotated[Severity, BeforeValidator(_lower)]
-    title: str = Field(min_length=1, max_length=512)
-    tags: list[Tag] | None = Field(None, max_length=50)
-    context: dict[str, Any]
-
-    def context_json(self) -> bytes:
-        """The context as stored; TypeError for what JSON here cannot hold (an integer
-        beyond 64 bits)."""
-        return orjson.dumps(self.context)
+    title: FreeText = Field(
+        min_length=1, description=f"Stored cut to {MAX_TITLE_CHARS} characters, with a marker.")
+    tags: list[FreeText] | None = Field(None, description=(
+        f"Stored cut to {MAX_TAGS} tags of {MAX_TAG_CHARS} characters, with markers."))
+    context: dict[str, Any] = Field(description=(
+        f"Over {MAX_CONTEXT_BYTES:,} bytes as JSON: stored shortened, the longest strings cut "
+        "first, each with a marker saying how many bytes went; see `shortened`."))
 
 
 class HeartbeatIn(BaseModel):
@@ -112,8 +136,8 @@ class HeartbeatIn(BaseModel):
 
     agent_id: Id = Field(min_length=1, max_length=255)
     timestamp: Timestamp
-    version: str | None = Field(None, max_length=128)
-    os_version: str | None = Field(None, max_length=128)
+    version: VersionText | None = None
+    os_version: VersionText | None = None
     uptime_seconds: float | None = Field(None, ge=0)
 
 
@@ -192,6 +216,15 @@ class BulkStatusUpdate(StatusUpdate):
         return self
 
 
+class ProblemsQuery(BaseModel):
+    """GET /agents/problems: the last `hours` hours."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    hours: int = Field(24, ge=1, le=168)
+    limit: int = Field(200, ge=1, le=1000)
+
+
 class SignalIdQuery(BaseModel):
     """GET /signal: a signal named in the query, for ids that a URL path cannot carry."""
 
@@ -204,6 +237,42 @@ class SessionLogin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(min_length=1, max_length=1024)
+
+
+HostId = Annotated[Id, Field(min_length=1, max_length=255)]
+
+
+def _grace(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds > MAX_ROTATION_GRACE_SECONDS:
+        raise ValueError("a grace period is at most 90d")
+    return seconds
+
+
+class AgentKeysCreate(BaseModel):
+    """One new key for each host; each key may then send only for its host."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"host_ids": ["mbp-alice"]}]})
+
+    host_ids: list[HostId] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class AgentKeyRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace: Annotated[float, BeforeValidator(_grace)] = Field(
+        86400.0, description="How long the old key stays valid beside the new one, so the "
+                             "agent can be given the new key: a duration up to 90d (`24h`, "
+                             "`7d`), or seconds; 0 ends it now. Default 24h.",
+        json_schema_extra={"type": ["string", "number"]})
+
+
+class AgentKeyQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    host_id: str | None = Field(None, min_length=1, max_length=255)
+    limit: int = Field(500, ge=1, le=10_000)
 
 
 class VolumeQuery(BaseModel):
@@ -234,9 +303,9 @@ class SilenceMatchersIn(BaseModel):
     rule_id: str | None = Field(None, min_length=1, max_length=128)
     host_id: str | None = Field(None, min_length=1, max_length=255)
     severity: Annotated[Severity | None, BeforeValidator(_lower)] = None
-    title: str | None = Field(None, min_length=1, max_length=512, description=(
+    title: str | None = Field(None, min_length=1, max_length=MAX_TITLE_CHARS, description=(
         "Exact, or a glob where `*` stands for any run of characters (`curl * | sh`); "
-        "case-sensitive."))
+        "case-sensitive. Matched against the title as stored (a longer one is stored cut)."))
 
     @model_validator(mode="after")
     def _at_least_one(self) -> SilenceMatchersIn:
@@ -339,6 +408,11 @@ class SignalOut(BaseModel):
     received_at: str | None
     silence_id: int | None = Field(description="The silence it matched when it arrived: "
                                                "kept out of the default queue, not forwarded.")
+    shortened: list[str] = Field(description=(
+        "What the server cut to store the signal rather than refuse it (`context`, `title`, "
+        "`rule_description`, `tags`); empty for a signal stored as sent."))
+    original_context_bytes: int | None = Field(description=(
+        "The context's size as received (compact JSON), when it was shortened."))
 
 
 class HistoryEntry(BaseModel):
@@ -454,6 +528,10 @@ class AgentOut(BaseModel):
     maintenance_until: str | None = Field(description="The end of a maintenance window (a "
                                                       "silence on this host that covers its "
                                                       "stale alert), if one is active.")
+    auth: str | None = Field(description="How the agent's latest heartbeat authenticated: "
+                                          "`bound` (a key of its own), `shared` "
+                                          "(SANTAMON_API_KEY) or `admin`; null before any "
+                                          "was recorded.")
 
 
 class AgentList(BaseModel):
@@ -461,6 +539,22 @@ class AgentList(BaseModel):
 
     count: int
     heartbeats: list[AgentOut]
+
+
+class ConnectionProblemOut(BaseModel):
+    client: str = Field(description="The client's address, as this server saw it.")
+    kind: Kind
+    count: int
+    last_seen: str
+    detail: str = Field(description="What the latest of them was about.")
+
+
+class ConnectionProblemsOut(BaseModel):
+    """Agent connection problems per client address and kind, the most recent first."""
+
+    since: str
+    count: int
+    problems: list[ConnectionProblemOut]
 
 
 class AgentCounts(BaseModel):
@@ -554,12 +648,59 @@ class SessionCreated(BaseModel):
 
     csrf_token: str
     expires_in: int
+    actor: str = Field(description="Who signed in, as the history records them.")
+    role: Literal["admin", "analyst", "viewer"]
 
 
 class SessionInfo(BaseModel):
-    """The current session's CSRF token."""
+    """The current session: its CSRF token and who is signed in."""
 
     csrf_token: str
+    actor: str
+    role: Literal["admin", "analyst", "viewer"]
+
+
+class AgentKeyOut(BaseModel):
+    """An agent key, never the key itself."""
+
+    key_id: str
+    host_id: str = Field(description="The one host this key may send signals and heartbeats "
+                                     "for.")
+    state: Literal["active", "expiring", "expired", "revoked"] = Field(
+        description="`expiring`: rotated, valid until `expires_at`.")
+    created_at: str
+    created_by: str
+    expires_at: str | None
+    revoked_at: str | None
+    revoked_by: str | None
+    replaces: str | None = Field(description="The key this one rotated.")
+    last_used_at: str | None = Field(description="Recorded within about 30 s of the use.")
+    last_used_from: str | None
+
+
+class AgentKeyList(BaseModel):
+    """Agent keys, newest first."""
+
+    count: int
+    keys: list[AgentKeyOut]
+
+
+class AgentKeyIssued(AgentKeyOut):
+    """A new agent key. `key` is shown this once: only its hash is kept."""
+
+    key: str
+
+
+class AgentKeysIssued(BaseModel):
+    """New agent keys, one per host. Each `key` is shown this once: only its hash is kept."""
+
+    keys: list[AgentKeyIssued]
+
+
+class AgentKeyRotated(AgentKeyIssued):
+    """The new key (shown this once), and until when the key it replaces stays valid."""
+
+    replaced_valid_until: str
 
 
 class SignedOut(BaseModel):

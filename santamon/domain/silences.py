@@ -11,10 +11,17 @@ its end, or until it is expired early.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .agents import STALE_RULE_ID, STALE_SEVERITY, SilentAgent, stale_alert, stale_alert_title
+from .agents import (
+    STALE_RULE_ID,
+    STALE_SEVERITY,
+    SilentAgent,
+    stale_alert,
+    stale_alert_title,
+    stale_summary,
+)
 from .signals import NewSignal
 
 MAX_SILENCE_SECONDS = 90 * 86_400
@@ -122,13 +129,26 @@ def maintenance_window(silences: list[Silence], now: str, agent_id: str) -> Sile
                        STALE_RULE_ID, agent_id, STALE_SEVERITY, stale_alert_title(agent_id))
 
 
+def marked(signal: NewSignal, silences: list[Silence], now: str) -> NewSignal:
+    """The signal marked with the active silence it matches, if any, as ingest marks what
+    agents send: the service's own alerts are silenced alike."""
+    silence = first_match(silences, now, signal.rule_id, signal.host_id, signal.severity,
+                          signal.title)
+    return replace(signal, silence_id=silence.id if silence else None)
+
+
 def stale_alert_unless_held(agent: SilentAgent, now: str, *, silences: list[Silence],
                             threshold_seconds: float) -> NewSignal | None:
     """The alert for an agent found silent: none while a maintenance window holds it, else
     marked with any other silence that matches it, like any signal."""
     if maintenance_window(silences, now, agent.agent_id) is not None:
         return None
-    silence = first_match(silences, now, STALE_RULE_ID, agent.agent_id, STALE_SEVERITY,
-                          stale_alert_title(agent.agent_id))
-    return stale_alert(agent, now, threshold_seconds=threshold_seconds,
-                       silence_id=silence.id if silence else None)
+    return marked(stale_alert(agent, now, threshold_seconds=threshold_seconds), silences, now)
+
+
+def stale_summary_marked(agents: list[SilentAgent], now: str, *, silences: list[Silence],
+                         threshold_seconds: float, over: int) -> NewSignal | None:
+    """The one alert for many agents silent at once (`stale_summary`), marked with any
+    silence that matches it, like any signal."""
+    summary = stale_summary(agents, now, threshold_seconds=threshold_seconds, over=over)
+    return None if summary is None else marked(summary, silences, now)

@@ -8,13 +8,20 @@ from .. import timeutil
 from ..config import Settings
 from .base import (
     AgentFilter,
+    AgentKey,
     AlertBuilder,
+    AnalystKey,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     GroupPage,
     Heartbeat,
     InvalidCursor,
+    KeyUse,
     Matchers,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     NewSilence,
     SignalFilter,
@@ -23,11 +30,14 @@ from .base import (
     StatusResult,
     Store,
     StoreUnavailable,
+    SummaryBuilder,
 )
 
-__all__ = ["AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "GroupPage",
-           "Heartbeat", "InvalidCursor", "Matchers", "NewSignal", "NewSilence", "SignalFilter",
-           "SignalPage", "Silence", "StatusResult", "Store", "StoreUnavailable", "create_store"]
+__all__ = ["AgentFilter", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
+           "ConsoleSession", "ForwardBatch", "GroupPage", "Heartbeat", "InvalidCursor", "KeyUse",
+           "Matchers", "NameTaken", "NewAgentKey", "NewAnalystKey", "NewSignal", "NewSilence",
+           "SignalFilter", "SignalPage", "Silence", "StatusResult", "Store", "StoreUnavailable",
+           "SummaryBuilder", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

@@ -1,6 +1,7 @@
-"""What every engine does the same way, whatever its SQL: how a row becomes a signal or a
-silence, cursors, search terms, the /stats document, results of grouped inserts, triage by
-filter in chunks, held stale alerts, how a page of groups is found, and the health probe."""
+"""What every engine does the same way, whatever its SQL: how a row becomes a signal, a
+silence or a key, connection problems summed per client, cursors, search terms, the /stats
+document, results of grouped inserts, triage by filter in chunks, which stale alerts to raise
+(held, one each, or one for many), how a page of groups is found, and the health probe."""
 
 from __future__ import annotations
 
@@ -17,21 +18,35 @@ from .. import timeutil
 from ..domain.agents import SilentAgent
 from ..domain.signals import SEVERITIES, STATUSES, NewSignal
 from ..domain.silences import WILDCARD, Matchers, Silence
-from .base import AlertBuilder, GroupPage, InvalidCursor, SignalFilter, StoreUnavailable
+from .base import (
+    AgentKey,
+    AlertBuilder,
+    AnalystKey,
+    GroupPage,
+    InvalidCursor,
+    SignalFilter,
+    StoreUnavailable,
+    SummaryBuilder,
+)
 
 DAY_NS = 86_400 * 1_000_000_000
 MAX_SEQ = 2**63 - 1
 FORWARD_POSITION_KEY = "forward_position"  # in `meta`
 SILENCES_VERSION_KEY = "silences_version"  # in `meta`: bumped by every change of a silence
+KEYS_VERSION_KEY = "keys_version"  # in `meta`: moved by every change to keys
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
-                  "context, status, received_at, silence_id")
+                  "context, status, received_at, silence_id, shortened, original_context_bytes")
 SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
 AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
-                "received_at", "first_seen", "last_seen", "status", "stale_since")
+                "received_at", "first_seen", "last_seen", "status", "stale_since", "auth")
 AGENT_COLUMNS = ("agent_id, last_timestamp AS timestamp, version, os_version, uptime_seconds, "
-                 "last_seen AS received_at, first_seen, last_seen, status, stale_since")
+                 "last_seen AS received_at, first_seen, last_seen, status, stale_since, auth")
+AGENT_KEY_COLUMNS = ("key_id, key_hash, host_id, created_at, created_by, expires_at, "
+                     "revoked_at, revoked_by, replaces, last_used_at, last_used_from")
+ANALYST_KEY_COLUMNS = ("key_id, key_hash, name, role, created_at, created_by, revoked_at, "
+                       "revoked_by")
 
 
 def signal_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -50,12 +65,50 @@ def signal_row(row: Sequence[Any]) -> dict[str, Any]:
         "status": row[9],
         "received_at": row[10],
         "silence_id": row[11],
+        "shortened": row[12].split(",") if row[12] else [],
+        "original_context_bytes": row[13],
     }
+
+
+def shortened_column(signal: NewSignal) -> str | None:
+    """What was cut, as stored: a comma list, NULL for the signals that lost nothing."""
+    return ",".join(signal.shortened) or None
+
+
+PROBLEM_COLUMNS = ("client", "kind", "count", "last_seen", "detail")
+
+
+def problem_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of PROBLEM_COLUMNS."""
+    return dict(zip(PROBLEM_COLUMNS, row, strict=True))
+
+
+def connection_problems_sql(since: str, limit: str) -> str:
+    """Per (client, kind): the sum over the hours from `since`, and the last_seen and detail
+    of the latest; `since` and `limit` are the engine's parameter placeholders."""
+    return f"""
+SELECT {", ".join(PROBLEM_COLUMNS)} FROM (
+    SELECT client, kind, last_seen, detail,
+           CAST(sum(count) OVER (PARTITION BY client, kind) AS bigint) AS count,
+           row_number() OVER (PARTITION BY client, kind
+                              ORDER BY last_seen DESC, hour DESC) AS latest
+    FROM connection_problems WHERE hour >= {since}) AS per_hour
+WHERE latest = 1 ORDER BY last_seen DESC, client, kind LIMIT {limit}"""
 
 
 def agent_row(row: Sequence[Any]) -> dict[str, Any]:
     """A row of AGENT_COLUMNS."""
     return dict(zip(AGENT_FIELDS, row, strict=True))
+
+
+def agent_key(row: Sequence[Any]) -> AgentKey:
+    """A row of AGENT_KEY_COLUMNS."""
+    return AgentKey(row[0], bytes(row[1]), *row[2:])
+
+
+def analyst_key(row: Sequence[Any]) -> AnalystKey:
+    """A row of ANALYST_KEY_COLUMNS."""
+    return AnalystKey(row[0], bytes(row[1]), *row[2:])
 
 
 # -- silences --------------------------------------------------------------------------------
@@ -77,7 +130,7 @@ def resolution_note(silence_id: int, comment: str) -> str:
     return f"resolved with silence #{silence_id}: {comment}"
 
 
-# -- stale agents whose alert a maintenance window holds ---------------------------------------
+# -- stale agents: alerts held by maintenance windows, many at once in one alert -------------
 
 @dataclass(slots=True)
 class StaleAlerts:
@@ -87,14 +140,26 @@ class StaleAlerts:
     reported: list[str]  # what mark_stale_agents answers: marked or alerted
 
 
-def stale_alerts(silent: list[SilentAgent], held: list[SilentAgent], alert: AlertBuilder,
-                 now: str) -> StaleAlerts:
+def stale_alerts(silent: list[SilentAgent], held: list[SilentAgent], now: str,
+                 alert: AlertBuilder, summary: SummaryBuilder | None) -> StaleAlerts:
     """What a stale check does with the agents it marks (`silent`) and the ones already stale
-    whose alert was held: each is asked for its alert, and held while the builder gives none."""
+    whose alert was held: each is asked for its alert, and held while the builder gives none.
+
+    The alerts that would be seen in the queue become the one alert `summary` builds for their
+    agents, when it builds one. A held agent is not in it: a maintenance window expects its
+    silence, so it is neither alerted nor counted as part of an outage. A silenced alert is
+    not in it either: it is stored on its own, marked with its silence, like any signal a
+    silence matches, so the summary never makes loud what a silence quiets."""
     built = {agent.agent_id: alert(agent, now) for agent in [*silent, *held]}
     raised = [agent.agent_id for agent in held if built[agent.agent_id] is not None]
+    alerts = [a for a in built.values() if a is not None]
+    loud = [agent for agent in [*silent, *held]
+            if (a := built[agent.agent_id]) is not None and a.silence_id is None]
+    one = summary(loud, now) if summary is not None and loud else None
+    if one is not None:
+        alerts = [*(a for a in alerts if a.silence_id is not None), one]
     return StaleAlerts(
-        alerts=[a for a in built.values() if a is not None],
+        alerts=alerts,
         held=[agent.agent_id for agent in silent if built[agent.agent_id] is None],
         raised=raised, reported=[agent.agent_id for agent in silent] + raised)
 

@@ -9,6 +9,8 @@ import * as filters from './filters.js';
 import * as groups from './groups.js';
 import * as jobs from './jobs.js';
 import * as keyboard from './keyboard.js';
+import * as keys from './keys.js';
+import * as problems from './problems.js';
 import * as queue from './queue.js';
 import * as refresh from './refresh.js';
 import * as selection from './selection.js';
@@ -41,11 +43,14 @@ cards.init();
 agents.init();
 chart.init();
 silences.init();
+keys.init();
 keyboard.init({ active: () => signin.isSignedIn() && !onSilencesPage() });
 refresh.init({
-  load: ({ reset }) => (onSilencesPage()
-    ? [silences.load(), cards.load()]
-    : [cards.load(), agents.load(), chart.load(), list().load({ reset, quiet: !reset })]),
+  load: ({ reset }) => [
+    ...(onSilencesPage()
+      ? [silences.load(), cards.load()]
+      : [cards.load(), agents.load(), problems.load(), chart.load(), list().load({ reset, quiet: !reset })]),
+    keys.isOpen() ? keys.load() : null],
   after: jobs.load,
   active: signin.isSignedIn,
 });
@@ -59,5 +64,6 @@ signin.start({
   signedOut() {
     queue.clear();
     groups.clear();
+    keys.clear();
   },
 });

@@ -27,7 +27,7 @@ function renderSilence(s) {
     el('span', { class: `status-badge state-${active ? 'active' : 'expired'}`, text: active ? 'active' : 'expired' }),
     el('span', { class: 'silence-matchers', text: `#${s.id} · ${describeMatchers(s)}` }),
     active ? el('button', {
-      type: 'button', class: 'btn btn-small btn-danger', text: 'Expire now', 'data-action': 'expire',
+      type: 'button', class: 'btn btn-small btn-danger needs-write', text: 'Expire now', 'data-action': 'expire',
       onclick: () => expire(s),
     }) : null,
     el('span', { class: 'silence-comment', text: String(s.comment ?? '') }),

@@ -63,7 +63,7 @@ def test_silence_a_signal_from_its_detail_then_expire_it(ui: Console):
     expect(row.locator(".silenced-badge")).to_have_text("silenced")
     row.locator(".sig-row").click()
     expect(page.locator(".sig-detail .facts")).to_contain_text(
-        f"#{silence['id']} by analyst, until")
+        f"#{silence['id']} by admin, until")
     expect(page.locator(".sig-detail .facts")).to_contain_text("build farm noise, OPS-42")
 
     # the silences page: active, expire now, then among the expired
@@ -81,7 +81,7 @@ def test_silence_a_signal_from_its_detail_then_expire_it(ui: Console):
     expect(page.locator("#silences-state-box")).to_contain_text("No active silences.")
     page.click("#silences-state [data-state=expired]")
     expect(page.locator("#silences > li .status-badge")).to_have_text("expired")
-    assert api(ui.server, "GET", "/silences")["silences"][0]["expired_by"] == "analyst"
+    assert api(ui.server, "GET", "/silences")["silences"][0]["expired_by"] == "admin"
     page.click("#silences-back")
     expect(page.locator("#queue-panel")).to_be_visible()
 

@@ -56,12 +56,20 @@ async def test_an_older_database_upgrades_in_place(tmp_path, version):
         assert [s["signal_id"] for s in (await store.unshipped(10)).signals] == ["b", "c", "d"]
         assert [s["signal_id"] for s in (await store.list_signals(
             SignalFilter(search="gam"))).signals] == ["c"]
+        # the groups of repeats are counted from the rows the upgrade found
+        groups = (await store.signal_groups(SignalFilter(status=None, silenced=None))).groups
+        assert sorted((g["rule_id"], g["host_id"], g["count"], g["by_status"]) for g in groups
+                      ) == [("SM-1", "mac-1", 2, {"open": 2}),
+                            ("SM-2", "mac-2", 1, {"acknowledged": 1}),
+                            ("SM-3", "mac-3", 1, {"open": 1})]
         # new signals continue after the old ones
         await store.insert_signals([_new("e")])
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT seq FROM signals WHERE signal_id = 'e'"
                                 ).fetchone()[0] > 40
-        assert (await store.get_signal("a"))["shipped_at"] == "2026-11-03T22:23:00.000000000Z"
+        old = await store.get_signal("a")
+        assert old["shipped_at"] == "2026-11-03T22:23:00.000000000Z"
+        assert (old["shortened"], old["original_context_bytes"]) == ([], None)
     finally:
         await store.close()
 
@@ -69,3 +77,20 @@ async def test_an_older_database_upgrades_in_place(tmp_path, version):
 def _new(signal_id: str) -> NewSignal:
     return NewSignal(signal_id, "2026-11-03T22:22:10.000000000Z", "mac-9", "SM-9", "low",
                      "Epsilon", b"[]", b"{}", None)
+
+
+async def test_sessions_of_a_version_3_database_become_the_admins(tmp_path):
+    """Sessions so far were the admin key's, recorded as "analyst"."""
+    path = tmp_path / "s.db"
+    await write_old_database(path, 3)
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO sessions VALUES (?, 'analyst', ?, ?)", (
+            b"t" * 32, "2026-11-03T00:00:00.000000000Z", "2099-01-01T00:00:00.000000000Z"))
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        session = await store.get_session(b"t" * 32, "2026-11-04T00:00:00.000000000Z")
+        assert (session.actor, session.role, session.key_id) == ("admin", "admin", None)
+        assert await store.keys_version() == 0
+    finally:
+        await store.close()

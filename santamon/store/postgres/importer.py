@@ -20,7 +20,7 @@ from pathlib import Path
 import aiosqlite
 import asyncpg
 
-from ..common import FORWARD_POSITION_KEY
+from ..common import AGENT_KEY_COLUMNS, ANALYST_KEY_COLUMNS, FORWARD_POSITION_KEY
 from ..sqlite import SQLiteStore
 from .reads import encode_position
 from .schema import advisory_key
@@ -52,10 +52,10 @@ TABLES = [
     # The SQLite store keeps tags and context as the JSON bytes it was given.
     Table("signals", "signal_id, ts, host_id, rule_id, severity, title, CAST(tags AS TEXT), "
                      "CAST(context AS TEXT), received_at, COALESCE(status, 'open'), "
-                     "rule_description, silence_id, seq, 0",
+                     "rule_description, silence_id, shortened, original_context_bytes, seq, 0",
           ("signal_id", "ts", "host_id", "rule_id", "severity", "title", "tags", "context",
-           "received_at", "status", "rule_description", "silence_id", "seq", "txid"),
-          identity="seq"),
+           "received_at", "status", "rule_description", "silence_id", "shortened",
+           "original_context_bytes", "seq", "txid"), identity="seq"),
     Table("silences", "id, rule_id, host_id, severity, title, comment, created_by, "
                       "created_at, ends_at, expired_at, expired_by",
           ("id", "rule_id", "host_id", "severity", "title", "comment", "created_by",
@@ -65,13 +65,18 @@ TABLES = [
           identity="id"),
     Table("shipped", "signal_id, shipped_at", ("signal_id", "shipped_at")),
     Table("agents", "agent_id, first_seen, last_seen, last_timestamp, version, os_version, "
-                    "uptime_seconds, status, stale_since, alert_held",
+                    "uptime_seconds, status, stale_since, alert_held, auth",
           ("agent_id", "first_seen", "last_seen", "last_timestamp", "version", "os_version",
-           "uptime_seconds", "status", "stale_since", "alert_held"), booleans=("alert_held",)),
+           "uptime_seconds", "status", "stale_since", "alert_held", "auth"),
+          booleans=("alert_held",)),
     Table("heartbeats", "agent_id, timestamp, version, os_version, uptime_seconds, received_at",
           ("agent_id", "timestamp", "version", "os_version", "uptime_seconds", "received_at")),
-    Table("sessions", "token_hash, actor, created_at, expires_at",
-          ("token_hash", "actor", "created_at", "expires_at")),
+    Table("sessions", "token_hash, actor, created_at, expires_at, role, key_id",
+          ("token_hash", "actor", "created_at", "expires_at", "role", "key_id")),
+    Table("agent_keys", AGENT_KEY_COLUMNS, tuple(AGENT_KEY_COLUMNS.split(", "))),
+    Table("analyst_keys", ANALYST_KEY_COLUMNS, tuple(ANALYST_KEY_COLUMNS.split(", "))),
+    Table("connection_problems", "hour, client, kind, count, last_seen, detail",
+          ("hour", "client", "kind", "count", "last_seen", "detail")),
 ]
 # Tables that hold data of the service's own; `meta` and the counters follow from them.
 DATA_TABLES = [table.name for table in TABLES]

@@ -1,10 +1,11 @@
 """Versioned schema of the PostgreSQL store, migrated under an advisory lock.
 
 The tables, columns and meaning are the SQLite store's: the seed's `signals`, `heartbeats`
-and `shipped`, plus `seq`, `agents`, `signal_history`, `sessions`, `meta` and the counter
-tables. Timestamps are the same fixed-width UTC text (`timeutil.format_utc`, nanoseconds
-kept), and every text column compares bytewise (COLLATE "C"), so string order is time order
-and ordering matches SQLite's whatever the database's own collation is.
+and `shipped`, plus `seq`, `agents`, `signal_history`, `sessions`, `meta`, the counter tables,
+the keys (`agent_keys`, `analyst_keys`) and the silences (`silences`, `group_counts`,
+`silence_counts`). Timestamps are the same fixed-width UTC text (`timeutil.format_utc`,
+nanoseconds kept), and every text column compares bytewise (COLLATE "C"), so string order is
+time order and ordering matches SQLite's whatever the database's own collation is.
 """
 
 from __future__ import annotations
@@ -173,7 +174,72 @@ async def _to_v1(conn: asyncpg.Connection) -> None:
         await conn.execute(statement)
 
 
-# Version 2: silences and grouped repeats (the SQLite store's version 4).
+# Version 2: keys kept in the database, only as hashes: agent keys bound to one host each, and
+# people's keys with their role. A name has at most one key not revoked. Agents record how
+# they authenticate; console sessions the role and key they were opened with (sessions so far
+# were the admin key's, whose actor the history now calls "admin").
+V2_STATEMENTS = [
+    """CREATE TABLE agent_keys (
+        key_id text COLLATE "C" PRIMARY KEY,
+        key_hash bytea NOT NULL UNIQUE,
+        host_id text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        created_by text COLLATE "C" NOT NULL,
+        expires_at text COLLATE "C",
+        revoked_at text COLLATE "C",
+        revoked_by text COLLATE "C",
+        replaces text COLLATE "C",
+        last_used_at text COLLATE "C",
+        last_used_from text COLLATE "C"
+    )""",
+    "CREATE INDEX idx_agent_keys_host ON agent_keys (host_id, created_at)",
+    """CREATE TABLE analyst_keys (
+        key_id text COLLATE "C" PRIMARY KEY,
+        key_hash bytea NOT NULL UNIQUE,
+        name text COLLATE "C" NOT NULL,
+        role text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        created_by text COLLATE "C" NOT NULL,
+        revoked_at text COLLATE "C",
+        revoked_by text COLLATE "C"
+    )""",
+    "CREATE UNIQUE INDEX idx_analyst_keys_name ON analyst_keys (name) WHERE revoked_at IS NULL",
+    'ALTER TABLE agents ADD COLUMN auth text COLLATE "C"',
+    'ALTER TABLE sessions ADD COLUMN role text COLLATE "C" NOT NULL DEFAULT \'admin\', '
+    'ADD COLUMN key_id text COLLATE "C"',
+    "UPDATE sessions SET actor = 'admin' WHERE actor = 'analyst'",
+]
+
+
+async def _to_v2(conn: asyncpg.Connection) -> None:
+    for statement in V2_STATEMENTS:
+        await conn.execute(statement)
+
+
+# Version 3: what the server cut from a signal to store it instead of refusing it (columns
+# without a default: added without rewriting the table), and agent connection problems counted
+# per hour, added to by every process and pruned by retention.
+V3_STATEMENTS = [
+    "ALTER TABLE signals ADD COLUMN shortened text COLLATE \"C\", "
+    "ADD COLUMN original_context_bytes bigint",
+    """CREATE TABLE connection_problems (
+        hour text COLLATE "C" NOT NULL,
+        client text COLLATE "C" NOT NULL,
+        kind text COLLATE "C" NOT NULL,
+        count bigint NOT NULL,
+        last_seen text COLLATE "C" NOT NULL,
+        detail text COLLATE "C" NOT NULL,
+        PRIMARY KEY (hour, client, kind)
+    )""",
+]
+
+
+async def _to_v3(conn: asyncpg.Connection) -> None:
+    for statement in V3_STATEMENTS:
+        await conn.execute(statement)
+
+
+# Version 4: silences and grouped repeats (the SQLite store's version 6).
 # - `signals.silence_id`: the active silence a signal matched when it was stored. The default
 #   queue (open, not silenced) has a partial index of its own, and the time index carries it,
 #   so a flood of silenced signals newer than the page is never read from the table to be
@@ -186,7 +252,7 @@ async def _to_v1(conn: asyncpg.Connection) -> None:
 # - `silence_counts`: signals per silence, status and severity (for /silences, and for the
 #   open critical + high count, which leaves silenced signals out).
 # - `agents.alert_held`: a stale agent whose alert a maintenance window is holding.
-V2_TABLES = [
+V4_TABLES = [
     "ALTER TABLE signals ADD COLUMN silence_id bigint",
     "ALTER TABLE agents ADD COLUMN alert_held boolean NOT NULL DEFAULT false",
     """CREATE TABLE silences (
@@ -229,7 +295,7 @@ V2_TABLES = [
 ]
 # A bucket of group_counts names "no silence" 0, so its key has no NULL to compare.
 BUCKET_KEY = "rule_id, host_id, status, severity, coalesce(silence_id, 0)"
-V2_INDEXES = [
+V4_INDEXES = [
     # A bucket's signals in event-time order: its first and last are one probe each, and a
     # group's signals (triage, a window's counts) are found by its leading columns.
     f"CREATE INDEX idx_signals_group ON signals ({BUCKET_KEY}, ts)",
@@ -294,7 +360,7 @@ def _bucket_rows(alias: str, d: str, source: str) -> str:
             f"{d} AS d {source}")
 
 
-V2_COUNTING = [
+V4_COUNTING = [
     _count_function("santamon_count_inserted", f"SELECT {COUNTED}, 1 AS d FROM new_rows",
                     _group_counting(_bucket_rows("r", "1", "FROM new_rows AS r"),
                                     removes=False)),
@@ -308,18 +374,19 @@ V2_COUNTING = [
 ]
 
 
-async def _to_v2(conn: asyncpg.Connection) -> None:
-    for statement in [*V2_TABLES, *V2_INDEXES]:
+async def _to_v4(conn: asyncpg.Connection) -> None:
+    for statement in [*V4_TABLES, *V4_INDEXES]:
         await conn.execute(statement)
     await conn.execute(
         f"INSERT INTO group_counts ({GROUP_COLUMNS}, n, first_ts, last_ts) "
         "SELECT rule_id, host_id, status, severity, 0, count(*), min(ts), max(ts) "
         "FROM signals GROUP BY rule_id, host_id, status, severity")
-    for statement in V2_COUNTING:  # the triggers stay; their functions count groups too
+    for statement in V4_COUNTING:  # the triggers stay; their functions count groups too
         await conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[asyncpg.Connection], Awaitable[None]]] = [_to_v1, _to_v2]
+MIGRATIONS: list[Callable[[asyncpg.Connection], Awaitable[None]]] = [
+    _to_v1, _to_v2, _to_v3, _to_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

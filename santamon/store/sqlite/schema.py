@@ -292,7 +292,72 @@ async def _to_v3(conn: aiosqlite.Connection) -> None:
         await conn.execute(statement)
 
 
-# Version 4: silences and grouped repeats.
+# Version 4: keys kept in the database, only as hashes: agent keys bound to one host each, and
+# people's keys with their role. A name has at most one key not revoked. Agents record how
+# they authenticate; console sessions the role and key they were opened with (sessions so far
+# were the admin key's, whose actor the history now calls "admin").
+V4_STATEMENTS = [
+    """CREATE TABLE agent_keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash BLOB NOT NULL UNIQUE,
+        host_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT,
+        revoked_by TEXT,
+        replaces TEXT,
+        last_used_at TEXT,
+        last_used_from TEXT
+    )""",
+    "CREATE INDEX idx_agent_keys_host ON agent_keys(host_id, created_at)",
+    """CREATE TABLE analyst_keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash BLOB NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT
+    )""",
+    "CREATE UNIQUE INDEX idx_analyst_keys_name ON analyst_keys(name) WHERE revoked_at IS NULL",
+    "ALTER TABLE agents ADD COLUMN auth TEXT",
+    "ALTER TABLE sessions ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'",
+    "ALTER TABLE sessions ADD COLUMN key_id TEXT",
+    "UPDATE sessions SET actor = 'admin' WHERE actor = 'analyst'",
+]
+
+
+async def _to_v4(conn: aiosqlite.Connection) -> None:
+    for statement in V4_STATEMENTS:
+        await conn.execute(statement)
+
+
+# Version 5: what the server cut from a signal to store it instead of refusing it, and agent
+# connection problems counted per hour (added to by every process, pruned by retention). A row
+# id of its own, so `migrate-db` copies it like the other tables.
+V5_STATEMENTS = [
+    "ALTER TABLE signals ADD COLUMN shortened TEXT",
+    "ALTER TABLE signals ADD COLUMN original_context_bytes INTEGER",
+    """CREATE TABLE connection_problems (
+        hour TEXT NOT NULL,
+        client TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_seen TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (hour, client, kind)
+    )""",
+]
+
+
+async def _to_v5(conn: aiosqlite.Connection) -> None:
+    for statement in V5_STATEMENTS:
+        await conn.execute(statement)
+
+
+# Version 6: silences and grouped repeats.
 # - `signals.silence_id`: the active silence a signal matched when it was stored. The status
 #   and time indexes carry it, so the default queue (silenced ones hidden) never reads a row
 #   to skip them, even when a flood of them is newer than the page. The host and rule indexes
@@ -306,7 +371,7 @@ async def _to_v3(conn: aiosqlite.Connection) -> None:
 # - `silence_counts`: signals per silence, status and severity (for /silences, and for the
 #   open critical + high count, which leaves silenced signals out).
 # - `agents.alert_held`: a stale agent whose alert a maintenance window is holding.
-V4_SIGNAL_INDEXES = [
+V6_SIGNAL_INDEXES = [
     # The time index also carries what a group of repeats needs, so grouping a time window
     # reads no row.
     "CREATE INDEX idx_signals_ts ON signals(ts, silence_id, status, severity, rule_id, "
@@ -315,7 +380,7 @@ V4_SIGNAL_INDEXES = [
     "CREATE INDEX idx_signals_group ON signals(rule_id, host_id, status, severity, "
     "silence_id, ts)",
 ]
-V4_TABLES = [
+V6_TABLES = [
     """CREATE TABLE silences (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         rule_id TEXT,
@@ -368,7 +433,7 @@ _SILENCED_ADD = """
 _SILENCED_REMOVE = """
         UPDATE silence_counts SET n = n - 1 WHERE silence_id = OLD.silence_id
             AND status = OLD.status AND severity = OLD.severity;"""
-V4_TRIGGERS = [
+V6_TRIGGERS = [
     f"CREATE TRIGGER signals_group_insert AFTER INSERT ON signals BEGIN {_GROUP_ADD} END",
     f"CREATE TRIGGER signals_group_delete AFTER DELETE ON signals BEGIN {_GROUP_REMOVE} END",
     f"""CREATE TRIGGER signals_group_update AFTER UPDATE OF status, severity, silence_id, ts,
@@ -393,22 +458,22 @@ V4_TRIGGERS = [
 ]
 
 
-async def _to_v4(conn: aiosqlite.Connection) -> None:
+async def _to_v6(conn: aiosqlite.Connection) -> None:
     await conn.execute("ALTER TABLE signals ADD COLUMN silence_id INTEGER")
     for name in ("idx_signals_ts", "idx_signals_status_ts"):  # rebuilt under the same names
         await conn.execute(f"DROP INDEX {name}")
-    for statement in [*V4_SIGNAL_INDEXES, *V4_TABLES]:
+    for statement in [*V6_SIGNAL_INDEXES, *V6_TABLES]:
         await conn.execute(statement)
     await conn.execute(
         "INSERT INTO group_counts SELECT rule_id, host_id, status, severity, 0, count(*), "
         "min(ts), max(ts) FROM signals INDEXED BY idx_signals_group "
         "GROUP BY rule_id, host_id, status, severity")
-    for statement in V4_TRIGGERS:
+    for statement in V6_TRIGGERS:
         await conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [_to_v1, _to_v2, _to_v3,
-                                                                       _to_v4]
+MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [
+    _to_v1, _to_v2, _to_v3, _to_v4, _to_v5, _to_v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -17,13 +17,20 @@ import aiosqlite
 from ... import timeutil
 from ..base import (
     AgentFilter,
+    AgentKey,
     AlertBuilder,
+    AnalystKey,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     ForwardPosition,
     GroupPage,
     Heartbeat,
+    KeyUse,
     Matchers,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     NewSilence,
     SignalFilter,
@@ -31,6 +38,7 @@ from ..base import (
     Silence,
     StatusResult,
     StoreUnavailable,
+    SummaryBuilder,
 )
 from ..common import IngestFailures, triage_in_chunks
 from . import maintenance, reads, writes
@@ -236,8 +244,9 @@ class SQLiteStore:
 
     # -- maintenance ------------------------------------------------------------------------
 
-    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder) -> list[str]:
-        return await self._write(writes.MarkStale(cutoff, alert))
+    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder,
+                                summary: SummaryBuilder | None = None) -> list[str]:
+        return await self._write(writes.MarkStale(cutoff, alert, summary))
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
         return await self._write(writes.PruneHeartbeats(cutoff, limit))
@@ -282,6 +291,18 @@ class SQLiteStore:
         async with self._reader() as conn:
             return await reads.silences_version(conn)
 
+    # -- agent connection problems ----------------------------------------------------------
+
+    async def add_connection_problems(self, problems: list[ConnectionProblem]) -> None:
+        await self._write(writes.AddConnectionProblems(problems))
+
+    async def connection_problems(self, since: str, limit: int) -> list[dict[str, Any]]:
+        async with self._reader() as conn:
+            return await reads.connection_problems(conn, since, limit)
+
+    async def prune_connection_problems(self, cutoff: str) -> int:
+        return await self._write(writes.PruneConnectionProblems(cutoff))
+
     # -- console sessions -------------------------------------------------------------------
 
     async def create_session(self, session: ConsoleSession, keep: int) -> None:
@@ -296,3 +317,48 @@ class SQLiteStore:
 
     async def prune_sessions(self, now: str) -> int:
         return await self._write(writes.PruneSessions(now))
+
+    # -- keys -------------------------------------------------------------------------------
+
+    async def keys_version(self) -> int:
+        async with self._reader() as conn:
+            return await reads.keys_version(conn)
+
+    async def valid_keys(self, now: str) -> tuple[list[AgentKey], list[AnalystKey]]:
+        async with self._reader() as conn:
+            return await reads.valid_keys(conn, now)
+
+    async def create_agent_keys(self, keys: list[NewAgentKey]) -> list[AgentKey]:
+        return await self._write(writes.CreateAgentKeys(keys))
+
+    async def rotate_agent_key(self, key_id: str, new: NewAgentKey,
+                               old_valid_until: str) -> AgentKey | None:
+        return await self._write(writes.RotateAgentKey(key_id, new, old_valid_until))
+
+    async def revoke_agent_key(self, key_id: str, actor: str) -> AgentKey | None:
+        return await self._write(writes.RevokeAgentKey(key_id, actor))
+
+    async def list_agent_keys(self, host_id: str | None = None,
+                              limit: int | None = None) -> list[AgentKey]:
+        async with self._reader() as conn:
+            return await reads.list_agent_keys(conn, host_id, limit)
+
+    async def record_key_use(self, uses: list[KeyUse]) -> None:
+        await self._write(writes.RecordKeyUse(uses))
+
+    async def create_analyst_key(self, key: NewAnalystKey) -> AnalystKey:
+        result = await self._write(writes.CreateAnalystKey(key))
+        if isinstance(result, NameTaken):
+            raise result
+        return result
+
+    async def list_analyst_keys(self) -> list[AnalystKey]:
+        async with self._reader() as conn:
+            return await reads.list_analyst_keys(conn)
+
+    async def revoke_analyst_key(self, key_id: str, actor: str) -> AnalystKey | None:
+        return await self._write(writes.RevokeAnalystKey(key_id, actor))
+
+    async def known_agents(self, agent_ids: list[str]) -> set[str]:
+        async with self._reader() as conn:
+            return await reads.known_agents(conn, agent_ids)
