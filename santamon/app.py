@@ -23,6 +23,7 @@ from .api.state import (
     CLOCK,
     HEALTH,
     HTTP_SESSION,
+    INSTANCE,
     JOBS,
     KEYRING,
     METRICS,
@@ -32,7 +33,7 @@ from .api.state import (
     STORE,
     HealthCache,
 )
-from .config import Settings
+from .config import Settings, instance_name
 from .jobs.scheduler import Jobs
 from .metrics import Metrics
 from .store import create_store
@@ -60,7 +61,8 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    jobs = Jobs(app[STORE], app[SETTINGS], app[HTTP_SESSION], app[CLOCK])
+    jobs = Jobs(app[STORE], app[SETTINGS], app[HTTP_SESSION], app[CLOCK],
+                instance=app[INSTANCE])
     app[METRICS].watch(jobs.board.collector())
     app[METRICS].watch(jobs.forwarder.collector())
     app[JOBS] = jobs
@@ -69,13 +71,15 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     await jobs.stop()  # before the HTTP session and the store close under a running job
 
 
-def create_app(settings: Settings, *,
-               clock: Callable[[], int] = timeutil.now_ns) -> web.Application:
+def create_app(settings: Settings, *, clock: Callable[[], int] = timeutil.now_ns,
+               instance: str | None = None) -> web.Application:
+    """`instance` names this process in GET /jobs (default: config.instance_name)."""
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=MIDDLEWARES)
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[INSTANCE] = instance or instance_name(settings)
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key)
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
     app[METRICS] = Metrics()

@@ -329,10 +329,13 @@ class JobOut(BaseModel):
     last_outcome: str | None
     last_message: str | None
     last_duration_seconds: float | None
+    instance: str | None = Field(
+        description="The process that ran it last (SANTAMON_INSTANCE_NAME, or host name and "
+                    "process id): with several processes on one database, one runs each job.")
     consecutive_failures: int
     runs: int
     failures: int
-    next_run: str | None
+    next_run: str | None = Field(description="When this process tries the job next.")
 
 
 class ForwardingOut(BaseModel):
@@ -340,7 +343,8 @@ class ForwardingOut(BaseModel):
     backlog: int | None
     min_severity: str | None = None
     consecutive_failures: int | None = None
-    retry_in_seconds: float | None = None
+    retry_in_seconds: float | None = Field(
+        None, description="This process's backoff; null when another process forwards.")
 
 
 class JobsOut(BaseModel):

@@ -13,6 +13,8 @@ from .base import (
     ForwardBatch,
     Heartbeat,
     InvalidCursor,
+    JobRecord,
+    JobRun,
     NewSignal,
     SignalFilter,
     SignalPage,
@@ -22,8 +24,8 @@ from .base import (
 )
 
 __all__ = ["AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "Heartbeat",
-           "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
-           "StoreUnavailable", "create_store"]
+           "InvalidCursor", "JobRecord", "JobRun", "NewSignal", "SignalFilter", "SignalPage",
+           "StatusResult", "Store", "StoreUnavailable", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

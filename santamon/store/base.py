@@ -13,6 +13,7 @@ surfaces as `StoreUnavailable`, which the API answers with 503 and `Retry-After`
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,8 +22,8 @@ from ..domain.signals import NewSignal
 
 __all__ = [
     "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "ForwardPosition",
-    "Heartbeat", "InvalidCursor", "NewSignal", "SchemaTooNew", "SignalFilter", "SignalPage",
-    "StatusResult", "Store", "StoreUnavailable",
+    "Heartbeat", "InvalidCursor", "JobRecord", "JobRun", "NewSignal", "SchemaTooNew",
+    "SignalFilter", "SignalPage", "StatusResult", "Store", "StoreUnavailable",
 ]
 
 
@@ -110,6 +111,28 @@ class ConsoleSession:
     actor: str  # who signed in, for the history of what they do
     created_at: str
     expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One run of a background job, as it finished."""
+
+    job_id: str
+    instance: str  # the process that ran it (config.instance_name)
+    started_at: str
+    outcome: str  # "ok", "failed" or "skipped"
+    message: str | None
+    duration_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job's last run, and its runs counted over every process that ran it."""
+
+    last: JobRun
+    runs: int
+    failures: int
+    consecutive_failures: int
 
 
 # Builds the alert for an agent found silent, inside the transaction that marks it stale:
@@ -208,6 +231,25 @@ class Store(Protocol):
 
     async def forward_backlog(self, severities: tuple[str, ...]) -> int:
         """Signals of these severities after the recorded position and not shipped."""
+
+    # -- background jobs shared by several processes ---------------------------------------
+
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Whether this process runs job `name` now: yields True while it holds the job's
+        lock, False while another process sharing the database holds it.
+
+        A process keeps a lock it took between runs, until the store closes or the process
+        dies, so each job runs once per interval across all processes rather than once per
+        process; another process's next try then takes it. A lock whose hold can no longer
+        be proven (its connection broke) counts as lost, and is taken afresh if it is free.
+        Raises StoreUnavailable when the database cannot tell.
+        """
+
+    async def record_job_run(self, run: JobRun) -> None:
+        """Keep this run as the job's last, and count it, for every process to report."""
+
+    async def job_records(self) -> dict[str, JobRecord]:
+        """Each job's last recorded run, by job id."""
 
     # -- console sessions -------------------------------------------------------------------
 

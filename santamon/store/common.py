@@ -13,11 +13,14 @@ import orjson
 
 from .. import timeutil
 from ..domain.signals import NewSignal
-from .base import InvalidCursor, StoreUnavailable
+from .base import InvalidCursor, JobRecord, JobRun, StoreUnavailable
 
 DAY_NS = 86_400 * 1_000_000_000
 MAX_SEQ = 2**63 - 1
 FORWARD_POSITION_KEY = "forward_position"  # in `meta`
+# In `meta` too, one row per job: its last run as JSON (job_record_value). From this key up to
+# (not including) JOB_KEYS_END are the jobs' rows.
+JOB_KEY_PREFIX, JOB_KEYS_END = "job:", "job;"
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
                   "context, status, received_at")
@@ -162,3 +165,30 @@ class IngestFailures:
         last = self._last
         if last and time.monotonic() - last[0] < INGEST_FAILURE_MEMORY_SECONDS:
             raise StoreUnavailable(f"the last signals could not be stored: {last[1]}")
+
+
+# -- background jobs' last runs ---------------------------------------------------------------
+
+def job_record_value(previous: str | None, run: JobRun) -> str:
+    """What `meta` keeps for a job after `run`, given what it kept before."""
+    before = orjson.loads(previous) if previous else {}
+    failed = run.outcome == "failed"
+    in_a_row = before.get("consecutive_failures", 0)
+    return orjson.dumps({
+        "instance": run.instance, "started_at": run.started_at, "outcome": run.outcome,
+        "message": run.message, "duration_seconds": run.duration_seconds,
+        "runs": before.get("runs", 0) + 1,
+        "failures": before.get("failures", 0) + failed,
+        # A skipped run (backing off) neither fails nor succeeds.
+        "consecutive_failures": in_a_row + 1 if failed else 0 if run.outcome == "ok"
+        else in_a_row,
+    }).decode()
+
+
+def job_record(key: str, value: str) -> JobRecord:
+    doc = orjson.loads(value)
+    return JobRecord(
+        JobRun(key.removeprefix(JOB_KEY_PREFIX), doc["instance"], doc["started_at"],
+               doc["outcome"], doc["message"], doc["duration_seconds"]),
+        runs=doc["runs"], failures=doc["failures"],
+        consecutive_failures=doc["consecutive_failures"])

@@ -16,6 +16,7 @@ from santamon.store import (
     AgentFilter,
     ConsoleSession,
     Heartbeat,
+    JobRun,
     NewSignal,
     SignalFilter,
     Store,
@@ -426,6 +427,38 @@ async def test_sessions_survive_a_reopen(open_store):
     await first.close()
     second = await open_store()
     assert (await second.get_session(bytes([7]) * 32, ts())).actor == "person-7"
+
+
+# -- background jobs ------------------------------------------------------------------------
+
+async def test_a_lone_process_runs_every_job_and_keeps_running_it(store):
+    for _ in range(2):
+        for job in ("stale-agents", "forward"):
+            async with store.job_lock(job) as held:
+                assert held
+
+
+def job_run(job_id: str, outcome: str, instance: str = "host-a:1", at: float = 0) -> JobRun:
+    return JobRun(job_id, instance, ts(at), outcome, f"{outcome} run", 0.25)
+
+
+async def test_job_runs_are_counted_with_failures_in_a_row(open_store):
+    store = await open_store()
+    assert await store.job_records() == {}
+    for n, outcome in enumerate(["ok", "failed", "failed", "skipped"]):
+        await store.record_job_run(job_run("forward", outcome, at=n))
+    await store.record_job_run(job_run("retention", "ok", instance="host-b:2"))
+    await store.close()
+    records = await (await open_store()).job_records()
+    assert set(records) == {"forward", "retention"}
+    forward = records["forward"]
+    assert forward.last == job_run("forward", "skipped", at=3)
+    assert (forward.runs, forward.failures, forward.consecutive_failures) == (4, 2, 2)
+    assert records["retention"].last.instance == "host-b:2"
+    store = await open_store()
+    await store.record_job_run(job_run("forward", "ok", at=4))
+    forward = (await store.job_records())["forward"]
+    assert (forward.runs, forward.failures, forward.consecutive_failures) == (5, 2, 0)
 
 
 # -- failures -------------------------------------------------------------------------------------

@@ -7,16 +7,26 @@ from typing import Any
 import asyncpg
 
 from ... import timeutil
-from ..base import AgentFilter, ConsoleSession, ForwardBatch, SignalFilter, SignalPage
+from ..base import (
+    AgentFilter,
+    ConsoleSession,
+    ForwardBatch,
+    JobRecord,
+    SignalFilter,
+    SignalPage,
+)
 from ..common import (
     AGENT_COLUMNS,
     DAY_NS,
     FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
+    JOB_KEYS_END,
     SEQ,
     SIGNAL_COLUMNS,
     agent_row,
     decode_cursor,
     encode_cursor,
+    job_record,
     like_pattern,
     signal_row,
     stats_document,
@@ -204,6 +214,14 @@ async def forward_backlog(conn: asyncpg.Connection, severities: tuple[str, ...])
         "AND severity = ANY($3::text[]) AND NOT EXISTS (SELECT 1 FROM shipped "
         "WHERE shipped.signal_id = signals.signal_id)",
         *decode_position(await forward_position(conn)), list(severities))
+
+
+# -- background jobs -------------------------------------------------------------------------
+
+async def job_records(conn: asyncpg.Connection) -> dict[str, JobRecord]:
+    rows = await conn.fetch("SELECT key, value FROM meta WHERE key >= $1 AND key < $2",
+                            JOB_KEY_PREFIX, JOB_KEYS_END)
+    return {(record := job_record(key, value)).last.job_id: record for key, value in rows}
 
 
 # -- console sessions ------------------------------------------------------------------------

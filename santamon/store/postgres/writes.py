@@ -13,8 +13,15 @@ import asyncpg
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
-from ..base import AlertBuilder, ConsoleSession, ForwardPosition, Heartbeat, StatusResult
-from ..common import FORWARD_POSITION_KEY, probe_signal
+from ..base import (
+    AlertBuilder,
+    ConsoleSession,
+    ForwardPosition,
+    Heartbeat,
+    JobRun,
+    StatusResult,
+)
+from ..common import FORWARD_POSITION_KEY, JOB_KEY_PREFIX, job_record_value, probe_signal
 
 # unnest() turns one array per column into rows: a whole batch is one statement with eleven
 # parameters, however many signals it holds. ORDER BY keeps the batch's order in `seq`.
@@ -160,6 +167,13 @@ async def mark_shipped(conn: asyncpg.Connection, signal_ids: list[str],
     await conn.execute(
         "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
         "SET value = greatest(meta.value, excluded.value)", FORWARD_POSITION_KEY, position)
+
+
+async def record_job_run(conn: asyncpg.Connection, run: JobRun) -> None:
+    key = JOB_KEY_PREFIX + run.job_id
+    previous = await conn.fetchval("SELECT value FROM meta WHERE key = $1 FOR UPDATE", key)
+    await conn.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO "
+                       "UPDATE SET value = excluded.value", key, job_record_value(previous, run))
 
 
 async def write_probe(conn: asyncpg.Connection, now: str) -> None:

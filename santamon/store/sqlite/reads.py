@@ -12,6 +12,7 @@ from ..base import (
     AgentFilter,
     ConsoleSession,
     ForwardBatch,
+    JobRecord,
     SignalFilter,
     SignalPage,
 )
@@ -19,11 +20,14 @@ from ..common import (
     AGENT_COLUMNS,
     DAY_NS,
     FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
+    JOB_KEYS_END,
     SEQ,
     SIGNAL_COLUMNS,
     agent_row,
     decode_cursor,
     encode_cursor,
+    job_record,
     like_pattern,
     signal_row,
     stats_document,
@@ -226,6 +230,15 @@ async def forward_backlog(conn: aiosqlite.Connection, severities: tuple[str, ...
             "WHERE shipped.signal_id = signals.signal_id)", (position, *severities)) as cur:
         (count,) = await cur.fetchone()
     return count
+
+
+# -- background jobs -------------------------------------------------------------------------
+
+async def job_records(conn: aiosqlite.Connection) -> dict[str, JobRecord]:
+    async with conn.execute("SELECT key, value FROM meta WHERE key >= ? AND key < ?",
+                            (JOB_KEY_PREFIX, JOB_KEYS_END)) as cur:
+        rows = await cur.fetchall()
+    return {(record := job_record(key, value)).last.job_id: record for key, value in rows}
 
 
 # -- console sessions ------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from ..base import (
     ConsoleSession,
     ForwardBatch,
     Heartbeat,
+    JobRecord,
+    JobRun,
     NewSignal,
     SignalFilter,
     SignalPage,
@@ -226,6 +228,20 @@ class SQLiteStore:
     async def forward_backlog(self, severities: tuple[str, ...]) -> int:
         async with self._reader() as conn:
             return await reads.forward_backlog(conn, severities)
+
+    # -- background jobs --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        # One process serves a SQLite file (more workers need PostgreSQL): it runs every job.
+        yield True
+
+    async def record_job_run(self, run: JobRun) -> None:
+        await self._write(writes.RecordJobRun(run))
+
+    async def job_records(self) -> dict[str, JobRecord]:
+        async with self._reader() as conn:
+            return await reads.job_records(conn)
 
     # -- console sessions -------------------------------------------------------------------
 

@@ -14,8 +14,15 @@ from typing import Any, ClassVar
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
-from ..base import AlertBuilder, ConsoleSession, Heartbeat, StatusResult
-from ..common import FORWARD_POSITION_KEY, first_occurrences, probe_signal, stored_flags
+from ..base import AlertBuilder, ConsoleSession, Heartbeat, JobRun, StatusResult
+from ..common import (
+    FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
+    first_occurrences,
+    job_record_value,
+    probe_signal,
+    stored_flags,
+)
 
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
 INSERT_ROWS_PER_STATEMENT = 500  # 5,500 parameters; SQLite allows 32,766
@@ -229,6 +236,23 @@ class MarkShipped:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                 "SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
                 (FORWARD_POSITION_KEY, str(op.position)))
+        return [None] * len(ops)
+
+
+@dataclass(slots=True)
+class RecordJobRun:
+    run: JobRun
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[RecordJobRun], now: str) -> list[None]:
+        for op in ops:
+            key = JOB_KEY_PREFIX + op.run.job_id
+            with closing(conn.execute("SELECT value FROM meta WHERE key = ?", (key,))) as cur:
+                row = cur.fetchone()
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
+                         "UPDATE SET value = excluded.value",
+                         (key, job_record_value(row[0] if row else None, op.run)))
         return [None] * len(ops)
 
 
