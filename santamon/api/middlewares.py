@@ -16,6 +16,7 @@ from ..logs import log_request
 from ..store import InvalidCursor, StoreUnavailable
 from .auth.authenticate import authenticate
 from .auth.keys import Role
+from .proxies import request_client
 from .responses import ApiError, error_response
 from .state import AGENT_ID, CALLER, METRICS, ROUTE_ROLES
 
@@ -60,7 +61,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         if route == "/ingest" and status >= 400:
             metrics.count_ingest_rejected(status)
         log_request(request.method, request.path, status, elapsed,
-                    agent_id=request.get(AGENT_ID), remote=request.remote)
+                    agent_id=request.get(AGENT_ID), remote=request_client(request))
 
 
 @web.middleware
