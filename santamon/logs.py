@@ -47,12 +47,18 @@ def _text_value(value: Any) -> str:
 
 
 class TextFormatter(logging.Formatter):
+    def __init__(self, process_fields: dict[str, Any] | None = None) -> None:
+        """`process_fields` end every line: which worker process wrote it."""
+        super().__init__()
+        self._process_fields = process_fields or {}
+
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         if not message.isprintable():
             message = orjson.dumps(message).decode()
         parts = [_timestamp(record), record.levelname, record.name, message]
-        parts += [f"{k}={_text_value(v)}" for k, v in _fields(record).items()]
+        parts += [f"{k}={_text_value(v)}"
+                  for k, v in (_fields(record) | self._process_fields).items()]
         line = " ".join(parts)
         if record.exc_text:
             line += "\n" + record.exc_text
@@ -60,6 +66,10 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, process_fields: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self._process_fields = process_fields or {}
+
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "ts": _timestamp(record),
@@ -67,7 +77,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in _fields(record).items():
+        for key, value in (_fields(record) | self._process_fields).items():
             doc.setdefault(key, value)
         if record.exc_text:
             doc["exc"] = record.exc_text
@@ -91,9 +101,11 @@ _listener: QueueListener | None = None
 
 
 def configure_logging(
-    fmt: str = "text", level: int | str = logging.INFO, stream: IO[str] | None = None
+    fmt: str = "text", level: int | str = logging.INFO, stream: IO[str] | None = None,
+    *, worker: int | None = None,
 ) -> None:
-    """Send every logger's records to one handler on stderr (journald picks it up).
+    """Send every logger's records to one handler on stderr (journald picks it up); in a
+    worker process (`serve --workers N`) every line says `worker=<its number>`.
 
     Records are formatted and written by a thread of their own: a slow or blocked stderr
     must never stall the event loop.
@@ -103,7 +115,9 @@ def configure_logging(
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
     stop_logging()
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    process_fields = {} if worker is None else {"worker": worker}
+    handler.setFormatter(JsonFormatter(process_fields) if fmt == "json"
+                         else TextFormatter(process_fields))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     root = logging.getLogger()
     for old in root.handlers[:]:

@@ -77,3 +77,16 @@ def test_exceptions_are_kept_in_one_json_record(capture):
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError):
         configure_logging("xml")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_worker_process_says_which_worker_on_every_line(capture, fmt):
+    configure_logging(fmt, stream=capture, worker=2)
+    log_request("GET", "/health", 200, 0.001, remote="127.0.0.1")
+    logging.getLogger("santamon").warning("a message of its own")
+    lines = written(capture).splitlines()
+    assert len(lines) == 2
+    if fmt == "text":
+        assert all(line.endswith(" worker=2") for line in lines)
+    else:
+        assert [json.loads(line)["worker"] for line in lines] == [2, 2]
