@@ -1,6 +1,7 @@
-"""Every request's path through the service, in one order (MIDDLEWARES): observed (log line
-and metrics), errors turned into JSON, the caller authenticated, the body read within a
-deadline; and the security headers every response carries."""
+"""Every request's path through the service, in one order (MIDDLEWARES): seen as its client
+sent it (behind trusted proxies), observed (log line and metrics), errors turned into JSON, the
+caller authenticated, the body read within a deadline; and the security headers every
+response carries."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from ..logs import log_request
 from ..store import InvalidCursor, StoreUnavailable
 from .auth.authenticate import authenticate
 from .auth.keys import Role
-from .proxies import request_client
+from .proxies import forwarded
 from .responses import ApiError, error_response
-from .state import AGENT_ID, CALLER, METRICS, ROUTE_ROLES
+from .state import AGENT_ID, CALLER, METRICS, ROUTE_ROLES, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,18 @@ def route_label(request: web.Request) -> str:
     """The route template (`/signals/{signal_id}`), so metric labels stay few."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def forwarded_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: a request through a trusted proxy (SANTAMON_TRUSTED_PROXIES) carries the
+    client's address and scheme from here on, so the log, the failed-authentication limit and
+    the session cookie's Secure flag are the client's, not the proxy's."""
+    trusted = request.app[SETTINGS].trusted_proxies
+    if trusted and (client := forwarded(request, trusted)) is not None:
+        remote, secure = client
+        request = request.clone(remote=remote, scheme="https" if secure else request.scheme)
+    return await handler(request)
 
 
 @web.middleware
@@ -61,7 +74,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         if route == "/ingest" and status >= 400:
             metrics.count_ingest_rejected(status)
         log_request(request.method, request.path, status, elapsed,
-                    agent_id=request.get(AGENT_ID), remote=request_client(request))
+                    agent_id=request.get(AGENT_ID), remote=request.remote)
 
 
 @web.middleware
@@ -129,8 +142,8 @@ async def body_deadline_middleware(request: web.Request,
     return await handler(request)
 
 
-MIDDLEWARES: list[Middleware] = [observe_middleware, error_middleware, auth_middleware,
-                                 body_deadline_middleware]
+MIDDLEWARES: list[Middleware] = [forwarded_middleware, observe_middleware, error_middleware,
+                                 auth_middleware, body_deadline_middleware]
 
 
 # -- headers on every response ----------------------------------------------------------------
@@ -165,6 +178,8 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     # Static files may be cached but are revalidated (their paths carry no version).
     headers.setdefault("Cache-Control",
                        "no-cache" if request.path.startswith("/static/") else "no-store")
-    if request.secure:
+    # Called with the request as it arrived: through a trusted proxy, ask what it said.
+    trusted = request.app[SETTINGS].trusted_proxies
+    if request.secure or (trusted and (client := forwarded(request, trusted)) and client[1]):
         headers["Strict-Transport-Security"] = HSTS
     headers["Server"] = "santamon"

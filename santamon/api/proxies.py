@@ -1,8 +1,9 @@
-"""The address a request came from, behind a load balancer or reverse proxy.
+"""Where a request came from, behind a load balancer or reverse proxy: the client's address,
+and whether it reached us over TLS.
 
-`X-Forwarded-For` is believed only when the connection comes from a trusted proxy
-(SANTAMON_TRUSTED_PROXIES): anyone else could write any address into it and so escape the
-failed-authentication limit or put words in the request log.
+`X-Forwarded-For` and `X-Forwarded-Proto` are believed only when the connection comes from a
+trusted proxy (SANTAMON_TRUSTED_PROXIES): anyone else could write anything into them and so
+escape the failed-authentication limit or put words in the request log.
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from .state import SETTINGS
-
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def request_client(request: web.Request) -> str | None:
-    """The client's address: the peer's, or the one its trusted proxies name."""
-    trusted = request.app[SETTINGS].trusted_proxies
-    if not trusted:
-        return request.remote
-    return client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
-                          trusted)
+def forwarded(request: web.Request, trusted: Sequence[Network]) -> tuple[str | None, bool] | None:
+    """The client's address and whether its connection is TLS, as the trusted proxy that
+    connected to us tells them; None when the connection does not come from one."""
+    peer = parse_address(request.remote) if trusted and request.remote else None
+    if peer is None or not _is_trusted(peer, trusted):
+        return None
+    client = client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                            trusted)
+    # The nearest proxy's word counts: it terminated the client's connection (or passed on
+    # what the one before it said).
+    protos = ",".join(request.headers.getall("X-Forwarded-Proto", []))
+    return client, request.secure or protos.rsplit(",", 1)[-1].strip().lower() == "https"
 
 
 def client_address(peer: str | None, forwarded_for: Sequence[str],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..proxies import request_client
 from ..responses import ApiError
 from ..state import AUTH_LIMITER, KEYRING, METRICS, SESSIONS
 from .keys import ANALYST_ACTOR, Caller, Role, presented_key
@@ -36,7 +35,7 @@ def failed_authentication(request: web.Request, *, presented: bool,
     """Count a failed authentication and choose its answer: 401, or 429 once this address has
     failed too often. Only failures are limited: a valid key always passes, even from a
     throttled address, so agents sharing a NAT with a broken client keep working."""
-    wait = request.app[AUTH_LIMITER].failure(request_client(request))
+    wait = request.app[AUTH_LIMITER].failure(request.remote)
     reason = "rate_limited" if wait else "invalid" if presented else "missing"
     request.app[METRICS].auth_failures.labels(reason=reason).inc()
     if wait:
