@@ -168,6 +168,29 @@ async def test_filters_combine(store):
     assert await ids(status="resolved") == set()
 
 
+async def test_a_list_of_severities_pages_newest_first_like_one_filter(store):
+    levels = ("info", "high", "critical", "low")
+    stored = [signal(f"s{n:02d}", at=ts(n // 2), severity=levels[n % 4],
+                     host=f"mac-{n % 3}", title=("Curl piped" if n % 5 else "Other"))
+              for n in range(40)]
+    await store.insert_signals(stored)
+    await store.set_status(["s02", "s03"], "resolved", None, "alice")
+
+    def expected(keep) -> list[str]:
+        chosen = [s for s in stored if keep(s)]
+        # newest first; signals of one instant in reverse order of arrival
+        return [s.signal_id for s in sorted(chosen, key=lambda s: (s.ts, s.signal_id),
+                                            reverse=True)]
+
+    wanted = {"high", "critical"}
+    assert await walk(store, SignalFilter(severities=("high", "critical"), limit=3)) == \
+        expected(lambda s: s.severity in wanted and s.signal_id not in ("s02", "s03"))
+    assert await walk(store, SignalFilter(severities=("critical", "high"), status=None,
+                                          host_id="mac-1", search="curl", limit=2)) == \
+        expected(lambda s: s.severity in wanted and s.host_id == "mac-1"
+                 and s.title == "Curl piped")
+
+
 async def test_search_is_a_case_insensitive_substring_of_title_or_rule(store):
     await store.insert_signals([
         signal("t1", title="Curl piped to SH"), signal("t2", title="100% sure", rule="SM-100"),

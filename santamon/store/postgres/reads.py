@@ -33,6 +33,7 @@ from ..common import (
 )
 
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
+SEARCH_BY_RULE_MAX_ROWS = 20_000  # an unfiltered search matching more walks newest first
 
 
 class Params:
@@ -53,8 +54,6 @@ async def list_signals(conn: asyncpg.Connection, query: SignalFilter) -> SignalP
     p = Params()
     if query.status is not None:
         where.append(f"status = {p(query.status)}")
-    if query.severities:
-        where.append(f"severity = ANY({p(list(query.severities))}::text[])")
     if query.host_id:
         where.append(f"host_id = {p(query.host_id)}")
     if query.rule_id:
@@ -65,14 +64,18 @@ async def list_signals(conn: asyncpg.Connection, query: SignalFilter) -> SignalP
         if not pairs:
             return SignalPage([], None)
         like = f"(title ILIKE {p(pattern)} OR rule_id ILIKE {p(pattern)})"
-        if len(pairs) > SEARCH_MAX_TITLES:
-            # A broad search matches most signals: a newest-first walk finds a page fast.
+        unfiltered = query.status is None and not query.severities
+        broad = len(pairs) > SEARCH_MAX_TITLES or (
+            unfiltered and sum(n for *_, n in pairs) > SEARCH_BY_RULE_MAX_ROWS)
+        if broad:
+            # A search matching many signals: a newest-first walk finds a page fast.
             where.append(like)
         else:
-            # The few matching (rule, title) pairs lead to the signals through the rule index.
-            rules = sorted({rule for rule, _ in pairs})
-            titles = sorted({title for _, title in pairs})
-            where.append(f"rule_id = ANY({p(rules)}::text[]) AND "
+            # The few matching (rule, title) pairs lead to the signals through the rule
+            # index, which also checks status and severity.
+            rules = sorted({rule for rule, _, _ in pairs})
+            titles = sorted({title for _, title, _ in pairs})
+            where.append(f"{_one_of('rule_id', rules, p)} AND "
                          f"title = ANY({p(titles)}::text[]) AND {like}")
     if query.since:
         where.append(f"ts >= {p(query.since)}")
@@ -81,9 +84,22 @@ async def list_signals(conn: asyncpg.Connection, query: SignalFilter) -> SignalP
     if query.cursor:
         ts, seq = decode_cursor(query.cursor)
         where.append(f"(ts, seq) < ({p(ts)}, {p(seq)})")
-    sql = (f"SELECT {SIGNAL_COLUMNS}, seq FROM signals"
-           + (" WHERE " + " AND ".join(where) if where else "")
-           + f" ORDER BY ts DESC, seq DESC LIMIT {p(query.limit + 1)}")
+    limit = p(query.limit + 1)
+    order = f"ORDER BY ts DESC, seq DESC LIMIT {limit}"
+
+    def walk(conditions: list[str]) -> str:
+        return (f"SELECT {SIGNAL_COLUMNS}, seq FROM signals"
+                + (" WHERE " + " AND ".join(conditions) if conditions else "") + f" {order}")
+
+    severities = query.severities or ()
+    if len(severities) > 1:
+        # The index checks one severity (`=`) as it walks, not a list: one walk per
+        # severity, each stopping at a page, merged newest first.
+        sql = "SELECT * FROM (" + " UNION ALL ".join(
+            f"({walk([*where, f'severity = {p(severity)}'])})" for severity in severities
+        ) + f") AS walks {order}"
+    else:
+        sql = walk([*where, f"severity = {p(severities[0])}"] if severities else where)
     rows = await conn.fetch(sql, *p.values)
     next_cursor = None
     if len(rows) > query.limit:
@@ -93,11 +109,20 @@ async def list_signals(conn: asyncpg.Connection, query: SignalFilter) -> SignalP
     return SignalPage([signal_row(row) for row in rows], next_cursor)
 
 
-async def _matching_titles(conn: asyncpg.Connection, pattern: str) -> list[tuple[str, str]]:
+def _one_of(column: str, values: list[str], p: Params) -> str:
+    """`column = $n` for one value, which an index walk can check in the index (a list,
+    `= ANY(...)`, is checked only on the rows it reads)."""
+    if len(values) == 1:
+        return f"{column} = {p(values[0])}"
+    return f"{column} = ANY({p(values)}::text[])"
+
+
+async def _matching_titles(conn: asyncpg.Connection,
+                           pattern: str) -> list[tuple[str, str, int]]:
     rows = await conn.fetch(
-        "SELECT rule_id, title FROM signal_titles WHERE n > 0 AND (title ILIKE $1 OR "
+        "SELECT rule_id, title, n FROM signal_titles WHERE n > 0 AND (title ILIKE $1 OR "
         "rule_id ILIKE $1) LIMIT $2", pattern, SEARCH_MAX_TITLES + 1)
-    return [(row[0], row[1]) for row in rows]
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 async def get_signal(conn: asyncpg.Connection, signal_id: str) -> dict[str, Any] | None:
