@@ -305,6 +305,7 @@ def postgres_phases(args, seed: Path, plan: list, keys: dict, env: dict, rundir:
             report["durability"] = postgres.missing_acknowledged(url, ackdir)
             log(f"durability: {report['durability']}")
             one.start()
+            postgres.settle(url)
         if "under-ingest" not in args.skip and "queries" not in args.skip:
             seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
             log(f"PostgreSQL: queries while ingesting {args.ingest_rate:.0f} signals/s")
