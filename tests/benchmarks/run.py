@@ -686,7 +686,9 @@ def main() -> int:
     report: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    # others' work on a shared machine shows here
+                    "load_average_at_start": os.getloadavg()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "dataset": {**meta, **plan_info},
         "goals": {"ingest_ratio": 0.75, "ingest_p99_ms": 25, "batch_signals_per_s": 30000,
@@ -704,6 +706,7 @@ def main() -> int:
         real.stop()
         ceiling.stop()
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    report["machine"]["load_average_at_end"] = os.getloadavg()
     (results / "report.json").write_text(json.dumps(report, indent=2))
     print_table(report)
     log(f"wrote {results / 'report.json'}")
