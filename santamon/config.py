@@ -83,7 +83,7 @@ class Settings(BaseModel):
     database_pool_size: int = Field(10, ge=1, le=1000)  # connections per process
     # Processes serving one port (SO_REUSEPORT); more than one needs PostgreSQL.
     workers: int = Field(1, ge=1, le=256)
-    # How this process is named in GET /jobs and the logs; host name and pid when unset.
+    # How this instance is named in GET /jobs; host name and process id when unset.
     instance_name: str | None = Field(None, min_length=1, max_length=200)
     # Proxies (addresses or networks) whose X-Forwarded-For names the client; nobody else's.
     trusted_proxies: Annotated[list[IPvAnyNetwork],

@@ -51,7 +51,8 @@ async def forwarded_middleware(request: web.Request, handler: Handler) -> web.St
 
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: sees the final status after errors became JSON responses."""
+    """Outside all but forwarded_middleware: sees the final status after errors became JSON
+    responses, and the client's address."""
     start = time.perf_counter()
     status = 500
     try:
