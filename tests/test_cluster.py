@@ -25,8 +25,9 @@ from .helpers import AGENT, ANALYST, ANALYST_KEY, Receiver, ServerProcess, make_
 pytestmark = pytest.mark.e2e
 
 TEST_SECONDS = 60  # the whole test stays within this
-JOBS = {"SANTAMON_STALE_AFTER": "2", "SANTAMON_STALE_CHECK_INTERVAL": "0.3",
-        "SANTAMON_FORWARD_INTERVAL": "0.3"}
+# The shortest intervals the settings allow, so that a job changes hands within a second.
+JOBS = {"SANTAMON_STALE_AFTER": "2", "SANTAMON_STALE_CHECK_INTERVAL": "1",
+        "SANTAMON_FORWARD_INTERVAL": "1"}
 WORKERS = [sys.executable, "-m", "santamon", "serve", "--workers", "2"]
 
 

@@ -72,6 +72,64 @@ def test_admin_key_generated_once_in_a_private_file(tmp_path):
     assert again.admin_key == first.admin_key
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "1" * 400 + "s", -0.0 - 1])
+def test_durations_are_finite_and_not_negative(value):
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("stale_check_interval", "inf"), ("stale_check_interval", "nan"),
+    ("stale_check_interval", "1e-6"), ("stale_check_interval", "1e300"),
+    ("retention_interval", "0.5"), ("forward_interval", "1e-6"), ("forward_interval", "1e300"),
+    ("stale_after", "0.001"), ("stale_after", "1e300"),
+    ("heartbeat_retention", "60"), ("heartbeat_retention", "1e300"),
+    ("signal_retention", "30"), ("signal_retention", "1e300"), ("signal_retention", "-inf"),
+])
+def test_toml_durations_outside_their_range_are_refused_naming_the_variable(tmp_path, setting,
+                                                                             value):
+    config = tmp_path / "santamon.toml"
+    config.write_text(f'api_key = "{KEY}"\n{setting} = {value}\n')
+    with pytest.raises(ConfigError, match=f"SANTAMON_{setting.upper()}"):
+        load_settings(config, environ={})
+
+
+def test_duration_ranges_keep_sensible_values(tmp_path):
+    config = tmp_path / "santamon.toml"
+    config.write_text(f'api_key = "{KEY}"\nstale_check_interval = 1\nforward_interval = "1s"\n'
+                      'signal_retention = 0\nheartbeat_retention = "1h"\n'
+                      'retention_interval = "7d"\nstale_after = "1d"\n')
+    settings = load_settings(config, environ={})
+    assert (settings.stale_check_interval, settings.signal_retention) == (1, 0)
+    assert settings.heartbeat_retention == 3600 and settings.retention_interval == 7 * 86400
+
+
+def test_the_analyst_key_cannot_also_be_an_agent_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"SANTAMON_ADMIN_KEY.*SANTAMON_API_KEY"):
+        load_settings(environ={"SANTAMON_API_KEY": KEY, "SANTAMON_ADMIN_KEY": KEY})
+    with pytest.raises(ConfigError, match=r"SANTAMON_ADMIN_KEY.*SANTAMON_API_KEY"):
+        load_settings(environ={"SANTAMON_API_KEY": f"{'r' * 20},{KEY}",
+                               "SANTAMON_ADMIN_KEY": KEY})
+    # The generated key file is the analyst key too.
+    settings = load_settings(environ={"SANTAMON_API_KEY": KEY,
+                                      "SANTAMON_DB_PATH": str(tmp_path / "s.db")})
+    (tmp_path / "s.db.admin-key").write_text(KEY + "\n")
+    with pytest.raises(ConfigError, match=r"s\.db\.admin-key.*SANTAMON_API_KEY"):
+        ensure_admin_key(settings)
+
+
+def test_an_admin_key_file_readable_by_others_is_warned_about(tmp_path, caplog):
+    settings = load_settings(environ={"SANTAMON_API_KEY": KEY,
+                                      "SANTAMON_DB_PATH": str(tmp_path / "s.db")})
+    ensure_admin_key(settings)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    os.chmod(tmp_path / "s.db.admin-key", 0o644)
+    ensure_admin_key(settings)
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "s.db.admin-key" in warning.getMessage() and "0644" in warning.getMessage()
+    assert "chmod 600" in warning.getMessage()
+
+
 def test_a_database_url_chooses_postgresql(tmp_path):
     from santamon.store import create_store
     from santamon.store.postgres import PostgresStore

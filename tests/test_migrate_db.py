@@ -9,6 +9,7 @@ import asyncio
 import io
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import asyncpg
@@ -20,8 +21,12 @@ from santamon.domain.agents import stale_alert
 from santamon.progress import Progress
 from santamon.store import (
     AgentFilter,
+    ConnectionProblem,
     ConsoleSession,
     Heartbeat,
+    KeyUse,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     SignalFilter,
     Store,
@@ -52,7 +57,7 @@ async def run_migrate_db(source: Path, url: str, *args: str) -> tuple[int, str, 
 
 async def write_ours(path: Path, signals: int) -> None:
     """A database of ours with every kind of row: triaged signals, agents (one stale, with its
-    alert), heartbeats, sessions and a forwarding position."""
+    alert), heartbeats, sessions, keys and a forwarding position."""
     clock = FakeClock(1_790_000_000 * NS)
     store = SQLiteStore(path, clock=clock)
     await store.open()
@@ -61,7 +66,9 @@ async def write_ours(path: Path, signals: int) -> None:
             await store.insert_signals([NewSignal(
                 f"sig-{n}", f"2026-09-21T{n % 24:02d}:00:{n % 60:02d}.{n:09d}Z", f"mac-{n % 17}",
                 f"SM-{n % 5}", SEVERITIES[n % 5], f"Title {n % 11}", b'["t"]',
-                orjson.dumps({"n": n}), None) for n in range(start, min(signals, start + 500))])
+                orjson.dumps({"n": n}), None, ("context",) if n % 7 == 0 else (),
+                n * 1000 if n % 7 == 0 else None)
+                for n in range(start, min(signals, start + 500))])
         await store.set_status([f"sig-{n}" for n in range(0, signals, 3)], "acknowledged",
                                "looking", "alice")
         await store.set_status([f"sig-{n}" for n in range(0, signals, 9)], "resolved", None,
@@ -76,8 +83,23 @@ async def write_ours(path: Path, signals: int) -> None:
                                                                      threshold_seconds=300))
         for n in range(3):
             await store.create_session(ConsoleSession(bytes([n]) * 32, f"person-{n}",
-                                                      clock_ts(clock), clock_ts(clock, 3600)),
+                                                      clock_ts(clock), clock_ts(clock, 3600),
+                                                      "viewer" if n else "admin",
+                                                      f"p-{n}" if n else None),
                                        keep=10)
+        await store.add_connection_problems([ConnectionProblem(
+            clock_ts(clock), f"10.0.0.{n}", "tls_failure", n + 1, clock_ts(clock), "untrusted")
+            for n in range(4)])
+        await store.record_heartbeat(Heartbeat("mac-bound", clock_ts(clock), "v2", "15",
+                                               auth="bound"))
+        await store.create_agent_keys([NewAgentKey(f"ak-{n}", bytes([n]) * 32, f"mac-{n}",
+                                                   "alice") for n in range(3)])
+        await store.record_key_use([KeyUse("ak-0", clock_ts(clock), "10.0.0.7")])
+        await store.rotate_agent_key("ak-1", NewAgentKey("ak-9", bytes([9]) * 32, "", "bob"),
+                                     clock_ts(clock, 3600))
+        await store.revoke_agent_key("ak-2", "carol")
+        await store.create_analyst_key(NewAnalystKey("p-1", b"p" * 32, "vera", "viewer",
+                                                     "admin"))
         batch = await store.unshipped(40)
         shipped = [s["signal_id"] for s in batch.signals[:25]]
         await store.mark_shipped(shipped, batch.positions[len(shipped) - 1])
@@ -108,7 +130,13 @@ async def everything(store: Store) -> dict:
         "stats": await store.stats(),
         "unshipped": [s["signal_id"] for s in unshipped.signals],
         "backlog": await store.forward_backlog(SEVERITIES),
-        "sessions": [s and (s.actor, s.expires_at) for s in sessions],
+        "sessions": [s and (s.actor, s.expires_at, s.role, s.key_id) for s in sessions],
+        "problems": await store.connection_problems("", 100),
+        "agent_keys": [{**asdict(k), "key_hash": k.key_hash.hex()}
+                       for k in await store.list_agent_keys()],
+        "analyst_keys": [{**asdict(k), "key_hash": k.key_hash.hex()}
+                         for k in await store.list_analyst_keys()],
+        "keys_version": await store.keys_version(),
         "search": [s["signal_id"] for s in (await store.list_signals(
             SignalFilter(search="title 1", status=None, limit=1000))).signals],
     }))

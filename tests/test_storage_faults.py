@@ -56,7 +56,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(directory: Path) -> Path:
     filler = directory / "filler"
-    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+    # Outermost: closing the file flushes what the last write left buffered, which fails too.
+    with contextlib.suppress(OSError), open(filler, "wb") as handle:
         while True:
             handle.write(b"\0" * 65536)
             handle.flush()

@@ -8,24 +8,34 @@ from .. import timeutil
 from ..config import Settings
 from .base import (
     AgentFilter,
+    AgentKey,
     AlertBuilder,
+    AnalystKey,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     Heartbeat,
     InvalidCursor,
     JobRecord,
     JobRun,
+    KeyUse,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     SignalFilter,
     SignalPage,
     StatusResult,
     Store,
     StoreUnavailable,
+    SummaryBuilder,
 )
 
-__all__ = ["AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "Heartbeat",
-           "InvalidCursor", "JobRecord", "JobRun", "NewSignal", "SignalFilter", "SignalPage",
-           "StatusResult", "Store", "StoreUnavailable", "create_store"]
+__all__ = ["AgentFilter", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
+           "ConsoleSession", "ForwardBatch", "Heartbeat", "InvalidCursor", "JobRecord", "JobRun",
+           "KeyUse", "NameTaken", "NewAgentKey", "NewAnalystKey", "NewSignal", "SignalFilter",
+           "SignalPage", "StatusResult", "Store", "StoreUnavailable", "SummaryBuilder",
+           "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

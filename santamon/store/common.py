@@ -12,23 +12,38 @@ from typing import Any
 import orjson
 
 from .. import timeutil
+from ..domain.agents import SilentAgent
 from ..domain.signals import NewSignal
-from .base import InvalidCursor, JobRecord, JobRun, StoreUnavailable
+from .base import (
+    AgentKey,
+    AlertBuilder,
+    AnalystKey,
+    InvalidCursor,
+    JobRecord,
+    JobRun,
+    StoreUnavailable,
+    SummaryBuilder,
+)
 
 DAY_NS = 86_400 * 1_000_000_000
 MAX_SEQ = 2**63 - 1
 FORWARD_POSITION_KEY = "forward_position"  # in `meta`
+KEYS_VERSION_KEY = "keys_version"  # in `meta`: moved by every change to keys
 # In `meta` too, one row per job: its last run as JSON (job_record_value). From this key up to
 # (not including) JOB_KEYS_END are the jobs' rows.
 JOB_KEY_PREFIX, JOB_KEYS_END = "job:", "job;"
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
-                  "context, status, received_at")
+                  "context, status, received_at, shortened, original_context_bytes")
 SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
 AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
-                "received_at", "first_seen", "last_seen", "status", "stale_since")
+                "received_at", "first_seen", "last_seen", "status", "stale_since", "auth")
 AGENT_COLUMNS = ("agent_id, last_timestamp AS timestamp, version, os_version, uptime_seconds, "
-                 "last_seen AS received_at, first_seen, last_seen, status, stale_since")
+                 "last_seen AS received_at, first_seen, last_seen, status, stale_since, auth")
+AGENT_KEY_COLUMNS = ("key_id, key_hash, host_id, created_at, created_by, expires_at, "
+                     "revoked_at, revoked_by, replaces, last_used_at, last_used_from")
+ANALYST_KEY_COLUMNS = ("key_id, key_hash, name, role, created_at, created_by, revoked_at, "
+                       "revoked_by")
 
 
 def signal_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -46,12 +61,59 @@ def signal_row(row: Sequence[Any]) -> dict[str, Any]:
         "context": orjson.Fragment(row[8] or "{}"),
         "status": row[9],
         "received_at": row[10],
+        "shortened": row[11].split(",") if row[11] else [],
+        "original_context_bytes": row[12],
     }
+
+
+def shortened_column(signal: NewSignal) -> str | None:
+    """What was cut, as stored: a comma list, NULL for the signals that lost nothing."""
+    return ",".join(signal.shortened) or None
+
+
+PROBLEM_COLUMNS = ("client", "kind", "count", "last_seen", "detail")
+
+
+def problem_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of PROBLEM_COLUMNS."""
+    return dict(zip(PROBLEM_COLUMNS, row, strict=True))
+
+
+def connection_problems_sql(since: str, limit: str) -> str:
+    """Per (client, kind): the sum over the hours from `since`, and the last_seen and detail
+    of the latest; `since` and `limit` are the engine's parameter placeholders."""
+    return f"""
+SELECT {", ".join(PROBLEM_COLUMNS)} FROM (
+    SELECT client, kind, last_seen, detail,
+           CAST(sum(count) OVER (PARTITION BY client, kind) AS bigint) AS count,
+           row_number() OVER (PARTITION BY client, kind
+                              ORDER BY last_seen DESC, hour DESC) AS latest
+    FROM connection_problems WHERE hour >= {since}) AS per_hour
+WHERE latest = 1 ORDER BY last_seen DESC, client, kind LIMIT {limit}"""
 
 
 def agent_row(row: Sequence[Any]) -> dict[str, Any]:
     """A row of AGENT_COLUMNS."""
     return dict(zip(AGENT_FIELDS, row, strict=True))
+
+
+def agent_key(row: Sequence[Any]) -> AgentKey:
+    """A row of AGENT_KEY_COLUMNS."""
+    return AgentKey(row[0], bytes(row[1]), *row[2:])
+
+
+def analyst_key(row: Sequence[Any]) -> AnalystKey:
+    """A row of ANALYST_KEY_COLUMNS."""
+    return AnalystKey(row[0], bytes(row[1]), *row[2:])
+
+
+def stale_alerts(silent: list[SilentAgent], now: str, alert: AlertBuilder,
+                 summary: SummaryBuilder | None) -> list[NewSignal]:
+    """The alerts for the agents one check found silent: one for all, or one each."""
+    if not silent:
+        return []
+    one = summary(silent, now) if summary is not None else None
+    return [one] if one is not None else [alert(agent, now) for agent in silent]
 
 
 # -- cursors: where a page ended, as (ts, seq) of its last signal ---------------------------

@@ -5,6 +5,10 @@ import { $, el, setText } from './dom.js';
 import * as filters from './filters.js';
 import { fmtAgo, fmtDuration, fmtNum, fmtSilent, fmtUtc, parseTs } from './format.js';
 
+// How the agent's heartbeats authenticate: a key of its own, bound to its host, or one that any
+// agent may hold.
+const AUTH_LABELS = { bound: 'own key', shared: 'shared key', admin: 'admin key' };
+
 const lastSeen = (a) => parseTs(a.last_seen ?? a.received_at ?? a.timestamp);
 
 // Stale agents first, longest silent first; then the rest by name.
@@ -24,6 +28,7 @@ function renderAgent(a) {
     a.version ? String(a.version) : null,
     a.os_version ? `macOS ${a.os_version}` : null,
     uptime ? `up ${uptime}` : null,
+    typeof a.auth === 'string' && Object.hasOwn(AUTH_LABELS, a.auth) ? AUTH_LABELS[a.auth] : null,
   ].filter(Boolean).join(' · ');
   const item = el('li', {
     class: `agent${isStale ? ' is-stale' : ''}`,
@@ -31,6 +36,7 @@ function renderAgent(a) {
     tabindex: '0',
     'aria-label': `${a.agent_id}: ${isStale ? 'stale' : 'active'}. Show its signals`,
     'data-agent': String(a.agent_id),
+    'data-auth': typeof a.auth === 'string' ? a.auth : '',
   },
   el('span', { class: 'agent-dot', 'aria-hidden': 'true' }),
   el('span', { class: 'agent-name', text: String(a.agent_id) }),

@@ -18,9 +18,9 @@ import pytest
 
 from santamon import timeutil
 from santamon.domain.agents import STALE_RULE_ID, stale_alert
-from santamon.store import Heartbeat, NewSignal, SignalFilter, StoreUnavailable
+from santamon.store import AgentFilter, Heartbeat, NewSignal, SignalFilter, StoreUnavailable
 from santamon.store.postgres import PostgresStore
-from santamon.store.postgres.schema import SCHEMA_VERSION
+from santamon.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
 from ..helpers import FakeClock
 from ..pg import PostgresServer
@@ -58,6 +58,31 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 """
 
 
+async def test_a_version_1_database_upgrades_in_place_keeping_sessions(postgres_url):
+    """Sessions so far were the admin key's, recorded as "analyst": after the upgrade they are
+    the admin's, and agents are there with no authentication recorded yet."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        await MIGRATIONS[0](conn)
+        await conn.execute("INSERT INTO schema_version VALUES (1)")
+        await conn.execute("INSERT INTO sessions VALUES ($1, 'analyst', $2, $3)", b"t" * 32,
+                           "2026-11-03T00:00:00.000000000Z", "2099-01-01T00:00:00.000000000Z")
+        await conn.execute("INSERT INTO agents (agent_id, first_seen, last_seen) VALUES "
+                           "('mac-1', 'a', 'b')")
+    finally:
+        await conn.close()
+    store = await opened(postgres_url)
+    try:
+        session = await store.get_session(b"t" * 32, "2026-11-04T00:00:00.000000000Z")
+        assert (session.actor, session.role, session.key_id) == ("admin", "admin", None)
+        assert [a["auth"] for a in await store.list_agents(AgentFilter())] == [None]
+        assert await store.keys_version() == 0
+        assert await store.list_agent_keys() == []
+    finally:
+        await store.close()
+
+
 async def test_instances_starting_at_once_migrate_the_schema_once(postgres_url):
     start_at = str(time.time() + 2)  # after every interpreter has started
     procs = [await asyncio.create_subprocess_exec(
@@ -88,6 +113,42 @@ async def test_a_newer_schema_is_refused(postgres_url):
         await conn.close()
     with pytest.raises(RuntimeError, match="newer than this server"):
         await PostgresStore(postgres_url).open()
+
+
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
+async def test_an_older_database_upgrades_in_place(postgres_url, version):
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        async with conn.transaction():
+            for step in MIGRATIONS[:version]:
+                await step(conn)
+            await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+            await conn.execute("INSERT INTO schema_version VALUES ($1)", version)
+        await conn.execute(  # as versions before 3 stored a signal
+            "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
+            "context, received_at) VALUES ('old', '2026-11-03T22:22:07.000000000Z', 'mac-1', "
+            "'SM-001', 'high', 'Suspicious thing', '[]', '{}', "
+            "'2026-11-03T22:23:00.000000000Z')")
+    except BaseException:
+        await conn.close()
+        raise
+    store = await opened(postgres_url)
+    try:
+        assert await conn.fetchval("SELECT version FROM schema_version") == SCHEMA_VERSION
+        old = await store.get_signal("old")
+        assert (old["title"], old["shortened"], old["original_context_bytes"]) == (
+            "Suspicious thing", [], None)
+        assert (await store.stats())["total_signals"] == 1
+        assert await store.insert_signals([signal("new")]) == [True]
+        # Version 4's indexes and statistics, whatever version the database came from.
+        index = await conn.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_signals_status_ts'")
+        assert index.endswith("(status, ts, seq, severity)")
+        assert await conn.fetchval("SELECT count(*) FROM pg_statistic_ext "
+                                   "WHERE stxname = 'signals_rule_title'") == 1
+    finally:
+        await store.close()
+        await conn.close()
 
 
 # -- concurrency -------------------------------------------------------------------------------

@@ -50,6 +50,21 @@ async def test_wal_is_emptied_once_past_its_cap(tmp_path, monkeypatch):
         await store.close()
 
 
+async def test_checkpoints_on_a_fresh_database_do_not_fail(tmp_path, monkeypatch, caplog):
+    """The upgrade of a fresh file uses the temp database on the maintenance connection; a
+    checkpoint of every database then failed with "database table is locked" (issue 13)."""
+    monkeypatch.setattr(maintenance, "CHECKPOINT_INTERVAL_SECONDS", 0.02)
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.insert_signals(signals("c", 5))
+        await asyncio.sleep(0.3)  # about 15 checkpoints
+    finally:
+        await store.close()
+    failures = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
+    assert failures == []
+
+
 async def test_a_writer_bug_fails_the_callers_instead_of_hanging_them(tmp_path, monkeypatch):
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()

@@ -61,7 +61,9 @@ async def test_an_older_database_upgrades_in_place(tmp_path, version):
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT seq FROM signals WHERE signal_id = 'e'"
                                 ).fetchone()[0] > 40
-        assert (await store.get_signal("a"))["shipped_at"] == "2026-11-03T22:23:00.000000000Z"
+        old = await store.get_signal("a")
+        assert old["shipped_at"] == "2026-11-03T22:23:00.000000000Z"
+        assert (old["shortened"], old["original_context_bytes"]) == ([], None)
     finally:
         await store.close()
 
@@ -69,3 +71,20 @@ async def test_an_older_database_upgrades_in_place(tmp_path, version):
 def _new(signal_id: str) -> NewSignal:
     return NewSignal(signal_id, "2026-11-03T22:22:10.000000000Z", "mac-9", "SM-9", "low",
                      "Epsilon", b"[]", b"{}", None)
+
+
+async def test_sessions_of_a_version_3_database_become_the_admins(tmp_path):
+    """Sessions so far were the admin key's, recorded as "analyst"."""
+    path = tmp_path / "s.db"
+    await write_old_database(path, 3)
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO sessions VALUES (?, 'analyst', ?, ?)", (
+            b"t" * 32, "2026-11-03T00:00:00.000000000Z", "2099-01-01T00:00:00.000000000Z"))
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        session = await store.get_session(b"t" * 32, "2026-11-04T00:00:00.000000000Z")
+        assert (session.actor, session.role, session.key_id) == ("admin", "admin", None)
+        assert await store.keys_version() == 0
+    finally:
+        await store.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiosqlite
 import asyncpg
 
-from ..common import FORWARD_POSITION_KEY
+from ..common import AGENT_KEY_COLUMNS, ANALYST_KEY_COLUMNS, FORWARD_POSITION_KEY
 from ..sqlite import SQLiteStore
 from .reads import encode_position
 from .schema import advisory_key
@@ -51,21 +51,26 @@ TABLES = [
     # The SQLite store keeps tags and context as the JSON bytes it was given.
     Table("signals", "signal_id, ts, host_id, rule_id, severity, title, CAST(tags AS TEXT), "
                      "CAST(context AS TEXT), received_at, COALESCE(status, 'open'), "
-                     "rule_description, seq, 0",
+                     "rule_description, shortened, original_context_bytes, seq, 0",
           ("signal_id", "ts", "host_id", "rule_id", "severity", "title", "tags", "context",
-           "received_at", "status", "rule_description", "seq", "txid"), identity="seq"),
+           "received_at", "status", "rule_description", "shortened", "original_context_bytes",
+           "seq", "txid"), identity="seq"),
     Table("signal_history", "id, signal_id, from_status, to_status, changed_at, note, actor",
           ("id", "signal_id", "from_status", "to_status", "changed_at", "note", "actor"),
           identity="id"),
     Table("shipped", "signal_id, shipped_at", ("signal_id", "shipped_at")),
     Table("agents", "agent_id, first_seen, last_seen, last_timestamp, version, os_version, "
-                    "uptime_seconds, status, stale_since",
+                    "uptime_seconds, status, stale_since, auth",
           ("agent_id", "first_seen", "last_seen", "last_timestamp", "version", "os_version",
-           "uptime_seconds", "status", "stale_since")),
+           "uptime_seconds", "status", "stale_since", "auth")),
     Table("heartbeats", "agent_id, timestamp, version, os_version, uptime_seconds, received_at",
           ("agent_id", "timestamp", "version", "os_version", "uptime_seconds", "received_at")),
-    Table("sessions", "token_hash, actor, created_at, expires_at",
-          ("token_hash", "actor", "created_at", "expires_at")),
+    Table("sessions", "token_hash, actor, created_at, expires_at, role, key_id",
+          ("token_hash", "actor", "created_at", "expires_at", "role", "key_id")),
+    Table("agent_keys", AGENT_KEY_COLUMNS, tuple(AGENT_KEY_COLUMNS.split(", "))),
+    Table("analyst_keys", ANALYST_KEY_COLUMNS, tuple(ANALYST_KEY_COLUMNS.split(", "))),
+    Table("connection_problems", "hour, client, kind, count, last_seen, detail",
+          ("hour", "client", "kind", "count", "last_seen", "detail")),
 ]
 # Tables that hold data of the service's own; `meta` and the counters follow from them.
 DATA_TABLES = [table.name for table in TABLES]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 # The tables retention deletes from.
-PRUNED_TABLES = ("signals", "signal_history", "shipped", "heartbeats", "sessions")
+PRUNED_TABLES = ("signals", "signal_history", "shipped", "heartbeats", "sessions",
+                 "connection_problems")
 COMPACT_TIMEOUT_SECONDS = 600.0
 
 

@@ -9,25 +9,35 @@ import asyncpg
 from ... import timeutil
 from ..base import (
     AgentFilter,
+    AgentKey,
+    AnalystKey,
     ConsoleSession,
     ForwardBatch,
+    ForwardPosition,
     JobRecord,
     SignalFilter,
     SignalPage,
 )
 from ..common import (
     AGENT_COLUMNS,
+    AGENT_KEY_COLUMNS,
+    ANALYST_KEY_COLUMNS,
     DAY_NS,
     FORWARD_POSITION_KEY,
     JOB_KEY_PREFIX,
     JOB_KEYS_END,
+    KEYS_VERSION_KEY,
     SEQ,
     SIGNAL_COLUMNS,
+    agent_key,
     agent_row,
+    analyst_key,
+    connection_problems_sql,
     decode_cursor,
     encode_cursor,
     job_record,
     like_pattern,
+    problem_row,
     signal_row,
     stats_document,
 )
@@ -216,9 +226,10 @@ async def forward_position(conn: asyncpg.Connection) -> str:
     return position or START_POSITION
 
 
-async def unshipped(conn: asyncpg.Connection, limit: int) -> ForwardBatch:
+async def unshipped(conn: asyncpg.Connection, limit: int,
+                    after: ForwardPosition | None = None) -> ForwardBatch:
     """Run in one REPEATABLE READ transaction: the horizon and the rows are of one snapshot."""
-    start = await forward_position(conn)
+    start = await forward_position(conn) if after is None else str(after)
     horizon = await conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
     rows = await conn.fetch(
         f"SELECT {SIGNAL_COLUMNS}, seq, txid, EXISTS (SELECT 1 FROM shipped "
@@ -253,6 +264,54 @@ async def job_records(conn: asyncpg.Connection) -> dict[str, JobRecord]:
 
 async def get_session(conn: asyncpg.Connection, token_hash: bytes,
                       now: str) -> ConsoleSession | None:
-    row = await conn.fetchrow("SELECT token_hash, actor, created_at, expires_at FROM sessions "
-                              "WHERE token_hash = $1 AND expires_at > $2", token_hash, now)
+    row = await conn.fetchrow("SELECT token_hash, actor, created_at, expires_at, role, key_id "
+                              "FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+                              token_hash, now)
     return ConsoleSession(*row) if row else None
+
+
+# -- agent connection problems ---------------------------------------------------------------
+
+async def connection_problems(conn: asyncpg.Connection, since: str,
+                              limit: int) -> list[dict[str, Any]]:
+    return [problem_row(row) for row in await conn.fetch(
+        connection_problems_sql(since="$1", limit="$2"), since, limit)]
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+async def keys_version(conn: asyncpg.Connection) -> int:
+    value = await conn.fetchval("SELECT value FROM meta WHERE key = $1", KEYS_VERSION_KEY)
+    return int(value) if value else 0
+
+
+async def valid_keys(conn: asyncpg.Connection,
+                     now: str) -> tuple[list[AgentKey], list[AnalystKey]]:
+    agents = await conn.fetch(
+        f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys WHERE revoked_at IS NULL AND "
+        "(expires_at IS NULL OR expires_at > $1)", now)
+    people = await conn.fetch(f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys "
+                              "WHERE revoked_at IS NULL")
+    return [agent_key(row) for row in agents], [analyst_key(row) for row in people]
+
+
+async def list_agent_keys(conn: asyncpg.Connection, host_id: str | None,
+                          limit: int | None) -> list[AgentKey]:
+    rows = await conn.fetch(f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys "
+                            "WHERE $1::text IS NULL OR host_id = $1 "
+                            "ORDER BY created_at DESC, key_id LIMIT $2", host_id, limit)
+    return [agent_key(row) for row in rows]
+
+
+async def list_analyst_keys(conn: asyncpg.Connection) -> list[AnalystKey]:
+    rows = await conn.fetch(f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys "
+                            "ORDER BY created_at DESC, key_id")
+    return [analyst_key(row) for row in rows]
+
+
+async def known_agents(conn: asyncpg.Connection, agent_ids: list[str]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT agent_id FROM agents WHERE agent_id = ANY($1::text[]) UNION "
+        "SELECT host_id FROM host_counts WHERE n > 0 AND host_id = ANY($1::text[])",
+        list(dict.fromkeys(agent_ids)))
+    return {row[0] for row in rows}

@@ -1,10 +1,11 @@
 """Versioned schema of the PostgreSQL store, migrated under an advisory lock.
 
 The tables, columns and meaning are the SQLite store's: the seed's `signals`, `heartbeats`
-and `shipped`, plus `seq`, `agents`, `signal_history`, `sessions`, `meta` and the counter
-tables. Timestamps are the same fixed-width UTC text (`timeutil.format_utc`, nanoseconds
-kept), and every text column compares bytewise (COLLATE "C"), so string order is time order
-and ordering matches SQLite's whatever the database's own collation is.
+and `shipped`, plus `seq`, `agents`, `signal_history`, `sessions`, `meta`, the counter tables
+and the keys (`agent_keys`, `analyst_keys`). Timestamps are the same fixed-width UTC text
+(`timeutil.format_utc`, nanoseconds kept), and every text column compares bytewise
+(COLLATE "C"), so string order is time order and ordering matches SQLite's whatever the
+database's own collation is.
 """
 
 from __future__ import annotations
@@ -172,13 +173,78 @@ async def _to_v1(conn: asyncpg.Connection) -> None:
         await conn.execute(statement)
 
 
-# Version 2: the filters that ride along a newest-first walk (status, severity) are key
+# Version 2: keys kept in the database, only as hashes: agent keys bound to one host each, and
+# people's keys with their role. A name has at most one key not revoked. Agents record how
+# they authenticate; console sessions the role and key they were opened with (sessions so far
+# were the admin key's, whose actor the history now calls "admin").
+V2_STATEMENTS = [
+    """CREATE TABLE agent_keys (
+        key_id text COLLATE "C" PRIMARY KEY,
+        key_hash bytea NOT NULL UNIQUE,
+        host_id text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        created_by text COLLATE "C" NOT NULL,
+        expires_at text COLLATE "C",
+        revoked_at text COLLATE "C",
+        revoked_by text COLLATE "C",
+        replaces text COLLATE "C",
+        last_used_at text COLLATE "C",
+        last_used_from text COLLATE "C"
+    )""",
+    "CREATE INDEX idx_agent_keys_host ON agent_keys (host_id, created_at)",
+    """CREATE TABLE analyst_keys (
+        key_id text COLLATE "C" PRIMARY KEY,
+        key_hash bytea NOT NULL UNIQUE,
+        name text COLLATE "C" NOT NULL,
+        role text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        created_by text COLLATE "C" NOT NULL,
+        revoked_at text COLLATE "C",
+        revoked_by text COLLATE "C"
+    )""",
+    "CREATE UNIQUE INDEX idx_analyst_keys_name ON analyst_keys (name) WHERE revoked_at IS NULL",
+    'ALTER TABLE agents ADD COLUMN auth text COLLATE "C"',
+    'ALTER TABLE sessions ADD COLUMN role text COLLATE "C" NOT NULL DEFAULT \'admin\', '
+    'ADD COLUMN key_id text COLLATE "C"',
+    "UPDATE sessions SET actor = 'admin' WHERE actor = 'analyst'",
+]
+
+
+async def _to_v2(conn: asyncpg.Connection) -> None:
+    for statement in V2_STATEMENTS:
+        await conn.execute(statement)
+
+
+# Version 3: what the server cut from a signal to store it instead of refusing it (columns
+# without a default: added without rewriting the table), and agent connection problems counted
+# per hour, added to by every process and pruned by retention.
+V3_STATEMENTS = [
+    "ALTER TABLE signals ADD COLUMN shortened text COLLATE \"C\", "
+    "ADD COLUMN original_context_bytes bigint",
+    """CREATE TABLE connection_problems (
+        hour text COLLATE "C" NOT NULL,
+        client text COLLATE "C" NOT NULL,
+        kind text COLLATE "C" NOT NULL,
+        count bigint NOT NULL,
+        last_seen text COLLATE "C" NOT NULL,
+        detail text COLLATE "C" NOT NULL,
+        PRIMARY KEY (hour, client, kind)
+    )""",
+]
+
+
+async def _to_v3(conn: asyncpg.Connection) -> None:
+    for statement in V3_STATEMENTS:
+        await conn.execute(statement)
+
+
+# Version 4: the filters that ride along a newest-first walk (status, severity) are key
 # columns at the end of the walk's index, so PostgreSQL checks them in the index and reads
 # only the rows it returns: a page of `severity=critical`, or of one host's open high
 # signals, reads 100 rows instead of the thousands it passes over. (A list of severities is
 # one walk per severity, merged: reads.py.) The statistics of (rule, title) pairs keep the
 # planner's estimates right for search, which filters by both.
-V2_INDEXES = [
+V4_INDEXES = [
     "DROP INDEX idx_signals_status_ts",
     "CREATE INDEX idx_signals_status_ts ON signals (status, ts, seq, severity)",
     "DROP INDEX idx_signals_host_ts",
@@ -190,12 +256,13 @@ V2_INDEXES = [
 ]
 
 
-async def _to_v2(conn: asyncpg.Connection) -> None:
-    for statement in V2_INDEXES:
+async def _to_v4(conn: asyncpg.Connection) -> None:
+    for statement in V4_INDEXES:
         await conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[asyncpg.Connection], Awaitable[None]]] = [_to_v1, _to_v2]
+MIGRATIONS: list[Callable[[asyncpg.Connection], Awaitable[None]]] = [
+    _to_v1, _to_v2, _to_v3, _to_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

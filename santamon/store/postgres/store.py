@@ -21,18 +21,25 @@ import asyncpg
 from ... import timeutil
 from ..base import (
     AgentFilter,
+    AgentKey,
     AlertBuilder,
+    AnalystKey,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     ForwardPosition,
     Heartbeat,
     JobRecord,
     JobRun,
+    KeyUse,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     SignalFilter,
     SignalPage,
     StatusResult,
     StoreUnavailable,
+    SummaryBuilder,
 )
 from ..common import IngestFailures, first_occurrences, stored_flags
 from . import maintenance, reads, writes
@@ -232,8 +239,9 @@ class PostgresStore:
 
     # -- maintenance ------------------------------------------------------------------------
 
-    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder) -> list[str]:
-        return await self._write(writes.mark_stale, cutoff, alert, self._now())
+    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder,
+                                summary: SummaryBuilder | None = None) -> list[str]:
+        return await self._write(writes.mark_stale, cutoff, alert, summary, self._now())
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
         return await self._write(writes.prune_heartbeats, cutoff, limit)
@@ -244,8 +252,8 @@ class PostgresStore:
     async def compact(self) -> None:
         await self._read(maintenance.compact)  # VACUUM runs outside any transaction
 
-    async def unshipped(self, limit: int) -> ForwardBatch:
-        return await self._run(reads.unshipped, limit, isolation="repeatable_read")
+    async def unshipped(self, limit: int, after: ForwardPosition | None = None) -> ForwardBatch:
+        return await self._run(reads.unshipped, limit, after, isolation="repeatable_read")
 
     async def mark_shipped(self, signal_ids: list[str], position: ForwardPosition) -> None:
         await self._write(writes.mark_shipped, signal_ids, position, self._now())
@@ -268,6 +276,17 @@ class PostgresStore:
     async def job_records(self) -> dict[str, JobRecord]:
         return await self._read(reads.job_records)
 
+    # -- agent connection problems ----------------------------------------------------------
+
+    async def add_connection_problems(self, problems: list[ConnectionProblem]) -> None:
+        await self._write(writes.add_connection_problems, problems)
+
+    async def connection_problems(self, since: str, limit: int) -> list[dict[str, Any]]:
+        return await self._read(reads.connection_problems, since, limit)
+
+    async def prune_connection_problems(self, cutoff: str) -> int:
+        return await self._write(writes.prune_connection_problems, cutoff)
+
     # -- console sessions -------------------------------------------------------------------
 
     async def create_session(self, session: ConsoleSession, keep: int) -> None:
@@ -281,6 +300,44 @@ class PostgresStore:
 
     async def prune_sessions(self, now: str) -> int:
         return await self._write(writes.prune_sessions, now)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    async def keys_version(self) -> int:
+        return await self._read(reads.keys_version)
+
+    async def valid_keys(self, now: str) -> tuple[list[AgentKey], list[AnalystKey]]:
+        return await self._run(reads.valid_keys, now, isolation="repeatable_read")
+
+    async def create_agent_keys(self, keys: list[NewAgentKey]) -> list[AgentKey]:
+        return await self._write(writes.create_agent_keys, keys, self._now())
+
+    async def rotate_agent_key(self, key_id: str, new: NewAgentKey,
+                               old_valid_until: str) -> AgentKey | None:
+        return await self._write(writes.rotate_agent_key, key_id, new, old_valid_until,
+                                 self._now())
+
+    async def revoke_agent_key(self, key_id: str, actor: str) -> AgentKey | None:
+        return await self._write(writes.revoke_agent_key, key_id, actor, self._now())
+
+    async def list_agent_keys(self, host_id: str | None = None,
+                              limit: int | None = None) -> list[AgentKey]:
+        return await self._read(reads.list_agent_keys, host_id, limit)
+
+    async def record_key_use(self, uses: list[KeyUse]) -> None:
+        await self._write(writes.record_key_use, uses)
+
+    async def create_analyst_key(self, key: NewAnalystKey) -> AnalystKey:
+        return await self._write(writes.create_analyst_key, key, self._now())
+
+    async def list_analyst_keys(self) -> list[AnalystKey]:
+        return await self._read(reads.list_analyst_keys)
+
+    async def revoke_analyst_key(self, key_id: str, actor: str) -> AnalystKey | None:
+        return await self._write(writes.revoke_analyst_key, key_id, actor, self._now())
+
+    async def known_agents(self, agent_ids: list[str]) -> set[str]:
+        return await self._read(reads.known_agents, agent_ids)
 
 
 async def _insert_calls(conn: asyncpg.Connection, calls: Calls, now: str) -> list[list[bool]]:

@@ -14,26 +14,46 @@ import asyncpg
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
 from ..base import (
+    AgentKey,
     AlertBuilder,
+    AnalystKey,
+    ConnectionProblem,
     ConsoleSession,
     ForwardPosition,
     Heartbeat,
     JobRun,
+    KeyUse,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
     StatusResult,
+    SummaryBuilder,
 )
-from ..common import FORWARD_POSITION_KEY, JOB_KEY_PREFIX, job_record_value, probe_signal
+from ..common import (
+    AGENT_KEY_COLUMNS,
+    ANALYST_KEY_COLUMNS,
+    FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
+    KEYS_VERSION_KEY,
+    agent_key,
+    analyst_key,
+    job_record_value,
+    probe_signal,
+    shortened_column,
+    stale_alerts,
+)
 
-# unnest() turns one array per column into rows: a whole batch is one statement with eleven
+# unnest() turns one array per column into rows: a whole batch is one statement with thirteen
 # parameters, however many signals it holds. ORDER BY keeps the batch's order in `seq`.
 INSERT_SIGNALS = """
 INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, context,
-                     rule_description, received_at, status)
+                     rule_description, shortened, original_context_bytes, received_at, status)
 SELECT signal_id, ts, host_id, rule_id, severity, title, tags, context, rule_description,
-       $10, $11
+       shortened, original_context_bytes, $12, $13
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[])
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[])
      WITH ORDINALITY AS batch (signal_id, ts, host_id, rule_id, severity, title, tags, context,
-                               rule_description, n)
+                               rule_description, shortened, original_context_bytes, n)
 ORDER BY n
 ON CONFLICT (signal_id) DO NOTHING
 RETURNING signal_id"""
@@ -50,6 +70,7 @@ async def insert_new_signals(conn: asyncpg.Connection, signals: list[NewSignal],
         [s.rule_id for s in signals], [s.severity for s in signals],
         [s.title for s in signals], [s.tags_json.decode() for s in signals],
         [s.context_json.decode() for s in signals], [s.rule_description for s in signals],
+        [shortened_column(s) for s in signals], [s.original_context_bytes for s in signals],
         now, NEW_STATUS)
     return {row[0] for row in rows}
 
@@ -64,14 +85,14 @@ async def record_heartbeat(conn: asyncpg.Connection, hb: Heartbeat, now: str) ->
     before = await conn.fetchrow(
         "SELECT status, last_seen FROM agents WHERE agent_id = $1 FOR UPDATE", hb.agent_id)
     await conn.execute(
-        "INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, "
-        "os_version, uptime_seconds, status, stale_since) "
-        "VALUES ($1, $2, $2, $3, $4, $5, $6, 'active', NULL) "
+        "INSERT INTO agents AS a (agent_id, first_seen, last_seen, last_timestamp, version, "
+        "os_version, uptime_seconds, status, stale_since, auth) "
+        "VALUES ($1, $2, $2, $3, $4, $5, $6, 'active', NULL, $7) "
         "ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
         "last_timestamp = excluded.last_timestamp, version = excluded.version, "
         "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
-        "status = 'active', stale_since = NULL",
-        hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds)
+        "status = 'active', stale_since = NULL, auth = coalesce(excluded.auth, a.auth)",
+        hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, hb.auth)
     if before is not None and before["status"] == "stale":
         await _note_reconnection(conn, hb.agent_id,
                                  reconnection_note(before["last_seen"], now), now)
@@ -121,7 +142,7 @@ async def set_status(conn: asyncpg.Connection, signal_ids: list[str], status: st
 
 
 async def mark_stale(conn: asyncpg.Connection, cutoff: str, alert: AlertBuilder,
-                     now: str) -> list[str]:
+                     summary: SummaryBuilder | None, now: str) -> list[str]:
     # A concurrent check waits for this one's row locks, then re-reads the rows and finds
     # them stale: each silence is marked once, and its alert's id (one per silence) is
     # inserted once whatever happens.
@@ -131,7 +152,7 @@ async def mark_stale(conn: asyncpg.Connection, cutoff: str, alert: AlertBuilder,
         "RETURNING agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds",
         now, cutoff)
     silent = sorted((SilentAgent(*row) for row in rows), key=lambda agent: agent.agent_id)
-    await insert_new_signals(conn, [alert(agent, now) for agent in silent], now)
+    await insert_new_signals(conn, stale_alerts(silent, now, alert, summary), now)
     return [agent.agent_id for agent in silent]
 
 
@@ -183,11 +204,31 @@ async def write_probe(conn: asyncpg.Connection, now: str) -> None:
     await conn.execute("DELETE FROM signals WHERE signal_id = $1", probe.signal_id)
 
 
+async def add_connection_problems(conn: asyncpg.Connection,
+                                  problems: list[ConnectionProblem]) -> None:
+    # In key order, so instances adding to the same rows lock them in the same order.
+    await conn.execute(
+        "INSERT INTO connection_problems AS p (hour, client, kind, count, last_seen, detail) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
+        "$6::text[]) ORDER BY 1, 2, 3 "
+        "ON CONFLICT (hour, client, kind) DO UPDATE SET count = p.count + excluded.count, "
+        "detail = CASE WHEN excluded.last_seen >= p.last_seen THEN excluded.detail "
+        "ELSE p.detail END, last_seen = greatest(p.last_seen, excluded.last_seen)",
+        [p.hour for p in problems], [p.client for p in problems], [p.kind for p in problems],
+        [p.count for p in problems], [p.last_seen for p in problems],
+        [p.detail for p in problems])
+
+
+async def prune_connection_problems(conn: asyncpg.Connection, cutoff: str) -> int:
+    return _row_count(await conn.execute("DELETE FROM connection_problems WHERE hour < $1",
+                                         cutoff))
+
+
 async def create_session(conn: asyncpg.Connection, session: ConsoleSession, keep: int) -> None:
     await conn.execute(
-        "INSERT INTO sessions (token_hash, actor, created_at, expires_at) "
-        "VALUES ($1, $2, $3, $4)",
-        session.token_hash, session.actor, session.created_at, session.expires_at)
+        "INSERT INTO sessions (token_hash, actor, created_at, expires_at, role, key_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6)", session.token_hash, session.actor,
+        session.created_at, session.expires_at, session.role, session.key_id)
     await conn.execute(
         "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions "
         "ORDER BY expires_at DESC OFFSET $1)", keep)
@@ -199,6 +240,100 @@ async def delete_session(conn: asyncpg.Connection, token_hash: bytes) -> None:
 
 async def prune_sessions(conn: asyncpg.Connection, now: str) -> int:
     return _row_count(await conn.execute("DELETE FROM sessions WHERE expires_at <= $1", now))
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+async def _keys_changed(conn: asyncpg.Connection) -> None:
+    """Move the version other instances poll (common.KEYS_VERSION_KEY)."""
+    await conn.execute("INSERT INTO meta (key, value) VALUES ($1, '1') ON CONFLICT (key) DO "
+                       "UPDATE SET value = (meta.value::bigint + 1)::text", KEYS_VERSION_KEY)
+
+
+async def _agent_key(conn: asyncpg.Connection, key_id: str, *,
+                     lock: bool = False) -> AgentKey | None:
+    row = await conn.fetchrow(f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys WHERE key_id = $1"
+                              + (" FOR UPDATE" if lock else ""), key_id)
+    return agent_key(row) if row else None
+
+
+async def _insert_agent_keys(conn: asyncpg.Connection, keys: list[NewAgentKey],
+                             hosts: list[str], now: str,
+                             replaces: str | None = None) -> list[AgentKey]:
+    await conn.execute(
+        "INSERT INTO agent_keys (key_id, key_hash, host_id, created_at, created_by, replaces) "
+        "SELECT key_id, key_hash, host_id, $4, created_by, $5 FROM unnest($1::text[], "
+        "$2::bytea[], $3::text[], $6::text[]) AS k (key_id, key_hash, host_id, created_by)",
+        [k.key_id for k in keys], [k.key_hash for k in keys], hosts, now, replaces,
+        [k.created_by for k in keys])
+    return [AgentKey(k.key_id, k.key_hash, host, now, k.created_by, replaces=replaces)
+            for k, host in zip(keys, hosts, strict=True)]
+
+
+async def create_agent_keys(conn: asyncpg.Connection, keys: list[NewAgentKey],
+                            now: str) -> list[AgentKey]:
+    created = await _insert_agent_keys(conn, keys, [k.host_id for k in keys], now)
+    await _keys_changed(conn)
+    return created
+
+
+async def rotate_agent_key(conn: asyncpg.Connection, key_id: str, new: NewAgentKey,
+                           old_valid_until: str, now: str) -> AgentKey | None:
+    # Locked: a concurrent revocation or rotation of the same key waits for this one.
+    old = await _agent_key(conn, key_id, lock=True)
+    if old is None or old.revoked_at or (old.expires_at and old.expires_at <= now):
+        return None
+    until = min(old_valid_until, old.expires_at or old_valid_until)
+    await conn.execute("UPDATE agent_keys SET expires_at = $1 WHERE key_id = $2", until, key_id)
+    (created,) = await _insert_agent_keys(conn, [new], [old.host_id], now, key_id)
+    await _keys_changed(conn)
+    return created
+
+
+async def revoke_agent_key(conn: asyncpg.Connection, key_id: str, actor: str,
+                           now: str) -> AgentKey | None:
+    result = await conn.execute("UPDATE agent_keys SET revoked_at = $1, revoked_by = $2 "
+                                "WHERE key_id = $3 AND revoked_at IS NULL", now, actor, key_id)
+    if _row_count(result):
+        await _keys_changed(conn)
+    return await _agent_key(conn, key_id)
+
+
+async def record_key_use(conn: asyncpg.Connection, uses: list[KeyUse]) -> None:
+    # In key order, so that two instances recording the same keys never deadlock.
+    ordered = sorted(uses, key=lambda use: use.key_id)
+    await conn.execute(
+        "UPDATE agent_keys k SET last_used_at = u.at, last_used_from = u.address "
+        "FROM unnest($1::text[], $2::text[], $3::text[]) AS u (key_id, at, address) "
+        "WHERE k.key_id = u.key_id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
+        [use.key_id for use in ordered], [use.at for use in ordered],
+        [use.address for use in ordered])
+
+
+async def create_analyst_key(conn: asyncpg.Connection, key: NewAnalystKey,
+                             now: str) -> AnalystKey:
+    # The unique index on names not revoked is the judge between concurrent creations.
+    inserted = await conn.fetchval(
+        "INSERT INTO analyst_keys (key_id, key_hash, name, role, created_at, created_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) WHERE revoked_at IS NULL "
+        "DO NOTHING RETURNING key_id",
+        key.key_id, key.key_hash, key.name, key.role, now, key.created_by)
+    if inserted is None:
+        raise NameTaken(f"{key.name} already has a key; revoke it first")
+    await _keys_changed(conn)
+    return AnalystKey(key.key_id, key.key_hash, key.name, key.role, now, key.created_by)
+
+
+async def revoke_analyst_key(conn: asyncpg.Connection, key_id: str, actor: str,
+                             now: str) -> AnalystKey | None:
+    result = await conn.execute("UPDATE analyst_keys SET revoked_at = $1, revoked_by = $2 "
+                                "WHERE key_id = $3 AND revoked_at IS NULL", now, actor, key_id)
+    if _row_count(result):
+        await _keys_changed(conn)
+    await conn.execute("DELETE FROM sessions WHERE key_id = $1", key_id)
+    row = await conn.fetchrow(
+        f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys WHERE key_id = $1", key_id)
+    return analyst_key(row) if row else None
 
 
 def _row_count(status: str) -> int:

@@ -19,6 +19,10 @@ from ..base import StoreUnavailable
 log = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+# `main.` always: a checkpoint without a schema name covers every database of the connection,
+# and once a connection has used the temp database (the version 2 upgrade builds a temp table
+# on the maintenance connection) that one answers SQLITE_LOCKED ("database table is locked").
+CHECKPOINT = "main.wal_checkpoint"
 CHECKPOINT_WAIT_MS = 20  # how long a TRUNCATE may hold writers back waiting for readers
 # Each TRUNCATE stalls writers for ~0.1 s at 1M rows (a 64 MB cap put ingest p99 at 120 ms
 # against 20 ms without one), so the cap is high: it bounds the log without costing ingest.
@@ -89,14 +93,14 @@ async def checkpoint_forever(conn: aiosqlite.Connection, path: Path) -> None:
     while True:
         await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
         try:
-            busy, frames, copied = await pragma(conn, "wal_checkpoint(PASSIVE)")
+            busy, frames, copied = await pragma(conn, f"{CHECKPOINT}(PASSIVE)")
             # Under steady reads and writes the log is never found idle, so it is never
             # started over and grows without end (seen: 2.3 GB). Once it is past the cap and
             # everything in it is already copied, TRUNCATE only has to wait (at most
             # CHECKPOINT_WAIT_MS, holding writers back) for readers to leave it.
             if (not busy and frames == copied and wal.exists()
                     and wal.stat().st_size > WAL_RESTART_BYTES):
-                await pragma(conn, "wal_checkpoint(TRUNCATE)")
+                await pragma(conn, f"{CHECKPOINT}(TRUNCATE)")
         except sqlite3.Error as exc:
             log.warning("WAL checkpoint failed (will retry): %s", exc)
 
@@ -110,7 +114,7 @@ async def analyze(conn: aiosqlite.Connection) -> None:
 async def finish(conn: aiosqlite.Connection) -> None:
     """On close: an empty WAL left behind, statistics refreshed where they drifted."""
     with contextlib.suppress(sqlite3.Error):
-        await pragma(conn, "wal_checkpoint(TRUNCATE)")
+        await pragma(conn, f"{CHECKPOINT}(TRUNCATE)")
         await pragma(conn, "optimize")
 
 
@@ -123,7 +127,7 @@ class Compact:
 
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[Compact], now: str) -> list[None]:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.execute(f"PRAGMA {CHECKPOINT}(TRUNCATE)").fetchall()
         conn.execute("PRAGMA optimize").fetchall()
         return [None] * len(ops)
 
@@ -141,5 +145,11 @@ def vacuum(path: Path) -> tuple[int, int]:
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute(f"PRAGMA busy_timeout = {VACUUM_BUSY_TIMEOUT_MS}")
         conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.execute(f"PRAGMA {CHECKPOINT}(TRUNCATE)").fetchall()
     return before, size_bytes(path)
+
+
+def check_opens(path: Path) -> None:
+    """Raise sqlite3.Error unless `path` opens as a database (or can be created as one)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA schema_version").fetchone()

@@ -10,29 +10,39 @@ import aiosqlite
 from ... import timeutil
 from ..base import (
     AgentFilter,
+    AgentKey,
+    AnalystKey,
     ConsoleSession,
     ForwardBatch,
+    ForwardPosition,
     JobRecord,
     SignalFilter,
     SignalPage,
 )
 from ..common import (
     AGENT_COLUMNS,
+    AGENT_KEY_COLUMNS,
+    ANALYST_KEY_COLUMNS,
     DAY_NS,
     FORWARD_POSITION_KEY,
     JOB_KEY_PREFIX,
     JOB_KEYS_END,
+    KEYS_VERSION_KEY,
     SEQ,
     SIGNAL_COLUMNS,
+    agent_key,
     agent_row,
+    analyst_key,
+    connection_problems_sql,
     decode_cursor,
     encode_cursor,
     job_record,
     like_pattern,
+    problem_row,
     signal_row,
     stats_document,
 )
-from .writes import placeholders
+from .writes import chunks, placeholders
 
 SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
@@ -210,8 +220,9 @@ async def forward_position(conn: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-async def unshipped(conn: aiosqlite.Connection, limit: int) -> ForwardBatch:
-    start = await forward_position(conn)
+async def unshipped(conn: aiosqlite.Connection, limit: int,
+                    after: ForwardPosition | None = None) -> ForwardBatch:
+    start = await forward_position(conn) if after is None else int(after)
     async with conn.execute(
             f"SELECT {SIGNAL_COLUMNS}, seq, EXISTS (SELECT 1 FROM shipped "
             "WHERE shipped.signal_id = signals.signal_id) AS is_shipped "
@@ -245,7 +256,64 @@ async def job_records(conn: aiosqlite.Connection) -> dict[str, JobRecord]:
 
 async def get_session(conn: aiosqlite.Connection, token_hash: bytes,
                       now: str) -> ConsoleSession | None:
-    async with conn.execute("SELECT token_hash, actor, created_at, expires_at FROM sessions "
-                            "WHERE token_hash = ? AND expires_at > ?", (token_hash, now)) as cur:
+    async with conn.execute("SELECT token_hash, actor, created_at, expires_at, role, key_id "
+                            "FROM sessions WHERE token_hash = ? AND expires_at > ?",
+                            (token_hash, now)) as cur:
         row = await cur.fetchone()
     return ConsoleSession(*row) if row else None
+
+
+# -- agent connection problems ---------------------------------------------------------------
+
+async def connection_problems(conn: aiosqlite.Connection, since: str,
+                              limit: int) -> list[dict[str, Any]]:
+    async with conn.execute(connection_problems_sql(since="?", limit="?"),
+                            (since, limit)) as cur:
+        return [problem_row(row) for row in await cur.fetchall()]
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+async def keys_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (KEYS_VERSION_KEY,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def valid_keys(conn: aiosqlite.Connection,
+                     now: str) -> tuple[list[AgentKey], list[AnalystKey]]:
+    async with conn.execute(
+            f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys WHERE revoked_at IS NULL AND "
+            "(expires_at IS NULL OR expires_at > ?)", (now,)) as cur:
+        agents = [agent_key(row) for row in await cur.fetchall()]
+    async with conn.execute(f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys "
+                            "WHERE revoked_at IS NULL") as cur:
+        people = [analyst_key(row) for row in await cur.fetchall()]
+    return agents, people
+
+
+async def list_agent_keys(conn: aiosqlite.Connection, host_id: str | None,
+                          limit: int | None) -> list[AgentKey]:
+    where, params = ("WHERE host_id = ?", [host_id]) if host_id is not None else ("", [])
+    async with conn.execute(f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys {where} "
+                            "ORDER BY created_at DESC, key_id LIMIT ?",
+                            [*params, -1 if limit is None else limit]) as cur:
+        return [agent_key(row) for row in await cur.fetchall()]
+
+
+async def list_analyst_keys(conn: aiosqlite.Connection) -> list[AnalystKey]:
+    async with conn.execute(f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys "
+                            "ORDER BY created_at DESC, key_id") as cur:
+        return [analyst_key(row) for row in await cur.fetchall()]
+
+
+async def known_agents(conn: aiosqlite.Connection, agent_ids: list[str]) -> set[str]:
+    known: set[str] = set()
+    for chunk in chunks(list(dict.fromkeys(agent_ids))):
+        marks = placeholders(len(chunk))
+        async with conn.execute(
+                f"SELECT agent_id FROM agents WHERE agent_id IN ({marks}) UNION "
+                f"SELECT host_id FROM host_counts WHERE n > 0 AND host_id IN ({marks})",
+                chunk * 2) as cur:
+            known.update(row[0] for row in await cur.fetchall())
+    return known
