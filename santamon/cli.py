@@ -119,9 +119,9 @@ def _supervise(args: argparse.Namespace, settings: Settings, scheme: str) -> int
     """Run `settings.workers` worker processes on the port until SIGTERM (santamon/workers.py)."""
     try:
         workers.check_port_free(settings.host, settings.port)
-    except OSError as exc:
-        print(f"santamon: cannot listen on {settings.host}:{settings.port}: {exc}",
-              file=sys.stderr)
+    except OSError as exc:  # the same line as a single process's (_run)
+        log.critical("cannot start: cannot listen on %s:%d: %s", settings.host, settings.port,
+                     exc.strerror or exc)
         return 1
     config = ["--config", args.config] if args.config else []
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import socket
+import ssl
 import sys
 import time
 from collections import Counter
@@ -19,8 +22,18 @@ import asyncpg
 import pytest
 
 from santamon.api.auth.sessions import COOKIE_NAME, CSRF_HEADER
+from santamon.certs import write_self_signed
 
-from .helpers import AGENT, ANALYST, ANALYST_KEY, Receiver, ServerProcess, make_signal, sample
+from .helpers import (
+    AGENT,
+    ANALYST,
+    ANALYST_KEY,
+    Receiver,
+    ServerProcess,
+    free_port,
+    make_signal,
+    sample,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -273,7 +286,102 @@ async def _group_size(server: ServerProcess, size: int) -> bool:
 
 async def _both_workers_answer(server: ServerProcess) -> bool:
     """A new connection goes to either worker: ask until each has answered one."""
-    async with aiohttp.ClientSession() as http, http.get(server.url + "/health") as response:
+    async with aiohttp.ClientSession() as http, http.get(
+            server.url + "/health", ssl=server.ssl_context or True) as response:
         assert response.status == 200
     access = [line for line in server.log().splitlines() if "santamon.access" in line]
     return all(any(f"worker={n}" in line for line in access) for n in (1, 2))
+
+
+async def test_workers_serve_tls_and_add_up_the_failed_handshakes_they_see(postgres_url,
+                                                                          tmp_path):
+    """Each worker accepts the connections of its own SO_REUSEPORT socket and runs their TLS
+    handshakes (api/tls.py): a failed one is warned about by the worker that saw it, and the
+    agent connection problems add up what every worker counted."""
+    certs = tmp_path / "tls"
+    write_self_signed(certs)
+    server = ServerProcess(tmp_path / "unused.db", command=WORKERS,
+                           ssl_context=ssl.create_default_context(cafile=certs / "cert.pem"),
+                           env={"SANTAMON_DATABASE_URL": postgres_url,
+                                "SANTAMON_TLS_CERT": str(certs / "cert.pem"),
+                                "SANTAMON_TLS_KEY": str(certs / "key.pem")})
+    await asyncio.to_thread(server.start)
+    try:
+        await until(lambda: _both_workers_answer(server), "both workers to serve over TLS")
+        plain_http = 0
+
+        async def both_workers_saw_plain_http() -> bool:
+            nonlocal plain_http
+            await asyncio.to_thread(_plain_http_to, server.port)
+            plain_http += 1
+            failed = [line for line in server.log().splitlines()
+                      if "TLS handshake failed" in line]
+            return all(any(f"worker={n}" in line for line in failed) for n in (1, 2))
+
+        await until(both_workers_saw_plain_http, "a failed handshake in each worker")
+
+        async def all_counted() -> bool:  # each worker writes its counts every 10 s
+            async with aiohttp.ClientSession() as http, http.get(
+                    server.url + "/agents/problems", headers=ANALYST,
+                    ssl=server.ssl_context) as response:
+                problems = (await response.json())["problems"]
+            counted = [p["count"] for p in problems if p["kind"] == "tls_failure"]
+            assert sum(counted) <= plain_http
+            return counted == [plain_http]
+
+        await until(all_counted, "the failures of both workers to be counted", seconds=30)
+        assert server.stop() == 0  # SIGTERM to the supervisor
+        assert server.group() == []
+        stopped = [line for line in server.log().splitlines()
+                   if "santamon stopped (" in line and " worker=" in line]
+        assert len(stopped) == 2  # each worker stopped gracefully
+    finally:
+        server.kill()
+
+
+def _plain_http_to(port: int) -> None:
+    """What an agent configured with http:// sends to the HTTPS port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET /health HTTP/1.1\r\nHost: santamon\r\n\r\n")
+        with contextlib.suppress(OSError):
+            while conn.recv(4096):
+                pass
+
+
+def test_workers_that_cannot_start_end_the_service_with_exit_code_1(tmp_path: Path):
+    """Every worker fails its start (nothing listens where the database should be): each says
+    why in one line, and the supervisor, after restarting them a few times, exits 1 rather
+    than keep restarting them."""
+    nowhere = f"postgresql://santamon@127.0.0.1:{free_port()}/santamon"
+    server = ServerProcess(tmp_path / "unused.db", command=WORKERS,
+                           env={"SANTAMON_DATABASE_URL": nowhere})
+    with contextlib.suppress(RuntimeError):
+        server.start(timeout=60)
+    try:
+        assert server.proc is not None and server.proc.wait(60) == 1
+        log = server.log()
+        cannot_start = [line for line in log.splitlines()
+                        if "CRITICAL santamon cannot start: database PostgreSQL" in line]
+        assert len(cannot_start) > 5, log
+        assert all(re.search(r" worker=[12]$", line) for line in cannot_start), log
+        assert "stopping the service" in log
+        assert server.group() == []
+    finally:
+        server.kill()
+
+
+def test_workers_on_a_port_in_use_end_the_start_with_one_line(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess(tmp_path / "unused.db", command=WORKERS, env={
+            "SANTAMON_DATABASE_URL": "postgresql://santamon@127.0.0.1:1/never-reached",
+            "SANTAMON_PORT": str(port)})
+        with contextlib.suppress(RuntimeError):
+            server.start(timeout=15)
+        assert server.proc is not None and server.proc.wait(15) == 1
+    (line,) = [line for line in server.log().splitlines() if "CRITICAL" in line]
+    assert line.endswith(f"cannot start: cannot listen on 127.0.0.1:{port}: "
+                         "Address already in use"), server.log()
+    assert "started worker" not in server.log()
