@@ -1,6 +1,7 @@
 """Behind a load balancer: X-Forwarded-For and X-Forwarded-Proto count only from the proxies
-listed in SANTAMON_TRUSTED_PROXIES, for the failed-auth limit, the request log and the
-session cookie."""
+listed in SANTAMON_TRUSTED_PROXIES, for the failed-auth limit, the request log, the session
+cookie, and whatever else names the client: wrong-key warnings, the agent connection problems,
+an agent key's last address and the alerts about keys."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from santamon import app as app_module
 from santamon.api.auth.sessions import COOKIE_NAME
 from santamon.api.proxies import client_address
+from santamon.api.state import KEY_SYNC
 from santamon.app import create_app
 
-from .helpers import ANALYST_KEY
+from .helpers import AGENT, ANALYST, ANALYST_KEY, add_keys, make_signal, sample, sample_bytes
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:ffff::/48")]
 
@@ -99,3 +101,53 @@ async def test_an_untrusted_client_cannot_claim_tls(aiohttp_client, settings):
                                  headers={"X-Forwarded-Proto": "https"})
     assert not response.cookies[COOKIE_NAME]["secure"]
     assert "Strict-Transport-Security" not in response.headers
+
+
+async def read(client, path: str) -> dict:
+    response = await client.get(path, headers=ANALYST)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_everything_that_names_an_agent_names_the_one_behind_the_proxy(
+        aiohttp_client, settings, caplog):
+    keys = await add_keys(settings.db_path)
+    client = await aiohttp_client(create_app(settings.model_copy(update={
+        "trusted_proxies": [ipaddress.ip_network("127.0.0.1/32")],
+        "new_agents_per_hour": 2})))
+
+    def via(address: str, headers: dict[str, str]) -> dict[str, str]:
+        return {**headers, "X-Forwarded-For": address}
+
+    # a wrong key: warned about and counted for the agent's address
+    wrong = await client.post("/ingest", data=sample_bytes("signal-file-access"),
+                              headers=via("198.51.100.1", {"X-API-Key": "wrong-key-0123456789"}))
+    assert wrong.status == 401
+    (warning,) = [r for r in caplog.records if r.name == "santamon.api.problems"]
+    assert warning.fields["client"] == "198.51.100.1"
+    # a bound key speaking for another host: refused, alerted and counted likewise
+    misuse = await client.post("/agents/heartbeat", json={**sample("heartbeat"),
+                                                          "agent_id": "mbp-bob"},
+                               headers=via("198.51.100.2", {"X-API-Key": keys.bound}))
+    assert misuse.status == 403
+    (alert,) = (await read(client, "/signals?rule_id=AGENT-KEY-MISUSE&status=all"))["signals"]
+    assert alert["context"]["client_address"] == "198.51.100.2"
+    problems = (await read(client, "/agents/problems"))["problems"]
+    assert {(p["client"], p["kind"]) for p in problems} == {("198.51.100.1", "wrong_key"),
+                                                            ("198.51.100.2", "key_misuse")}
+    # a bound key used as it should be: its last use names the agent
+    used = await client.post("/ingest", json=make_signal("own"),
+                             headers=via("198.51.100.3", {"X-API-Key": keys.bound}))
+    assert used.status == 200
+    await client.server.app[KEY_SYNC].flush()
+    (key,) = (await read(client, "/agent-keys"))["keys"]
+    assert key["last_used_from"] == "198.51.100.3"
+    # a key bringing too many new agents: the alert names who brought them
+    for n in range(3):
+        new = await client.post("/agents/heartbeat", json={**sample("heartbeat"),
+                                                           "agent_id": f"mac-{n}"},
+                                headers=via("198.51.100.4", AGENT))
+    assert new.status == 503
+    (throttled,) = (await read(client, "/signals?rule_id=AGENT-NEW-IDS-THROTTLED"
+                                       "&status=all"))["signals"]
+    assert throttled["context"]["client_address"] == "198.51.100.4"
