@@ -9,12 +9,11 @@ import json
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from santamon.app import create_app
 
 from .helpers import AGENT, ANALYST, FakeClock, ServerProcess, make_signal, sample
-from .test_jobs import FAST, Receiver, eventually, get
+from .test_jobs import FAST, eventually, get
 
 BUILD = {"rule_id": "SM-008", "host_id": "build-mac"}
 
@@ -43,16 +42,6 @@ async def silence(client, **body):
     created = await post(client, "/silences", {"comment": "CI build script", "duration": "1h",
                                                **body}, status=201)
     return created["silence"]
-
-
-@pytest.fixture
-async def receiver(aiohttp_server) -> Receiver:
-    hook = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", hook.handle)
-    server = await aiohttp_server(app)
-    hook.url = str(server.make_url("/hook"))
-    return hook
 
 
 @pytest.fixture

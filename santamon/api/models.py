@@ -542,7 +542,8 @@ class AgentList(BaseModel):
 
 
 class ConnectionProblemOut(BaseModel):
-    client: str = Field(description="The client's address, as this server saw it.")
+    client: str = Field(description="The client's address, as this server saw it (behind a "
+                                    "trusted proxy, as the proxy named it).")
     kind: Kind
     count: int
     last_seen: str
@@ -622,10 +623,13 @@ class JobOut(BaseModel):
     last_outcome: str | None
     last_message: str | None
     last_duration_seconds: float | None
+    instance: str | None = Field(
+        description="The process that ran it last (SANTAMON_INSTANCE_NAME, or host name and "
+                    "process id): with several processes on one database, one runs each job.")
     consecutive_failures: int
     runs: int
     failures: int
-    next_run: str | None
+    next_run: str | None = Field(description="When this process tries the job next.")
 
 
 class ForwardingOut(BaseModel):
@@ -633,7 +637,8 @@ class ForwardingOut(BaseModel):
     backlog: int | None
     min_severity: str | None = None
     consecutive_failures: int | None = None
-    retry_in_seconds: float | None = None
+    retry_in_seconds: float | None = Field(
+        None, description="This process's backoff; null when another process forwards.")
 
 
 class JobsOut(BaseModel):
@@ -675,7 +680,8 @@ class AgentKeyOut(BaseModel):
     revoked_by: str | None
     replaces: str | None = Field(description="The key this one rotated.")
     last_used_at: str | None = Field(description="Recorded within about 30 s of the use.")
-    last_used_from: str | None
+    last_used_from: str | None = Field(description="The client's address (behind a trusted "
+                                                   "proxy, as the proxy named it).")
 
 
 class AgentKeyList(BaseModel):

@@ -190,7 +190,9 @@ ROUTES = [
                       "handshakes (`tls_failure`), wrong or revoked agent keys (`wrong_key`), "
                       "a key bound to one host used for another (`key_misuse`), and signals "
                       "stored with their oversized context shortened (`context_shortened`). "
-                      "Counted per hour by every instance; the most recently seen first."),
+                      "Counted per hour by every process; the most recently seen first. "
+                      "Behind a trusted proxy (SANTAMON_TRUSTED_PROXIES) the address is the "
+                      "client's it names in `X-Forwarded-For`."),
     # -- silences ----------------------------------------------------------------------------
     Route("GET", "/silences", silences.list_silences, Access.READ,
           "Silences, newest first", "silences", {200: SilenceList}, query=SilenceQuery),
@@ -230,8 +232,9 @@ ROUTES = [
     Route("DELETE", "/agent-keys/{key_id}", keys.revoke_agent_key, Access.KEYS,
           "Revoke a key", "agent keys", {200: AgentKeyOut, 404: "No key has this id."},
           path_params=KEY_ID,
-          description="Refused at once by this instance and within seconds by any other "
-                      "sharing the database. The key stays listed, revoked, for the record."),
+          description="Refused at once by the process that takes this request and within "
+                      "seconds by any other sharing the database. The key stays listed, "
+                      "revoked, for the record."),
     # -- the console -------------------------------------------------------------------------
     Route("GET", "/ui", console.console_page, Access.PUBLIC,
           "The console", "console", {200: "An HTML page."}, content_type="text/html"),
@@ -251,7 +254,10 @@ ROUTES = [
           "Whether the database takes writes", "operations",
           {200: HealthOut, 503: "The database cannot be written."}),
     Route("GET", "/jobs", ops.jobs, Access.READ,
-          "Background jobs and forwarding", "operations", {200: JobsOut}),
+          "Background jobs and forwarding", "operations", {200: JobsOut},
+          description="Each job's last run as the database recorded it, whichever process "
+                      "ran it (`instance`): with several workers or instances on one "
+                      "database, each job runs in one process at a time."),
     Route("GET", "/metrics", ops.prometheus_metrics, Access.READ,
           "Prometheus metrics", "operations",
           {200: "Metrics in the Prometheus text format."}, content_type="text/plain"),

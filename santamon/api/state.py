@@ -29,6 +29,7 @@ class HealthCache:
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Callable[[], int])  # nanoseconds since the epoch; tests move it
+INSTANCE = web.AppKey("instance", str)  # this process's name in GET /jobs
 STORE = web.AppKey("store", Store)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)  # for forwarding
 JOBS = web.AppKey("jobs", Jobs)

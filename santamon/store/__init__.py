@@ -17,6 +17,8 @@ from .base import (
     GroupPage,
     Heartbeat,
     InvalidCursor,
+    JobRecord,
+    JobRun,
     KeyUse,
     Matchers,
     NameTaken,
@@ -34,10 +36,10 @@ from .base import (
 )
 
 __all__ = ["AgentFilter", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
-           "ConsoleSession", "ForwardBatch", "GroupPage", "Heartbeat", "InvalidCursor", "KeyUse",
-           "Matchers", "NameTaken", "NewAgentKey", "NewAnalystKey", "NewSignal", "NewSilence",
-           "SignalFilter", "SignalPage", "Silence", "StatusResult", "Store", "StoreUnavailable",
-           "SummaryBuilder", "create_store"]
+           "ConsoleSession", "ForwardBatch", "GroupPage", "Heartbeat", "InvalidCursor", "JobRecord",
+           "JobRun", "KeyUse", "Matchers", "NameTaken", "NewAgentKey", "NewAnalystKey", "NewSignal",
+           "NewSilence", "SignalFilter", "SignalPage", "Silence", "StatusResult", "Store",
+           "StoreUnavailable", "SummaryBuilder", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

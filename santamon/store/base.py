@@ -13,6 +13,7 @@ surfaces as `StoreUnavailable`, which the API answers with 503 and `Retry-After`
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,9 +25,9 @@ from ..domain.silences import Matchers, NewSilence, Silence
 __all__ = [
     "AgentFilter", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
     "ConsoleSession", "ForwardBatch", "ForwardPosition", "GroupPage", "Heartbeat",
-    "InvalidCursor", "KeyUse", "Matchers", "NameTaken", "NewAgentKey", "NewAnalystKey",
-    "NewSignal", "NewSilence", "SchemaTooNew", "SignalFilter", "SignalPage", "Silence",
-    "StatusResult", "Store", "StoreUnavailable", "SummaryBuilder",
+    "InvalidCursor", "JobRecord", "JobRun", "KeyUse", "Matchers", "NameTaken", "NewAgentKey",
+    "NewAnalystKey", "NewSignal", "NewSilence", "SchemaTooNew", "SignalFilter", "SignalPage",
+    "Silence", "StatusResult", "Store", "StoreUnavailable", "SummaryBuilder",
 ]
 
 
@@ -207,6 +208,28 @@ class ConnectionProblem:
     detail: str  # what the latest of them was about
 
 
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One run of a background job, as it finished."""
+
+    job_id: str
+    instance: str  # the process that ran it (config.instance_name)
+    started_at: str
+    outcome: str  # "ok", "failed" or "skipped"
+    message: str | None
+    duration_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job's last run, and its runs counted over every process that ran it."""
+
+    last: JobRun
+    runs: int
+    failures: int
+    consecutive_failures: int
+
+
 # Builds the alert for an agent found silent, inside the transaction that marks it stale:
 # (the agent's last heartbeat, the time it is marked) -> the signal to insert, or None while
 # a maintenance window holds it.
@@ -356,6 +379,25 @@ class Store(Protocol):
     async def silences_version(self) -> int:
         """A number that changes whenever a silence is created or expired, so a cache of
         the active silences (also another instance's) knows to reload."""
+
+    # -- background jobs shared by several processes ---------------------------------------
+
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Whether this process runs job `name` now: yields True while it holds the job's
+        lock, False while another process sharing the database holds it.
+
+        A process keeps a lock it took between runs, until the store closes or the process
+        dies, so each job runs once per interval across all processes rather than once per
+        process; another process's next try then takes it. A lock whose hold can no longer
+        be proven (its connection broke) counts as lost, and is taken afresh if it is free.
+        Raises StoreUnavailable when the database cannot tell.
+        """
+
+    async def record_job_run(self, run: JobRun) -> None:
+        """Keep this run as the job's last, and count it, for every process to report."""
+
+    async def job_records(self) -> dict[str, JobRecord]:
+        """Each job's last recorded run, by job id."""
 
     # -- agent connection problems ----------------------------------------------------------
 

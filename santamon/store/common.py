@@ -24,6 +24,8 @@ from .base import (
     AnalystKey,
     GroupPage,
     InvalidCursor,
+    JobRecord,
+    JobRun,
     SignalFilter,
     StoreUnavailable,
     SummaryBuilder,
@@ -35,6 +37,9 @@ FORWARD_POSITION_KEY = "forward_position"  # in `meta`
 SILENCES_VERSION_KEY = "silences_version"  # in `meta`: bumped by every change of a silence
 KEYS_VERSION_KEY = "keys_version"  # in `meta`: moved by every change to keys
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
+# In `meta` too, one row per job: its last run as JSON (job_record_value). From this key up to
+# (not including) JOB_KEYS_END are the jobs' rows.
+JOB_KEY_PREFIX, JOB_KEYS_END = "job:", "job;"
 
 SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
                   "context, status, received_at, silence_id, shortened, original_context_bytes")
@@ -534,3 +539,30 @@ class IngestFailures:
         last = self._last
         if last and time.monotonic() - last[0] < INGEST_FAILURE_MEMORY_SECONDS:
             raise StoreUnavailable(f"the last signals could not be stored: {last[1]}")
+
+
+# -- background jobs' last runs ---------------------------------------------------------------
+
+def job_record_value(previous: str | None, run: JobRun) -> str:
+    """What `meta` keeps for a job after `run`, given what it kept before."""
+    before = orjson.loads(previous) if previous else {}
+    failed = run.outcome == "failed"
+    in_a_row = before.get("consecutive_failures", 0)
+    return orjson.dumps({
+        "instance": run.instance, "started_at": run.started_at, "outcome": run.outcome,
+        "message": run.message, "duration_seconds": run.duration_seconds,
+        "runs": before.get("runs", 0) + 1,
+        "failures": before.get("failures", 0) + failed,
+        # A skipped run (backing off) neither fails nor succeeds.
+        "consecutive_failures": in_a_row + 1 if failed else 0 if run.outcome == "ok"
+        else in_a_row,
+    }).decode()
+
+
+def job_record(key: str, value: str) -> JobRecord:
+    doc = orjson.loads(value)
+    return JobRecord(
+        JobRun(key.removeprefix(JOB_KEY_PREFIX), doc["instance"], doc["started_at"],
+               doc["outcome"], doc["message"], doc["duration_seconds"]),
+        runs=doc["runs"], failures=doc["failures"],
+        consecutive_failures=doc["consecutive_failures"])

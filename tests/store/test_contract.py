@@ -19,6 +19,7 @@ from santamon.store import (
     ConnectionProblem,
     ConsoleSession,
     Heartbeat,
+    JobRun,
     KeyUse,
     Matchers,
     NameTaken,
@@ -191,6 +192,29 @@ async def test_filters_combine(store):
     assert await ids(severities=("low", "critical")) == {"h1", "h2", "r1"}
     assert await ids(status="acknowledged") == {"h3"}
     assert await ids(status="resolved") == set()
+
+
+async def test_a_list_of_severities_pages_newest_first_like_one_filter(store):
+    levels = ("info", "high", "critical", "low")
+    stored = [signal(f"s{n:02d}", at=ts(n // 2), severity=levels[n % 4],
+                     host=f"mac-{n % 3}", title=("Curl piped" if n % 5 else "Other"))
+              for n in range(40)]
+    await store.insert_signals(stored)
+    await store.set_status(["s02", "s03"], "resolved", None, "alice")
+
+    def expected(keep) -> list[str]:
+        chosen = [s for s in stored if keep(s)]
+        # newest first; signals of one instant in reverse order of arrival
+        return [s.signal_id for s in sorted(chosen, key=lambda s: (s.ts, s.signal_id),
+                                            reverse=True)]
+
+    wanted = {"high", "critical"}
+    assert await walk(store, SignalFilter(severities=("high", "critical"), limit=3)) == \
+        expected(lambda s: s.severity in wanted and s.signal_id not in ("s02", "s03"))
+    assert await walk(store, SignalFilter(severities=("critical", "high"), status=None,
+                                          host_id="mac-1", search="curl", limit=2)) == \
+        expected(lambda s: s.severity in wanted and s.host_id == "mac-1"
+                 and s.title == "Curl piped")
 
 
 async def test_search_is_a_case_insensitive_substring_of_title_or_rule(store):
@@ -562,6 +586,38 @@ async def test_a_session_keeps_the_role_and_key_it_was_opened_with(store):
     assert (found.actor, found.role, found.key_id) == ("person-1", "viewer", "k1")
     await store.create_session(session(2, ts(60)), keep=3)
     assert (await store.get_session(bytes([2]) * 32, ts())).role == "admin"
+
+
+# -- background jobs ------------------------------------------------------------------------
+
+async def test_a_lone_process_runs_every_job_and_keeps_running_it(store):
+    for _ in range(2):
+        for job in ("stale-agents", "forward"):
+            async with store.job_lock(job) as held:
+                assert held
+
+
+def job_run(job_id: str, outcome: str, instance: str = "host-a:1", at: float = 0) -> JobRun:
+    return JobRun(job_id, instance, ts(at), outcome, f"{outcome} run", 0.25)
+
+
+async def test_job_runs_are_counted_with_failures_in_a_row(open_store):
+    store = await open_store()
+    assert await store.job_records() == {}
+    for n, outcome in enumerate(["ok", "failed", "failed", "skipped"]):
+        await store.record_job_run(job_run("forward", outcome, at=n))
+    await store.record_job_run(job_run("retention", "ok", instance="host-b:2"))
+    await store.close()
+    records = await (await open_store()).job_records()
+    assert set(records) == {"forward", "retention"}
+    forward = records["forward"]
+    assert forward.last == job_run("forward", "skipped", at=3)
+    assert (forward.runs, forward.failures, forward.consecutive_failures) == (4, 2, 2)
+    assert records["retention"].last.instance == "host-b:2"
+    store = await open_store()
+    await store.record_job_run(job_run("forward", "ok", at=4))
+    forward = (await store.job_records())["forward"]
+    assert (forward.runs, forward.failures, forward.consecutive_failures) == (5, 2, 0)
 
 
 # -- keys ------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 database of an earlier version upgrading in place, concurrent stale checks (held alerts too),
 instances triaging one group at once, bucket edges kept exact under concurrent triage, a
 silence seen by another instance, a transaction that commits after a later one, grouped
-ingests that fail alone, and the database going away and coming back under an open store."""
+ingests that fail alone, job locks shared by several processes, and the database going away
+and coming back under an open store."""
 
 from __future__ import annotations
 
@@ -155,6 +156,12 @@ async def test_an_older_database_upgrades_in_place(postgres_url, version):
             "Suspicious thing", [], None)
         assert (await store.stats())["total_signals"] == 1
         assert await store.insert_signals([signal("new")]) == [True]
+        # Version 4's indexes and statistics, whatever version the database came from.
+        index = await conn.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_signals_status_ts'")
+        assert index.endswith("(status, ts, seq, severity)")
+        assert await conn.fetchval("SELECT count(*) FROM pg_statistic_ext "
+                                   "WHERE stxname = 'signals_rule_title'") == 1
     finally:
         await store.close()
         await conn.close()
@@ -435,4 +442,68 @@ async def test_a_connection_that_stops_answering_is_not_used_again(private_postg
         assert backends[0] not in now
     finally:
         await admin.close()
+        await store.close()
+
+
+# -- job locks: one process runs each job --------------------------------------------------------
+
+async def holds(store: PostgresStore, job: str) -> bool:
+    async with store.job_lock(job) as held:
+        return held
+
+
+async def lock_backends(admin: asyncpg.Connection) -> list[int]:
+    return [row[0] for row in await admin.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'santamon job locks' "
+        "AND datname = current_database()")]
+
+
+async def test_a_job_lock_stays_with_its_process_until_it_closes(postgres_url):
+    first, second = await opened(postgres_url), await opened(postgres_url)
+    try:
+        assert await holds(first, "forward")
+        assert not await holds(second, "forward")
+        assert await holds(second, "stale-agents")  # each job has a lock of its own
+        for _ in range(3):  # the holder keeps it from one run to the next
+            assert await holds(first, "forward")
+            assert not await holds(second, "forward")
+        await first.close()
+        assert await holds(second, "forward")
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_holder_whose_session_ends_gives_its_jobs_to_another(postgres_url):
+    """What happens when the holder's process dies: the server ends its session, which frees
+    the locks (a real kill -9 of a server is in tests/test_cluster.py)."""
+    first, second = await opened(postgres_url), await opened(postgres_url)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        assert await holds(first, "forward")
+        assert not await holds(second, "forward")
+        (holder,) = [pid for pid in await lock_backends(admin)
+                     if await admin.fetchval("SELECT count(*) FROM pg_locks WHERE pid = $1 "
+                                             "AND locktype = 'advisory'", pid)]
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder)
+        await asyncio.sleep(0.2)
+        assert await holds(second, "forward")
+        # The old holder's connection broke: it takes a new one, and finds the job taken.
+        assert not await holds(first, "forward")
+    finally:
+        await admin.close()
+        await first.close()
+        await second.close()
+
+
+async def test_job_locks_answer_store_unavailable_while_the_database_is_down(private_postgres):
+    url = private_postgres.new_database()
+    store = await opened(url)
+    try:
+        assert await holds(store, "retention")
+        await asyncio.to_thread(private_postgres.stop, "fast")
+        await within_bound(holds(store, "retention"))
+        await asyncio.to_thread(private_postgres.start)
+        assert await holds(store, "retention")
+    finally:
         await store.close()

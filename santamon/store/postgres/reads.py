@@ -18,6 +18,7 @@ from ..base import (
     ForwardBatch,
     ForwardPosition,
     GroupPage,
+    JobRecord,
     SignalFilter,
     SignalPage,
 )
@@ -27,6 +28,8 @@ from ..common import (
     ANALYST_KEY_COLUMNS,
     DAY_NS,
     FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
+    JOB_KEYS_END,
     KEYS_VERSION_KEY,
     SEARCH_MAX_TITLES,
     SEQ,
@@ -43,12 +46,15 @@ from ..common import (
     encode_cursor,
     glob_like_pattern,
     group_page,
+    job_record,
     like_pattern,
     problem_row,
     signal_row,
     silence_row,
     stats_document,
 )
+
+SEARCH_BY_RULE_MAX_ROWS = 20_000  # an unfiltered search matching more walks newest first
 
 
 class Params:
@@ -64,13 +70,14 @@ class Params:
 
 # -- signals ---------------------------------------------------------------------------------
 
-async def _conditions(conn: asyncpg.Connection, query: SignalFilter,
-                      p: Params) -> list[str] | None:
-    """The WHERE terms of a filter (its cursor aside); None when a search matches no title."""
+async def _conditions(conn: asyncpg.Connection, query: SignalFilter, p: Params, *,
+                      severities: bool = True) -> list[str] | None:
+    """The WHERE terms of a filter (its cursor aside, and its severities unless a caller walks
+    each severity itself); None when a search matches no title."""
     where: list[str] = []
     if query.status is not None:
         where.append(f"status = {p(query.status)}")
-    if query.severities:
+    if severities and query.severities:
         where.append(f"severity = ANY({p(list(query.severities))}::text[])")
     if query.host_id:
         where.append(f"host_id = {p(query.host_id)}")
@@ -84,14 +91,18 @@ async def _conditions(conn: asyncpg.Connection, query: SignalFilter,
         if not pairs:
             return None
         like = f"(title ILIKE {p(pattern)} OR rule_id ILIKE {p(pattern)})"
-        if len(pairs) > SEARCH_MAX_TITLES:
-            # A broad search matches most signals: a newest-first walk finds a page fast.
+        unfiltered = query.status is None and not query.severities
+        broad = len(pairs) > SEARCH_MAX_TITLES or (
+            unfiltered and sum(n for *_, n in pairs) > SEARCH_BY_RULE_MAX_ROWS)
+        if broad:
+            # A search matching many signals: a newest-first walk finds a page fast.
             where.append(like)
         else:
-            # The few matching (rule, title) pairs lead to the signals through the rule index.
-            rules = sorted({rule for rule, _ in pairs})
-            titles = sorted({title for _, title in pairs})
-            where.append(f"rule_id = ANY({p(rules)}::text[]) AND "
+            # The few matching (rule, title) pairs lead to the signals through the rule
+            # index, which also checks status and severity.
+            rules = sorted({rule for rule, _, _ in pairs})
+            titles = sorted({title for _, title, _ in pairs})
+            where.append(f"{_one_of('rule_id', rules, p)} AND "
                          f"title = ANY({p(titles)}::text[]) AND {like}")
     if query.since:
         where.append(f"ts >= {p(query.since)}")
@@ -106,14 +117,27 @@ def _where(terms: Sequence[str]) -> str:
 
 async def list_signals(conn: asyncpg.Connection, query: SignalFilter) -> SignalPage:
     p = Params()
-    where = await _conditions(conn, query, p)
+    where = await _conditions(conn, query, p, severities=False)
     if where is None:
         return SignalPage([], None)
     if query.cursor:
         ts, seq = decode_cursor(query.cursor)
         where.append(f"(ts, seq) < ({p(ts)}, {p(seq)})")
-    sql = (f"SELECT {SIGNAL_COLUMNS}, seq FROM signals{_where(where)} "
-           f"ORDER BY ts DESC, seq DESC LIMIT {p(query.limit + 1)}")
+    limit = p(query.limit + 1)
+    order = f"ORDER BY ts DESC, seq DESC LIMIT {limit}"
+
+    def walk(conditions: list[str]) -> str:
+        return f"SELECT {SIGNAL_COLUMNS}, seq FROM signals{_where(conditions)} {order}"
+
+    severities = query.severities or ()
+    if len(severities) > 1:
+        # The index checks one severity (`=`) as it walks, not a list: one walk per
+        # severity, each stopping at a page, merged newest first.
+        sql = "SELECT * FROM (" + " UNION ALL ".join(
+            f"({walk([*where, f'severity = {p(severity)}'])})" for severity in severities
+        ) + f") AS walks {order}"
+    else:
+        sql = walk([*where, f"severity = {p(severities[0])}"] if severities else where)
     rows = await conn.fetch(sql, *p.values)
     next_cursor = None
     if len(rows) > query.limit:
@@ -186,7 +210,7 @@ class _GroupQueries:
         self._conn = conn
 
     async def matching_titles(self, pattern: str) -> list[tuple[str, str]]:
-        return await _matching_titles(self._conn, pattern)
+        return [(rule, title) for rule, title, _ in await _matching_titles(self._conn, pattern)]
 
     async def titles_per_rule(self, rules: list[str]) -> dict[str, int]:
         return dict(await self._conn.fetch(
@@ -288,11 +312,20 @@ class _GroupQueries:
                                       *p.values)
 
 
-async def _matching_titles(conn: asyncpg.Connection, pattern: str) -> list[tuple[str, str]]:
+def _one_of(column: str, values: list[str], p: Params) -> str:
+    """`column = $n` for one value, which an index walk can check in the index (a list,
+    `= ANY(...)`, is checked only on the rows it reads)."""
+    if len(values) == 1:
+        return f"{column} = {p(values[0])}"
+    return f"{column} = ANY({p(values)}::text[])"
+
+
+async def _matching_titles(conn: asyncpg.Connection,
+                           pattern: str) -> list[tuple[str, str, int]]:
     rows = await conn.fetch(
-        "SELECT rule_id, title FROM signal_titles WHERE n > 0 AND (title ILIKE $1 OR "
+        "SELECT rule_id, title, n FROM signal_titles WHERE n > 0 AND (title ILIKE $1 OR "
         "rule_id ILIKE $1) LIMIT $2", pattern, SEARCH_MAX_TITLES + 1)
-    return [(row[0], row[1]) for row in rows]
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 async def get_signal(conn: asyncpg.Connection, signal_id: str) -> dict[str, Any] | None:
@@ -454,6 +487,14 @@ async def list_silences(conn: asyncpg.Connection, active_at: str | None,
 async def silences_version(conn: asyncpg.Connection) -> int:
     value = await conn.fetchval("SELECT value FROM meta WHERE key = $1", SILENCES_VERSION_KEY)
     return int(value) if value else 0
+
+
+# -- background jobs -------------------------------------------------------------------------
+
+async def job_records(conn: asyncpg.Connection) -> dict[str, JobRecord]:
+    rows = await conn.fetch("SELECT key, value FROM meta WHERE key >= $1 AND key < $2",
+                            JOB_KEY_PREFIX, JOB_KEYS_END)
+    return {(record := job_record(key, value)).last.job_id: record for key, value in rows}
 
 
 # -- console sessions ------------------------------------------------------------------------

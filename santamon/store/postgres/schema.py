@@ -239,7 +239,30 @@ async def _to_v3(conn: asyncpg.Connection) -> None:
         await conn.execute(statement)
 
 
-# Version 4: silences and grouped repeats (the SQLite store's version 6).
+# Version 4: the filters that ride along a newest-first walk (status, severity) are key
+# columns at the end of the walk's index, so PostgreSQL checks them in the index and reads
+# only the rows it returns: a page of `severity=critical`, or of one host's open high
+# signals, reads 100 rows instead of the thousands it passes over. (A list of severities is
+# one walk per severity, merged: reads.py.) The statistics of (rule, title) pairs keep the
+# planner's estimates right for search, which filters by both.
+V4_INDEXES = [
+    "DROP INDEX idx_signals_status_ts",
+    "CREATE INDEX idx_signals_status_ts ON signals (status, ts, seq, severity)",
+    "DROP INDEX idx_signals_host_ts",
+    "CREATE INDEX idx_signals_host_ts ON signals (host_id, ts, seq, status, severity)",
+    "DROP INDEX idx_signals_rule_ts",
+    "CREATE INDEX idx_signals_rule_ts ON signals (rule_id, ts, seq, status, severity)",
+    "CREATE STATISTICS signals_rule_title (mcv) ON rule_id, title FROM signals",
+    "ANALYZE signals",
+]
+
+
+async def _to_v4(conn: asyncpg.Connection) -> None:
+    for statement in V4_INDEXES:
+        await conn.execute(statement)
+
+
+# Version 5: silences and grouped repeats (the SQLite store's version 6).
 # - `signals.silence_id`: the active silence a signal matched when it was stored. The default
 #   queue (open, not silenced) has a partial index of its own, and the time index carries it,
 #   so a flood of silenced signals newer than the page is never read from the table to be
@@ -252,7 +275,7 @@ async def _to_v3(conn: asyncpg.Connection) -> None:
 # - `silence_counts`: signals per silence, status and severity (for /silences, and for the
 #   open critical + high count, which leaves silenced signals out).
 # - `agents.alert_held`: a stale agent whose alert a maintenance window is holding.
-V4_TABLES = [
+V5_TABLES = [
     "ALTER TABLE signals ADD COLUMN silence_id bigint",
     "ALTER TABLE agents ADD COLUMN alert_held boolean NOT NULL DEFAULT false",
     """CREATE TABLE silences (
@@ -295,7 +318,7 @@ V4_TABLES = [
 ]
 # A bucket of group_counts names "no silence" 0, so its key has no NULL to compare.
 BUCKET_KEY = "rule_id, host_id, status, severity, coalesce(silence_id, 0)"
-V4_INDEXES = [
+V5_INDEXES = [
     # A bucket's signals in event-time order: its first and last are one probe each, and a
     # group's signals (triage, a window's counts) are found by its leading columns.
     f"CREATE INDEX idx_signals_group ON signals ({BUCKET_KEY}, ts)",
@@ -360,7 +383,7 @@ def _bucket_rows(alias: str, d: str, source: str) -> str:
             f"{d} AS d {source}")
 
 
-V4_COUNTING = [
+V5_COUNTING = [
     _count_function("santamon_count_inserted", f"SELECT {COUNTED}, 1 AS d FROM new_rows",
                     _group_counting(_bucket_rows("r", "1", "FROM new_rows AS r"),
                                     removes=False)),
@@ -374,19 +397,19 @@ V4_COUNTING = [
 ]
 
 
-async def _to_v4(conn: asyncpg.Connection) -> None:
-    for statement in [*V4_TABLES, *V4_INDEXES]:
+async def _to_v5(conn: asyncpg.Connection) -> None:
+    for statement in [*V5_TABLES, *V5_INDEXES]:
         await conn.execute(statement)
     await conn.execute(
         f"INSERT INTO group_counts ({GROUP_COLUMNS}, n, first_ts, last_ts) "
         "SELECT rule_id, host_id, status, severity, 0, count(*), min(ts), max(ts) "
         "FROM signals GROUP BY rule_id, host_id, status, severity")
-    for statement in V4_COUNTING:  # the triggers stay; their functions count groups too
+    for statement in V5_COUNTING:  # the triggers stay; their functions count groups too
         await conn.execute(statement)
 
 
 MIGRATIONS: list[Callable[[asyncpg.Connection], Awaitable[None]]] = [
-    _to_v1, _to_v2, _to_v3, _to_v4]
+    _to_v1, _to_v2, _to_v3, _to_v4, _to_v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -10,10 +10,11 @@ database is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
@@ -30,6 +31,8 @@ from ..base import (
     ForwardPosition,
     GroupPage,
     Heartbeat,
+    JobRecord,
+    JobRun,
     KeyUse,
     Matchers,
     NewAgentKey,
@@ -47,6 +50,7 @@ from ..common import IngestFailures, first_occurrences, stored_flags, triage_in_
 from . import maintenance, reads, writes
 from .errors import DATABASE_ERRORS, RefusedData, unavailable, worth_retrying
 from .grouping import Calls, InsertGroups
+from .locks import JobLocks
 from .schema import migrate
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,7 @@ class PostgresStore:
         self._on_commit = on_commit
         self._pool: asyncpg.Pool | None = None
         self._groups = InsertGroups(self._store_calls)
+        self._job_locks = JobLocks(url, SERVER_SETTINGS)
         self._ingest_failures = IngestFailures()
         self._failing = False  # the last request failed for want of the database
         self._open = False
@@ -121,6 +126,7 @@ class PostgresStore:
         if not self._open or self._pool is None:
             return
         self._open = False
+        await self._job_locks.close()  # the jobs have stopped: another process may run them
         await self._groups.drain()  # every accepted signal is answered first
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
@@ -296,6 +302,21 @@ class PostgresStore:
 
     async def silences_version(self) -> int:
         return await self._read(reads.silences_version)
+
+    # -- background jobs --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        if not self._open:
+            raise StoreUnavailable("the store is not open")
+        async with self._job_locks.hold(name) as held:
+            yield held
+
+    async def record_job_run(self, run: JobRun) -> None:
+        await self._write(writes.record_job_run, run)
+
+    async def job_records(self) -> dict[str, JobRecord]:
+        return await self._read(reads.job_records)
 
     # -- agent connection problems ----------------------------------------------------------
 

@@ -22,6 +22,7 @@ from ..base import (
     ConsoleSession,
     ForwardPosition,
     Heartbeat,
+    JobRun,
     KeyUse,
     NameTaken,
     NewAgentKey,
@@ -33,11 +34,13 @@ from ..common import (
     AGENT_KEY_COLUMNS,
     ANALYST_KEY_COLUMNS,
     FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
     KEYS_VERSION_KEY,
     SILENCE_COLUMNS,
     SILENCES_VERSION_KEY,
     agent_key,
     analyst_key,
+    job_record_value,
     probe_signal,
     resolution_note,
     shortened_column,
@@ -244,6 +247,13 @@ async def mark_shipped(conn: asyncpg.Connection, signal_ids: list[str],
     await conn.execute(
         "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
         "SET value = greatest(meta.value, excluded.value)", FORWARD_POSITION_KEY, position)
+
+
+async def record_job_run(conn: asyncpg.Connection, run: JobRun) -> None:
+    key = JOB_KEY_PREFIX + run.job_id
+    previous = await conn.fetchval("SELECT value FROM meta WHERE key = $1 FOR UPDATE", key)
+    await conn.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO "
+                       "UPDATE SET value = excluded.value", key, job_record_value(previous, run))
 
 
 async def write_probe(conn: asyncpg.Connection, now: str) -> None:

@@ -18,6 +18,7 @@ from ..base import (
     ForwardBatch,
     ForwardPosition,
     GroupPage,
+    JobRecord,
     SignalFilter,
     SignalPage,
 )
@@ -27,6 +28,8 @@ from ..common import (
     ANALYST_KEY_COLUMNS,
     DAY_NS,
     FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
+    JOB_KEYS_END,
     KEYS_VERSION_KEY,
     SEARCH_MAX_TITLES,
     SEQ,
@@ -42,6 +45,7 @@ from ..common import (
     decode_cursor,
     encode_cursor,
     group_page,
+    job_record,
     like_pattern,
     problem_row,
     signal_row,
@@ -498,6 +502,15 @@ async def silences_version(conn: aiosqlite.Connection) -> int:
                             (SILENCES_VERSION_KEY,)) as cur:
         row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+# -- background jobs -------------------------------------------------------------------------
+
+async def job_records(conn: aiosqlite.Connection) -> dict[str, JobRecord]:
+    async with conn.execute("SELECT key, value FROM meta WHERE key >= ? AND key < ?",
+                            (JOB_KEY_PREFIX, JOB_KEYS_END)) as cur:
+        rows = await cur.fetchall()
+    return {(record := job_record(key, value)).last.job_id: record for key, value in rows}
 
 
 # -- console sessions ------------------------------------------------------------------------

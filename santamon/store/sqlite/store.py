@@ -26,6 +26,8 @@ from ..base import (
     ForwardPosition,
     GroupPage,
     Heartbeat,
+    JobRecord,
+    JobRun,
     KeyUse,
     Matchers,
     NameTaken,
@@ -290,6 +292,20 @@ class SQLiteStore:
     async def silences_version(self) -> int:
         async with self._reader() as conn:
             return await reads.silences_version(conn)
+
+    # -- background jobs --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        # One process serves a SQLite file (more workers need PostgreSQL): it runs every job.
+        yield True
+
+    async def record_job_run(self, run: JobRun) -> None:
+        await self._write(writes.RecordJobRun(run))
+
+    async def job_records(self) -> dict[str, JobRecord]:
+        async with self._reader() as conn:
+            return await reads.job_records(conn)
 
     # -- agent connection problems ----------------------------------------------------------
 

@@ -22,6 +22,7 @@ from ..base import (
     ConnectionProblem,
     ConsoleSession,
     Heartbeat,
+    JobRun,
     KeyUse,
     NameTaken,
     NewAgentKey,
@@ -33,12 +34,14 @@ from ..common import (
     AGENT_KEY_COLUMNS,
     ANALYST_KEY_COLUMNS,
     FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
     KEYS_VERSION_KEY,
     SILENCE_COLUMNS,
     SILENCES_VERSION_KEY,
     agent_key,
     analyst_key,
     first_occurrences,
+    job_record_value,
     probe_signal,
     resolution_note,
     shortened_column,
@@ -359,6 +362,23 @@ class MarkShipped:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                 "SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
                 (FORWARD_POSITION_KEY, str(op.position)))
+        return [None] * len(ops)
+
+
+@dataclass(slots=True)
+class RecordJobRun:
+    run: JobRun
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[RecordJobRun], now: str) -> list[None]:
+        for op in ops:
+            key = JOB_KEY_PREFIX + op.run.job_id
+            with closing(conn.execute("SELECT value FROM meta WHERE key = ?", (key,))) as cur:
+                row = cur.fetchone()
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
+                         "UPDATE SET value = excluded.value",
+                         (key, job_record_value(row[0] if row else None, op.run)))
         return [None] * len(ops)
 
 
