@@ -1,8 +1,10 @@
--- wrk script: one agent-shaped signal per request (or arrays of N with "batch").
+-- wrk script: one agent-shaped signal per request (or arrays of N with "batch", or an agent's
+-- heartbeat with "heartbeat", sent to /agents/heartbeat).
 --   wrk -t2 -c32 -d10s -s ingest.lua http://127.0.0.1:PORT/ingest -- MODE NONCE APIKEY ACKDIR [BATCH]
--- MODE: single | batch.  NONCE: 8 hex chars unique per wrk run; ids are NONCE..thread..counter,
--- so they are unique across threads, connections and runs.  Each thread appends the ids the
--- server acknowledged with a 2xx to ACKDIR/acked-NONCE-THREAD.txt (checked against the DB).
+-- MODE: single | batch | heartbeat.  NONCE: 8 hex chars unique per wrk run; ids are
+-- NONCE..thread..counter, so they are unique across threads, connections and runs.  Each thread
+-- appends the ids the server acknowledged with a 2xx to ACKDIR/acked-NONCE-THREAD.txt (checked
+-- against the DB).
 -- done() prints one line "BENCH_RESULT {json}" with counts and latency percentiles (us).
 
 local threads = {}
@@ -70,6 +72,18 @@ local function signal()
                        c % 1000000, 4000 + c % 60000, user, user, user)
 end
 
+-- 2,000 agents as the signals' hosts, each beat with a Go timestamp in a local offset
+local function heartbeat()
+  counter = counter + 1
+  local c = counter
+  local ts = string.format("2026-11-%02dT%02d:%02d:%02d.%s%s", 1 + c % 28, c % 24, c % 60,
+                           (c * 7) % 60, string.sub(fraction, 1, 1 + c % 9),
+                           offsets[1 + c % #offsets])
+  return string.format('{"agent_id":"mbp-user%04d","timestamp":"%s","version":"v0.3.1",'
+                       .. '"os_version":"15.4.1","uptime_seconds":%d.25}', (c * 7 + tid) % 2000,
+                       ts, 3600 + c)
+end
+
 function init(args)
   mode = args[1] or "single"
   nonce = args[2] or "00000000"
@@ -101,6 +115,8 @@ function request()
       items[i] = '{"signal_id":"' .. nonce .. string.format("%04x%020d", tid, counter) .. tails[i]
     end
     body = "[" .. table.concat(items, ",") .. "]"
+  elseif mode == "heartbeat" then
+    body = heartbeat()
   else
     body = signal()
   end

@@ -10,7 +10,9 @@ What it does, all on 127.0.0.1:
    first start on it (the seed upgrade), then a second start for comparison;
 2. query latency (p50/p95, 8 concurrent clients) for each query kind of issue 5, idle;
 3. single-signal ingest with wrk (32 connections) in turns with the ceiling app, rounds x seconds,
-   and the ratio of req/s; then batch ingest (arrays of 500) on both;
+   and the ratio of req/s; then batch ingest (arrays of 500) on both, then heartbeats; each
+   with the server's CPU time (user + system from /proc/PID/stat, threads included) per
+   request, per signal in batches: first on a new empty file, then on the big one;
 4. durability: SIGKILLs the server and checks every id it acknowledged with a 2xx is in the file;
 5. the same queries again while a separate process ingests 500 signals/s;
 6. server RSS (/proc) and database size;
@@ -205,7 +207,8 @@ def ingest_phase(real: Process, ceiling: Process, args, keys: dict, ackdir: Path
             log(f"single ingest round {index + 1} {name}: {result['req_per_s']:.0f} req/s, "
                 f"p50 {result['p50_us'] / 1000:.1f} ms, p99 {result['p99_us'] / 1000:.1f} ms, "
                 f"non-2xx {result['non_2xx']}, socket errors "
-                f"{result['err_connect'] + result['err_read'] + result['err_timeout']}")
+                f"{result['err_connect'] + result['err_read'] + result['err_timeout']}, "
+                f"CPU {result['cpu_us_per_request']['server']} us/request")
             time.sleep(1)
 
     single = {name: summary(results) for name, results in rounds.items()}
@@ -215,7 +218,35 @@ def ingest_phase(real: Process, ceiling: Process, args, keys: dict, ackdir: Path
                                 ackdir if name == "santamon" else None,
                                 {"server": targets[name].pids})
              for name in ("ceiling", "santamon")}
-    return {"single": single, "batch": batch}
+    return {"single": single, "batch": batch, "heartbeat": heartbeat_ingest(real, args, keys)}
+
+
+def heartbeat_ingest(real: Process, args, keys: dict) -> dict:
+    """Heartbeats of 2,000 agents, 32 connections: the server's CPU per heartbeat, to set
+    beside the ceiling's per signal (the ceiling has no heartbeat of its own)."""
+    result = run_wrk(f"http://127.0.0.1:{real.port}/agents/heartbeat", "heartbeat",
+                     keys["agent"], None, args.duration, args.connections, args.threads,
+                     cpu={"server": real.pids})
+    log(f"heartbeats: {result['req_per_s']:.0f} req/s, p99 {result['p99_us'] / 1000:.1f} ms, "
+        f"non-2xx {result['non_2xx']}, CPU {result['cpu_us_per_request']} us/heartbeat")
+    return {"req_per_s": result["req_per_s"], "p99_ms": round(result["p99_us"] / 1000, 2),
+            "non_2xx": result["non_2xx"], "cpu_us_per_request": result["cpu_us_per_request"]}
+
+
+def empty_file_ingest(real: Process, ceiling: Process, args, keys: dict) -> dict:
+    """The same ingest measures on a new, empty database file, in a server of its own beside
+    the idle one on the big file: what a signal costs before the B-trees are deep."""
+    rundir = real.logfile.parent
+    port = free_port()
+    empty = Process("santamon-empty", real.argv, {**real.env, "SANTAMON_PORT": str(port),
+                                                  "SANTAMON_DB_PATH": str(rundir / "empty.db")},
+                    port, rundir)
+    log("ingest on an empty file")
+    empty.start()
+    try:
+        return ingest_phase(empty, ceiling, args, keys, None)
+    finally:
+        empty.stop()
 
 
 def batch_ingest(name: str, target: Process, args, key: str, ackdir: Path | None,
@@ -516,6 +547,42 @@ def _cpu(cpu: dict[str, float], unit: str) -> str:
     return "CPU " + " + ".join(f"{name} {us:.0f}" for name, us in cpu.items()) + f" us/{unit}"
 
 
+def cpu_rows(report: dict, goals: dict) -> list[tuple[str, str, str, bool | None]]:
+    """Issue 15: the server's CPU per request (per signal in batches) beside the ceiling's."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for key, label, ratio_goal, rate_goal in (
+            ("ingest_empty", "empty file", goals["cpu_ratio_empty"], None),
+            ("ingest", f"{report['settings']['signals']:,} file", goals["cpu_ratio_full"],
+             goals["batch_signals_per_s_full"])):
+        if key not in report:
+            continue
+        single, batch = report[key]["single"], report[key]["batch"]
+        ceiling = single["ceiling"]["cpu_us_per_request"]["server"]
+        own = single["santamon"]["cpu_us_per_request"]["server"]
+        rows.append((f"CPU/request 1/request, {label}",
+                     f"santamon {own:.0f} us, ceiling {ceiling:.0f} us: {own / ceiling:.2f}x  "
+                     f"(p99 {single['santamon']['p99_ms']} ms)",
+                     f"<= {ratio_goal}x", own / ceiling <= ratio_goal))
+        b = batch["santamon"]
+        ok = b["cpu_us_per_signal"]["server"] <= goals["batch_cpu_us"]
+        if rate_goal is not None:
+            ok = ok and b["signals_per_s"] >= rate_goal
+        rows.append((f"CPU/signal batch x500, {label}",
+                     f"santamon {b['cpu_us_per_signal']['server']:.0f} us, ceiling "
+                     f"{batch['ceiling']['cpu_us_per_signal']['server']:.0f} us; "
+                     f"{b['signals_per_s']:.0f} signals/s",
+                     f"<= {goals['batch_cpu_us']} us" + (f", >= {rate_goal}/s" if rate_goal
+                                                         else ""), ok))
+        if "heartbeat" in report[key]:
+            beat = report[key]["heartbeat"]["cpu_us_per_request"]["server"]
+            rows.append((f"CPU/heartbeat, {label}",
+                         f"{beat:.0f} us: {beat / ceiling:.2f}x the ceiling's per signal "
+                         f"({report[key]['heartbeat']['req_per_s']:.0f} req/s)",
+                         f"<= {goals['heartbeat_cpu_ratio']}x",
+                         beat / ceiling <= goals["heartbeat_cpu_ratio"]))
+    return rows
+
+
 def postgres_rows(pg: dict, goals: dict) -> list[tuple[str, str, str, bool | None]]:
     rows: list[tuple[str, str, str, bool | None]] = []
     rows.append(("PostgreSQL: first start on the migrated copy",
@@ -582,6 +649,7 @@ def print_table(report: dict) -> None:
         rows.append((f"batch ingest x500, {name}", f"{b['signals_per_s']:.0f} signals/s"
                      + (f"  non-2xx {b['non_2xx']}" if b["non_2xx"] else ""),
                      "" if name == "ceiling" else f">= {goals['batch_signals_per_s']}", ok))
+    rows += cpu_rows(report, goals)
     if "durability" in report:
         d = report["durability"]
         rows.append(("durable after SIGKILL", f"{d['acknowledged']} acked, "
@@ -717,7 +785,10 @@ def main() -> int:
         "dataset": {**meta, **plan_info},
         "goals": {"ingest_ratio": 0.75, "ingest_p99_ms": 25, "batch_signals_per_s": 30000,
                   "query_p95_ms": 50, "query_p95_under_ingest_ms": 100, "rss_mb": 200,
-                  "first_open_s": 120},
+                  "first_open_s": 120,
+                  # issue 15: server CPU per request against the ceiling's
+                  "cpu_ratio_empty": 2.0, "cpu_ratio_full": 2.5, "batch_cpu_us": 40,
+                  "batch_signals_per_s_full": 20000, "heartbeat_cpu_ratio": 1.5},
     }
     try:
         if sqlite:
@@ -761,6 +832,7 @@ def sqlite_phases(args, report: dict, real: Process, ceiling: Process, plan: lis
         report["rss_after_queries"] = rss_mb(real.pid)
 
     if "ingest" not in args.skip:
+        report["ingest_empty"] = empty_file_ingest(real, ceiling, args, keys)
         report["ingest"] = ingest_phase(real, ceiling, args, keys, ackdir)
         nonces = [r["nonce"] for r in report["ingest"]["single"]["santamon"]["rounds"]]
         nonces.append(report["ingest"]["batch"]["santamon"]["nonce"])
