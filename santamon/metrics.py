@@ -7,6 +7,8 @@ database size) are set by the /metrics handler just before rendering.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,6 +41,7 @@ REJECT_REASONS = {
 }
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+INGEST_ROUTE = "/ingest"
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -149,15 +152,35 @@ class Metrics:
             "Size of the database files (main file, WAL and shared memory).",
             registry=r,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._ingest_children: tuple[Any, Any] | None = None  # (stored, duplicate)
         self.log_records_dropped = Gauge(
             "santamon_log_records_dropped",
             "Log records dropped since the start because the log stream did not keep up.",
             registry=r,
         )
 
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request answered. The labelled children are looked up once per (route, method,
+        status), not per request: `labels()` takes a lock and builds its key every call."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.latency.labels(route=route, method=method),
+                self.requests.labels(route=route, method=method, status=str(status)))
+        latency, requests = children
+        latency.observe(seconds)
+        requests.inc()
+        if route == INGEST_ROUTE and status >= 400:
+            self.count_ingest_rejected(status)
+
     def count_ingest(self, stored: int, duplicates: int) -> None:
-        self.ingest.labels(outcome=STORED).inc(stored)
-        self.ingest.labels(outcome=DUPLICATE).inc(duplicates)
+        if self._ingest_children is None:  # on first use: no ingest, no series
+            self._ingest_children = (self.ingest.labels(outcome=STORED),
+                                     self.ingest.labels(outcome=DUPLICATE))
+        self._ingest_children[0].inc(stored)
+        self._ingest_children[1].inc(duplicates)
 
     def count_ingest_rejected(self, status: int) -> None:
         self.ingest_rejected.labels(reason=REJECT_REASONS.get(status, "error")).inc()
