@@ -1,6 +1,6 @@
-"""Every request's path through the service, in one order (MIDDLEWARES): seen as its client
-sent it (behind trusted proxies), observed (log line and metrics), errors turned into JSON, the
-caller authenticated, the body read (only where a route takes one, bounded, within a
+"""Every request's path through the service, in one order (request_middleware): seen as its
+client sent it (behind trusted proxies), observed (log line and metrics), errors turned into
+JSON, the caller authenticated, the body read (only where a route takes one, bounded, within a
 deadline), a missing static file made a JSON 404; the answer to `Expect: 100-continue`; and
 the headers every response carries, even those aiohttp makes itself for requests it cannot
 parse."""
@@ -55,30 +55,33 @@ def route_label(request: web.Request) -> str:
 
 
 @web.middleware
-async def forwarded_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: a request through a trusted proxy (SANTAMON_TRUSTED_PROXIES) carries the
-    client's address and scheme from here on, so whatever names the client is the client's,
-    not the proxy's: the request log, the failed-authentication limit, wrong-key warnings, the
-    agent connection problems, an agent key's last address, a misuse alert, and the session
-    cookie's Secure flag."""
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's path, in this order: seen as its client sent it (behind trusted
+    proxies); observed with its final status (log line and metrics); errors turned into JSON;
+    the caller authenticated; the body read; a missing static file made a JSON 404. One
+    middleware rather than one per step, because each layer costs a coroutine per request.
+
+    A request through a trusted proxy (SANTAMON_TRUSTED_PROXIES) carries the client's address
+    and scheme from the start, so whatever names the client is the client's, not the proxy's:
+    the request log, the failed-authentication limit, wrong-key warnings, the agent connection
+    problems, an agent key's last address, a misuse alert, and the session cookie's Secure
+    flag."""
     trusted = request.app[SETTINGS].trusted_proxies
     if trusted and (client := forwarded(request, trusted)) is not None:
         remote, secure = client
         request = request.clone(remote=remote, scheme="https" if secure else request.scheme)
-    return await handler(request)
-
-
-@web.middleware
-async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outside all but forwarded_middleware: sees the final status after errors became JSON
-    responses, and the client's address."""
     start = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        try:
+            response = await _authenticated(request, handler)
+        except Exception as exc:
+            response = error_answer(request, exc)
+            if response is None:
+                raise
         status = response.status
         return response
-    except web.HTTPException as exc:  # redirects; errors were turned into responses inside
+    except web.HTTPException as exc:  # redirects; errors were turned into responses above
         status = exc.status
         raise
     except asyncio.CancelledError:
@@ -87,40 +90,56 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         elapsed = time.perf_counter() - start
         route = route_label(request)
-        method = request.method if request.method in _METHODS else "other"
-        metrics = request.app[METRICS]
-        metrics.latency.labels(route=route, method=method).observe(elapsed)
-        metrics.requests.labels(route=route, method=method, status=str(status)).inc()
-        if route == "/ingest" and status >= 400:
-            metrics.count_ingest_rejected(status)
+        request.app[METRICS].observe_request(
+            route, request.method if request.method in _METHODS else "other", status, elapsed)
         log_request(request.method, request.path, status, elapsed,
                     agent_id=request.get(AGENT_ID), remote=request.remote)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a JSON error with the right status; never a traceback."""
+async def _authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's answer once the caller is known and the body read (only where a route
+    takes one: a protected route never reads a body without a valid key)."""
+    needed = required_access(request)
     try:
-        return await handler(request)
+        request[CALLER] = await authenticate(request, needed)
     except ApiError as exc:
+        if needed is Access.AGENT and exc.status in (401, 429):  # an agent with a bad key
+            await wrong_agent_key(request, throttled=exc.status == 429)
+        raise
+    if limit := body_limit(request):
+        request[BODY] = await _read_body(request, limit) if request.body_exists else b""
+    response = await handler(request)
+    # aiohttp finds out that a static file is missing only while sending it, and then sends
+    # an empty 404 that no middleware sees: check first, so the answer is a JSON 404.
+    resource = request.match_info.route.resource
+    if isinstance(resource, web.StaticResource) and isinstance(response, web.FileResponse):
+        path = resource.get_info()["directory"] / request.match_info["filename"]
+        if not await asyncio.to_thread(path.is_file):
+            raise ApiError(404, "no such file")
+    return response
+
+
+def error_answer(request: web.Request, exc: Exception) -> web.Response | None:
+    """Every failure as a JSON error with the right status, never a traceback; None for a
+    redirect, which goes on as it is."""
+    if isinstance(exc, ApiError):
         return error_response(exc.status, exc.message, headers=exc.headers, **exc.extra)
-    except ValidationError as exc:
+    if isinstance(exc, ValidationError):
         return validation_error_response(exc)
-    except InvalidCursor as exc:
+    if isinstance(exc, InvalidCursor):
         return error_response(422, "validation failed", details=[
             {"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}])
-    except StoreUnavailable as exc:
+    if isinstance(exc, StoreUnavailable):
         log.warning("store unavailable for %s %s: %s", request.method, request.path, exc)
         return error_response(503, "storage unavailable, retry later",
                               headers={"Retry-After": "5"})
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            return None
         headers = {name: exc.headers[name] for name in _FORWARDED_HEADERS if name in exc.headers}
         return error_response(exc.status, exc.reason.lower(), headers=headers)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal error")
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal error")
 
 
 def validation_error_response(exc: ValidationError) -> web.Response:
@@ -142,31 +161,9 @@ def required_access(request: web.Request) -> Access:
     return request.app[ROUTE_ACCESS].get(route, Access.READ)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    needed = required_access(request)
-    try:
-        request[CALLER] = await authenticate(request, needed)
-    except ApiError as exc:
-        if needed is Access.AGENT and exc.status in (401, 429):  # an agent with a bad key
-            await wrong_agent_key(request, throttled=exc.status == 429)
-        raise
-    return await handler(request)
-
-
 def body_limit(request: web.Request) -> int:
     """The largest body the matched route reads (routes.py); 0: it reads none."""
     return request.app[ROUTE_BODY_LIMITS].get(request.match_info.route, 0)
-
-
-@web.middleware
-async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read the body of a route that takes one into request[BODY], before its handler. Runs
-    after authentication, so a protected route never reads a body without a valid key."""
-    limit = body_limit(request)
-    if limit:
-        request[BODY] = await _read_body(request, limit) if request.body_exists else b""
-    return await handler(request)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -178,11 +175,17 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     body = bytearray()
     with held:
         try:
-            async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
-                while chunk := await request.content.readany():
-                    body += chunk
-                    if len(body) > limit:
-                        raise ApiError(413, f"request body over {limit} bytes", limit=limit)
+            if request.content.is_eof():  # all of it came with the headers: nothing to wait for
+                body += request.content.read_nowait()
+            else:
+                async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
+                    while chunk := await request.content.readany():
+                        body += chunk
+                        if len(body) > limit:
+                            raise ApiError(413, f"request body over {limit} bytes",
+                                           limit=limit)
+            if len(body) > limit:
+                raise ApiError(413, f"request body over {limit} bytes", limit=limit)
         except TimeoutError:
             raise ApiError(408, "request body not received in time") from None
         except web.RequestPayloadError:
@@ -206,22 +209,7 @@ def _unauthenticated(request: web.Request, size: int) -> Iterator[None]:
         budget.release(size)
 
 
-@web.middleware
-async def static_files_middleware(request: web.Request,
-                                  handler: Handler) -> web.StreamResponse:
-    """aiohttp finds out that a static file is missing only while sending it, and then sends an
-    empty 404 that no middleware sees: check first, so the answer is a JSON 404."""
-    response = await handler(request)
-    resource = request.match_info.route.resource
-    if isinstance(resource, web.StaticResource) and isinstance(response, web.FileResponse):
-        path = resource.get_info()["directory"] / request.match_info["filename"]
-        if not await asyncio.to_thread(path.is_file):
-            raise ApiError(404, "no such file")
-    return response
-
-
-MIDDLEWARES: list[Middleware] = [forwarded_middleware, observe_middleware, error_middleware,
-                                 auth_middleware, body_middleware, static_files_middleware]
+MIDDLEWARES: list[Middleware] = [request_middleware]
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
