@@ -33,11 +33,12 @@ import run  # noqa: E402
 
 # A sample whose stack holds one of these is a thread waiting, not working.
 WAITING = ("PyThread_acquire_lock_timed", "take_gil", "pthread_cond_timedwait",
-           "pthread_cond_wait", "uv__io_poll", "epoll_wait")
+           "pthread_cond_wait", "uv__io_poll", "epoll_wait", "clock_nanosleep")
 # (stage, frame texts): a working sample belongs to the first stage any of whose texts is in
 # one of its frames; the more specific stages come first.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("commit + fsync (writer thread)", ("pysqlite_connection_commit",)),
+    ("fsync (writer thread; mostly the disk)", ("fdatasync", "fsync")),
+    ("commit: WAL frames, checksums (writer thread)", ("pysqlite_connection_commit",)),
     ("SQLite insert, indexes, triggers (writer thread)", ("insert_new_signals",
                                                           "RecordHeartbeat.apply")),
     ("writer thread: queue, answers", ("Writer._run",)),
@@ -52,7 +53,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("silences, shortening checks, building the row", ("(santamon/api/views/",
                                                        "(santamon/api/silencing.py",
                                                        "(santamon/domain/")),
-    ("response (headers, JSON, write)", ("json_response", "prepare (aiohttp", "_prepare_hook",
+    ("response (headers, JSON, socket write)", ("json_response", "prepare (aiohttp", "_prepare_hook",
                                          "security_headers", "write_eof", "_write_headers",
                                          "send_headers", "finish_response",
                                          "(santamon/api/responses.py")),
