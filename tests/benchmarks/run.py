@@ -11,7 +11,13 @@ What it does, all on 127.0.0.1:
    and the ratio of req/s; then batch ingest (arrays of 500) on both;
 4. durability: SIGKILLs the server and checks every id it acknowledged with a 2xx is in the file;
 5. the same queries again while a separate process ingests 500 signals/s;
-6. server RSS (/proc) and database size. Prints a table, writes bench-results/report.json.
+6. server RSS (/proc) and database size;
+7. the heartbeat fleet, on a database of its own: 5,000 agents beating ~2,000 times a second,
+   alone and then with 300 signals/s, measuring what the server writes to disk per heartbeat and
+   per signal (/proc/PID/io), its CPU per heartbeat (/proc/PID/stat), the largest the WAL gets,
+   and how many history rows an agent leaves per week.
+Prints a table, writes bench-results/report.json. `--only fleet` runs the last phase alone
+(no seed file needed); `--server` may be any `santamon` command, e.g. an older checkout's.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -42,6 +50,25 @@ sys.path.insert(0, str(HERE))
 import generate  # noqa: E402
 
 START_TIMEOUT_S = 600.0  # a first open may upgrade a large seed file
+SEED_PHASES = ("queries", "ingest", "under-ingest")
+PHASES = (*SEED_PHASES, "fleet")
+
+# The heartbeat fleet (issue 16). Real agents beat every 30 s; 5,000 of them beating 2,000
+# times a second beat 12 times faster, so the server's history sample is shortened 12 times
+# too, and history rows per heartbeat received, times a real agent's 20,160 heartbeats a week,
+# give the rows per agent per week.
+FLEET_AGENTS = 5000
+FLEET_HEARTBEATS_PER_S = 2000
+FLEET_SIGNALS_PER_S = 300
+AGENT_INTERVAL_S = 30
+DEFAULT_HEARTBEAT_SAMPLE_S = 600
+FLEET_SETTLE_S = 3.0  # after the load stops: the last flush and checkpoint belong to the phase
+WAL_SAMPLE_EVERY_S = 0.05
+WEEK_S = 7 * 86400
+FLEET_GOALS = {"fleet_bytes_per_heartbeat": 1024, "fleet_bytes_per_signal": 2048,
+               "fleet_wal_mb": 64, "fleet_history_rows_per_week": 1500,
+               # no worse than main before issue 16 (FINDINGS.md, "Heartbeats at fleet scale")
+               "fleet_cpu_us_per_heartbeat": 1000}
 
 
 def log(message: str) -> None:
@@ -71,6 +98,43 @@ def db_size_mb(path: Path) -> dict:
         if part.exists():
             sizes["db" + suffix.replace("-", "_")] = round(part.stat().st_size / 1e6, 1)
     return sizes
+
+
+def proc_counters(pid: int, port: int, admin_key: str) -> dict:
+    """Bytes the process made the kernel write to storage, its CPU seconds and its database
+    commits so far."""
+    counters = {"commits": 0}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Authorization": f"Bearer {admin_key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("santamon_store_commit_seconds_count"):
+                counters["commits"] = int(float(line.split()[-1]))
+    with open(f"/proc/{pid}/io") as io:
+        for line in io:
+            key, _, value = line.partition(":")
+            if key == "write_bytes":
+                counters["write_bytes"] = int(value)
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of proc(5); the split starts at field 3
+    counters["cpu_s"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return counters
+
+
+class LargestSize(threading.Thread):
+    """The largest size a file reaches while sampled (the WAL comes and goes)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path, self.largest, self.samples = path, 0, 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(WAL_SAMPLE_EVERY_S):
+            with contextlib.suppress(OSError):
+                self.largest = max(self.largest, self.path.stat().st_size)
+                self.samples += 1
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -332,17 +396,23 @@ async def measure_queries(base: str, headers: dict, plan: list[tuple[str, list[s
     return results
 
 
-def start_paced_ingest(port: int, key: str, rate: float, seconds: float) -> subprocess.Popen:
+def start_paced_ingest(port: int, key: str, rate: float, seconds: float, *,
+                       heartbeats_of: int = 0, nonce: str | None = None,
+                       first: int = 0) -> subprocess.Popen:
+    """loadgen.py in its own process: signals, or heartbeats of a fleet of `heartbeats_of`
+    agents (the same nonce and a later `first` carry on the same fleet)."""
+    path = "/agents/heartbeat" if heartbeats_of else "/ingest"
     return subprocess.Popen(
-        [sys.executable, str(HERE / "loadgen.py"), "--url", f"http://127.0.0.1:{port}/ingest",
+        [sys.executable, str(HERE / "loadgen.py"), "--url", f"http://127.0.0.1:{port}{path}",
          "--key", key, "--rate", str(rate), "--seconds", str(seconds),
-         "--nonce", secrets.token_hex(4), "--max-in-flight", "256"],
+         "--nonce", nonce or secrets.token_hex(4), "--max-in-flight", "256",
+         "--heartbeats", str(heartbeats_of), "--first", str(first)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def finish_paced_ingest(proc: subprocess.Popen) -> dict:
+def finish_paced_ingest(proc: subprocess.Popen, timeout: float = 60) -> dict:
     try:
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate(timeout=10)
@@ -350,6 +420,101 @@ def finish_paced_ingest(proc: subprocess.Popen) -> dict:
         if line.startswith("BENCH_RESULT "):
             return json.loads(line.removeprefix("BENCH_RESULT "))
     return {"error": out[-500:]}
+
+
+def fleet_phase(args, env: dict, rundir: Path, keys: dict) -> dict:
+    """Heartbeats of FLEET_AGENTS agents at FLEET_HEARTBEATS_PER_S, alone and then with
+    FLEET_SIGNALS_PER_S signals, on a fresh database: bytes written per heartbeat and per
+    signal, CPU per heartbeat, the largest WAL, history rows per agent per week."""
+    db = rundir / "fleet.db"
+    port = free_port()
+    speedup = AGENT_INTERVAL_S * FLEET_HEARTBEATS_PER_S / FLEET_AGENTS
+    sample_s = DEFAULT_HEARTBEAT_SAMPLE_S / speedup
+    server = Process("fleet", [args.server, "serve"],
+                     {**env, "SANTAMON_DB_PATH": str(db), "SANTAMON_PORT": str(port),
+                      "SANTAMON_HEARTBEAT_SAMPLE": f"{sample_s:g}s"}, port, rundir)
+    alone_s, mixed_s = args.fleet_seconds / 3, args.fleet_seconds * 2 / 3
+    nonce = secrets.token_hex(4)
+    wal = LargestSize(Path(str(db) + "-wal"))
+    result: dict = {"agents": FLEET_AGENTS, "target_heartbeats_per_s": FLEET_HEARTBEATS_PER_S,
+                    "target_signals_per_s": FLEET_SIGNALS_PER_S, "speedup": speedup,
+                    "heartbeat_sample_s": sample_s, "server": args.server}
+    sent = 0
+
+    def heartbeats(seconds: float) -> subprocess.Popen:
+        return start_paced_ingest(port, keys["agent"], FLEET_HEARTBEATS_PER_S, seconds,
+                                  heartbeats_of=FLEET_AGENTS, nonce=nonce, first=sent)
+
+    def finished(proc: subprocess.Popen) -> dict:
+        outcome = finish_paced_ingest(proc, timeout=args.fleet_seconds + 60)
+        if "error" in outcome:
+            raise RuntimeError(f"load generator failed: {outcome['error']}")
+        return outcome
+
+    try:
+        server.start()
+        wal.start()
+        warm_s = FLEET_AGENTS / FLEET_HEARTBEATS_PER_S + 1
+        log(f"fleet: warm-up, every one of {FLEET_AGENTS} agents heard from ({warm_s:.1f} s)")
+        warm = finished(heartbeats(warm_s))
+        sent += warm["sent"] + warm["skipped"]
+        time.sleep(FLEET_SETTLE_S)
+
+        log(f"fleet: {FLEET_HEARTBEATS_PER_S} heartbeats/s alone for {alone_s:.0f} s")
+        started_s = time.time()
+        before = proc_counters(server.pid, port, keys["admin"])
+        alone = finished(heartbeats(alone_s))
+        sent += alone["sent"] + alone["skipped"]
+        time.sleep(FLEET_SETTLE_S)
+        middle = proc_counters(server.pid, port, keys["admin"])
+
+        log(f"fleet: the same with {FLEET_SIGNALS_PER_S} signals/s for {mixed_s:.0f} s")
+        beats = heartbeats(mixed_s)
+        signals = start_paced_ingest(port, keys["agent"], FLEET_SIGNALS_PER_S, mixed_s)
+        mixed = finished(beats)
+        sent += mixed["sent"] + mixed["skipped"]
+        mixed_signals = finished(signals)
+        time.sleep(FLEET_SETTLE_S)
+        after = proc_counters(server.pid, port, keys["admin"])
+        result["rss"] = rss_mb(server.pid)
+    finally:
+        wal.stopped.set()
+        server.stop()
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        since = datetime.fromtimestamp(started_s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        (rows,) = conn.execute("SELECT count(*) FROM heartbeats WHERE received_at >= ?",
+                               (since,)).fetchone()
+        (total_rows,) = conn.execute("SELECT count(*) FROM heartbeats").fetchone()
+    alone_bytes = middle["write_bytes"] - before["write_bytes"]
+    per_heartbeat = alone_bytes / max(1, alone["ok"])
+    mixed_bytes = after["write_bytes"] - middle["write_bytes"]
+    per_signal = (mixed_bytes - per_heartbeat * mixed["ok"]) / max(1, mixed_signals["ok"])
+    result.update({
+        "heartbeats_alone": alone, "heartbeats_with_signals": mixed, "signals": mixed_signals,
+        "bytes_per_heartbeat": round(per_heartbeat),
+        "bytes_per_signal": round(per_signal),
+        "write_mb_per_s_alone": round(alone_bytes / 1e6 / (alone["seconds"] + FLEET_SETTLE_S), 2),
+        "write_mb_per_s_with_signals": round(mixed_bytes / 1e6
+                                             / (mixed["seconds"] + FLEET_SETTLE_S), 2),
+        "cpu_ms_per_heartbeat": round((middle["cpu_s"] - before["cpu_s"]) * 1000
+                                      / max(1, alone["ok"]), 4),
+        "wal_max_mb": round(wal.largest / 1e6, 1), "wal_samples": wal.samples,
+        "history_rows_in_run": rows, "history_rows_total": total_rows,
+        # per heartbeat received, times the heartbeats a real agent sends in a week
+        "history_rows_per_agent_per_week": round(rows / max(1, alone["ok"] + mixed["ok"])
+                                                 * WEEK_S / AGENT_INTERVAL_S),
+        "commits_per_s_alone": round((middle["commits"] - before["commits"])
+                                     / (alone["seconds"] + FLEET_SETTLE_S), 1),
+        "commits_per_s_with_signals": round((after["commits"] - middle["commits"])
+                                            / (mixed["seconds"] + FLEET_SETTLE_S), 1),
+        "db_size_mb": db_size_mb(db),
+    })
+    log(f"fleet: {result['bytes_per_heartbeat']} B/heartbeat, {result['bytes_per_signal']} "
+        f"B/signal, {result['cpu_ms_per_heartbeat']} ms CPU/heartbeat, WAL max "
+        f"{result['wal_max_mb']} MB, {result['history_rows_per_agent_per_week']} history "
+        "rows/agent/week")
+    return result
 
 
 def print_table(report: dict) -> None:
@@ -407,8 +572,32 @@ def print_table(report: dict) -> None:
             rss = report[key]
             rows.append((label, f"{rss.get('VmRSS')} MB (peak {rss.get('VmHWM')} MB)",
                          f"<= {goals['rss_mb']} MB", (rss.get("VmRSS") or 1e9) <= goals["rss_mb"]))
-    rows.append(("database size", ", ".join(f"{k} {v} MB" for k, v in
-                                            report.get("db_size_mb", {}).items()), "", None))
+    if "db_size_mb" in report:
+        rows.append(("database size", ", ".join(f"{k} {v} MB" for k, v in
+                                                report["db_size_mb"].items()), "", None))
+    if "fleet" in report:
+        f = report["fleet"]
+        alone, mixed, sig = f["heartbeats_alone"], f["heartbeats_with_signals"], f["signals"]
+        rows += [
+            ("fleet: heartbeats/s achieved", f"{alone['achieved_per_s']} alone, "
+             f"{mixed['achieved_per_s']} with {sig['achieved_per_s']} signals/s (failed "
+             f"{alone['failed'] + mixed['failed'] + sig['failed']})",
+             f"~{FLEET_HEARTBEATS_PER_S}", None),
+            ("fleet: disk bytes written per heartbeat", f"{f['bytes_per_heartbeat']:,} B",
+             f"<= {goals['fleet_bytes_per_heartbeat']:,} B",
+             f["bytes_per_heartbeat"] <= goals["fleet_bytes_per_heartbeat"]),
+            ("fleet: disk bytes written per signal", f"{f['bytes_per_signal']:,} B",
+             f"<= {goals['fleet_bytes_per_signal']:,} B",
+             f["bytes_per_signal"] <= goals["fleet_bytes_per_signal"]),
+            ("fleet: largest WAL", f"{f['wal_max_mb']} MB", f"<= {goals['fleet_wal_mb']} MB",
+             f["wal_max_mb"] <= goals["fleet_wal_mb"]),
+            ("fleet: history rows per agent per week", f"{f['history_rows_per_agent_per_week']:,}",
+             f"<= {goals['fleet_history_rows_per_week']:,}",
+             f["history_rows_per_agent_per_week"] <= goals["fleet_history_rows_per_week"]),
+            ("fleet: server CPU per heartbeat", f"{f['cpu_ms_per_heartbeat'] * 1000:.0f} us",
+             f"<= {goals['fleet_cpu_us_per_heartbeat']} us",
+             f["cpu_ms_per_heartbeat"] * 1000 <= goals["fleet_cpu_us_per_heartbeat"]),
+        ]
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print()
@@ -418,6 +607,85 @@ def print_table(report: dict) -> None:
         verdict = "" if ok is None else "yes" if ok else "NO"
         print(f"{label.ljust(width)}  {value.ljust(value_width)}  {goal.ljust(16)}  {verdict}")
     print()
+
+
+def seed_phases(args, phases: set[str], report: dict, env: dict, rundir: Path, ackdir: Path,
+                keys: dict) -> None:
+    """Phases 1-6, on a copy of the seed file of `args.signals` signals."""
+    results = args.results
+    seconds_per_kind = 10 if args.quick else 20
+    if args.db is not None:
+        seed = args.db
+        meta_path = generate.cached_database_path(args.signals, results).with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    else:
+        seed = generate.cached_database(args.signals, results, log=log)
+        meta = json.loads(seed.with_suffix(".json").read_text())
+    db_path = rundir / "santamon.db"
+    log(f"copying {seed.name} ({seed.stat().st_size / 1e6:.0f} MB) to {db_path}")
+    shutil.copyfile(seed, db_path)
+    plan, plan_info = query_plan(db_path, meta)
+
+    port, ceiling_port = free_port(), free_port()
+    env = {**env, "SANTAMON_DB_PATH": str(db_path), "SANTAMON_PORT": str(port)}
+    real = Process("santamon", [args.server, "serve"], env, port, rundir)
+    ceiling = Process("ceiling", [sys.executable, str(HERE / "ceiling_app.py"), "--port",
+                                  str(ceiling_port), "--api-key", keys["agent"]],
+                      {**env, "SANTAMON_API_KEY": keys["agent"]}, ceiling_port, rundir)
+    base = f"http://127.0.0.1:{port}"
+    admin_headers = {"Authorization": f"Bearer {keys['admin']}"}
+    report["dataset"] = {**meta, **plan_info}
+    try:
+        log(f"first start of santamon on the seed copy (upgrade), port {port}")
+        first = real.start()
+        real.stop()
+        second = real.start()
+        report["first_open"] = {"seconds": round(first, 2), "second_start_s": round(second, 2)}
+        log(f"first open {first:.1f} s, second start {second:.1f} s")
+        report["db_size_after_upgrade_mb"] = db_size_mb(db_path)
+        ceiling.start()
+
+        if "queries" in phases:
+            deep = asyncio.run(find_deep_cursor(base, admin_headers, 20 if args.quick else 100,
+                                                120))
+            report["deep_cursor"] = {k: v for k, v in deep.items() if k != "cursor"}
+            if deep.get("cursor"):
+                plan = [(kind, [f"/signals?status=all&limit=100&cursor={deep['cursor']}"]
+                         if kind == "deep cursor page" else paths) for kind, paths in plan]
+            log(f"deep cursor: {report['deep_cursor']}")
+            log(f"queries, idle, {args.clients} clients")
+            report["queries_idle"] = asyncio.run(measure_queries(
+                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+            report["rss_after_queries"] = rss_mb(real.pid)
+
+        if "ingest" in phases:
+            report["ingest"] = ingest_phase(real, ceiling, args, keys, ackdir)
+            nonces = [r["nonce"] for r in report["ingest"]["single"]["santamon"]["rounds"]]
+            nonces.append(report["ingest"]["batch"]["santamon"]["nonce"])
+            report["rss_after_ingest"] = rss_mb(real.pid)
+            log("SIGKILL the server, then look for every acknowledged id in the file")
+            real.stop(kill=True)
+            report["durability"] = check_durable(db_path, ackdir, nonces)
+            log(f"durability: {report['durability']}")
+            restart = real.start()
+            report["restart_after_kill_s"] = round(restart, 2)
+
+        if "under-ingest" in phases and "queries" in phases:
+            seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
+            log(f"queries while ingesting {args.ingest_rate:.0f} signals/s")
+            paced = start_paced_ingest(port, keys["agent"], args.ingest_rate, seconds)
+            time.sleep(3)
+            report["queries_under_ingest"] = asyncio.run(measure_queries(
+                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+            if paced.poll() is None:
+                paced.send_signal(signal.SIGTERM)
+            report["background_ingest"] = finish_paced_ingest(paced)
+
+        report["rss"] = rss_mb(real.pid)
+        report["db_size_mb"] = db_size_mb(db_path)
+    finally:
+        real.stop()
+        ceiling.stop()
 
 
 def _interrupted(signum: int, _frame) -> None:
@@ -447,15 +715,18 @@ def main() -> int:
     parser.add_argument("--db", type=Path, default=None,
                         help="start from a copy of this database instead of the generated seed "
                              "file (e.g. one already upgraded, to iterate on ingest quickly)")
-    parser.add_argument("--skip", action="append", default=[],
-                        choices=["ingest", "queries", "under-ingest"])
+    parser.add_argument("--skip", action="append", default=[], choices=PHASES)
+    parser.add_argument("--only", action="append", default=[], choices=PHASES,
+                        help="run only these phases (repeatable); `--only fleet` needs no seed")
+    parser.add_argument("--fleet-seconds", type=float, default=90,
+                        help="heartbeat fleet: a third alone, two thirds with signals")
     args = parser.parse_args()
+    phases = set(args.only or PHASES) - set(args.skip)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.duration = args.duration or (5 if args.quick else 10)
     args.batch_duration = args.batch_duration or (5 if args.quick else 10)
     args.queries = args.queries or (80 if args.quick else 200)
-    seconds_per_kind = 10 if args.quick else 20
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and phases & {"ingest"}:
         print("wrk is not installed (apt-get install wrk, or run `make bench`)", file=sys.stderr)
         return 2
     if not Path(args.server).exists():
@@ -467,92 +738,24 @@ def main() -> int:
     shutil.rmtree(rundir, ignore_errors=True)
     ackdir = rundir / "acked"
     ackdir.mkdir(parents=True)
-    if args.db is not None:
-        seed = args.db
-        meta_path = generate.cached_database_path(args.signals, results).with_suffix(".json")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    else:
-        seed = generate.cached_database(args.signals, results, log=log)
-        meta = json.loads(seed.with_suffix(".json").read_text())
-    db_path = rundir / "santamon.db"
-    log(f"copying {seed.name} ({seed.stat().st_size / 1e6:.0f} MB) to {db_path}")
-    shutil.copyfile(seed, db_path)
-    plan, plan_info = query_plan(db_path, meta)
-
     keys = {"agent": "bench-agent-" + secrets.token_hex(16),
             "admin": "bench-admin-" + secrets.token_hex(16)}
-    port, ceiling_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANTAMON_")}
     env.update(SANTAMON_API_KEY=keys["agent"], SANTAMON_ADMIN_KEY=keys["admin"],
-               SANTAMON_DB_PATH=str(db_path), SANTAMON_PORT=str(port),
                SANTAMON_HOST="127.0.0.1")
-    real = Process("santamon", [args.server, "serve"], env, port, rundir)
-    ceiling = Process("ceiling", [sys.executable, str(HERE / "ceiling_app.py"), "--port",
-                                  str(ceiling_port), "--api-key", keys["agent"]],
-                      {**env, "SANTAMON_API_KEY": keys["agent"]}, ceiling_port, rundir)
-    base = f"http://127.0.0.1:{port}"
-    admin_headers = {"Authorization": f"Bearer {keys['admin']}"}
     report: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "dataset": {**meta, **plan_info},
         "goals": {"ingest_ratio": 0.75, "ingest_p99_ms": 25, "batch_signals_per_s": 30000,
                   "query_p95_ms": 50, "query_p95_under_ingest_ms": 100, "rss_mb": 200,
-                  "first_open_s": 120},
+                  "first_open_s": 120, **FLEET_GOALS},
     }
-    try:
-        log(f"first start of santamon on the seed copy (upgrade), port {port}")
-        first = real.start()
-        real.stop()
-        second = real.start()
-        report["first_open"] = {"seconds": round(first, 2), "second_start_s": round(second, 2)}
-        log(f"first open {first:.1f} s, second start {second:.1f} s")
-        report["db_size_after_upgrade_mb"] = db_size_mb(db_path)
-        ceiling.start()
-
-        if "queries" not in args.skip:
-            deep = asyncio.run(find_deep_cursor(base, admin_headers, 20 if args.quick else 100,
-                                                120))
-            report["deep_cursor"] = {k: v for k, v in deep.items() if k != "cursor"}
-            if deep.get("cursor"):
-                plan = [(kind, [f"/signals?status=all&limit=100&cursor={deep['cursor']}"]
-                         if kind == "deep cursor page" else paths) for kind, paths in plan]
-            log(f"deep cursor: {report['deep_cursor']}")
-            log(f"queries, idle, {args.clients} clients")
-            report["queries_idle"] = asyncio.run(measure_queries(
-                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
-            report["rss_after_queries"] = rss_mb(real.pid)
-
-        if "ingest" not in args.skip:
-            report["ingest"] = ingest_phase(real, ceiling, args, keys, ackdir)
-            nonces = [r["nonce"] for r in report["ingest"]["single"]["santamon"]["rounds"]]
-            nonces.append(report["ingest"]["batch"]["santamon"]["nonce"])
-            report["rss_after_ingest"] = rss_mb(real.pid)
-            log("SIGKILL the server, then look for every acknowledged id in the file")
-            real.stop(kill=True)
-            report["durability"] = check_durable(db_path, ackdir, nonces)
-            log(f"durability: {report['durability']}")
-            restart = real.start()
-            report["restart_after_kill_s"] = round(restart, 2)
-
-        if "under-ingest" not in args.skip and "queries" not in args.skip:
-            seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
-            log(f"queries while ingesting {args.ingest_rate:.0f} signals/s")
-            paced = start_paced_ingest(port, keys["agent"], args.ingest_rate, seconds)
-            time.sleep(3)
-            report["queries_under_ingest"] = asyncio.run(measure_queries(
-                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
-            if paced.poll() is None:
-                paced.send_signal(signal.SIGTERM)
-            report["background_ingest"] = finish_paced_ingest(paced)
-
-        report["rss"] = rss_mb(real.pid)
-        report["db_size_mb"] = db_size_mb(db_path)
-    finally:
-        real.stop()
-        ceiling.stop()
+    if phases & set(SEED_PHASES):
+        seed_phases(args, phases, report, env, rundir, ackdir, keys)
+    if "fleet" in phases:
+        report["fleet"] = fleet_phase(args, env, rundir, keys)
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     (results / "report.json").write_text(json.dumps(report, indent=2))
     print_table(report)
