@@ -100,12 +100,12 @@ class SQLiteStore:
             conn.row_factory = sqlite3.Row
             self._readers.put_nowait(conn)
         self._file = maintenance.FileIdentity(self.path)  # the WAL exists by now
-        # A checkpoint that must wait for readers holds writers back meanwhile: it gives up
-        # after a moment and tries again a second later rather than stall ingest.
+        # Its checkpoints are PASSIVE and never wait; the TRUNCATE on close waits for readers
+        # only a moment.
         await maintenance.pragma(self._maintenance,
                                  f"busy_timeout = {maintenance.CHECKPOINT_WAIT_MS}")
         self._checkpoints = asyncio.create_task(
-            maintenance.checkpoint_forever(self._maintenance, self.path),
+            maintenance.checkpoint_forever(self._maintenance, self.path, self._restart_log),
             name="santamon-checkpoint")
 
     async def _connect(self, pragmas: list[str]) -> aiosqlite.Connection:
@@ -149,6 +149,9 @@ class SQLiteStore:
             raise StoreUnavailable(str(exc)) from exc
         finally:
             self._readers.put_nowait(conn)
+
+    async def _restart_log(self) -> None:
+        await self._write(maintenance.RestartLog())
 
     async def _write(self, op: WriteOp) -> Any:
         if not self._open or self._writer is None:
