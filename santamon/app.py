@@ -25,6 +25,7 @@ from .api.state import (
     HTTP_SESSION,
     JOBS,
     KEYRING,
+    LIVENESS,
     METRICS,
     OPENAPI,
     SESSIONS,
@@ -35,7 +36,7 @@ from .api.state import (
 from .config import Settings
 from .jobs.scheduler import Jobs
 from .metrics import Metrics
-from .store import create_store
+from .store import HistoryRule, Liveness, create_store
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full batch; a single signal is at most ~100 KB
 # Failed authentications allowed per client address: a burst, refilled over the period.
@@ -44,12 +45,17 @@ AUTH_FAILURE_PERIOD = 60.0
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = create_store(app[SETTINGS], clock=app[CLOCK],
-                         on_commit=app[METRICS].observe_commit)
+    settings = app[SETTINGS]
+    store = create_store(settings, clock=app[CLOCK], on_commit=app[METRICS].observe_commit)
     await store.open()
+    liveness = Liveness(store, interval=settings.heartbeat_flush_interval,
+                        history=HistoryRule(settings.heartbeat_sample), clock=app[CLOCK])
+    liveness.start()
     app[STORE] = store
+    app[LIVENESS] = liveness
     app[SESSIONS] = ConsoleSessions(store, clock=app[CLOCK])
     yield
+    await liveness.stop()  # writes the heartbeats acknowledged so far
     await store.close()
 
 
@@ -60,7 +66,7 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    jobs = Jobs(app[STORE], app[SETTINGS], app[HTTP_SESSION], app[CLOCK])
+    jobs = Jobs(app[STORE], app[LIVENESS], app[SETTINGS], app[HTTP_SESSION], app[CLOCK])
     app[METRICS].watch(jobs.board.collector())
     app[METRICS].watch(jobs.forwarder.collector())
     app[JOBS] = jobs

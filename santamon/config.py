@@ -81,6 +81,10 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
+    # Heartbeats (santamon/store/liveness.py, santamon/domain/heartbeats.py)
+    heartbeat_flush_interval: Duration = Field(1.0, gt=0, le=60)
+    heartbeat_sample: Duration = Field(600.0, ge=0)  # 0 keeps every heartbeat
+
     # Background jobs (santamon/jobs/)
     stale_after: Duration = Field(180.0, gt=0)
     stale_check_interval: Duration = Field(30.0, gt=0)

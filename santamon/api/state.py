@@ -12,7 +12,7 @@ from aiohttp import web
 from ..config import Settings
 from ..jobs.scheduler import Jobs
 from ..metrics import Metrics
-from ..store import Store
+from ..store import Liveness, Store
 from .auth.keys import Caller, KeyRing, Role
 from .auth.limiter import FailedAuthLimiter
 from .auth.sessions import ConsoleSessions
@@ -26,6 +26,7 @@ class HealthCache:
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Callable[[], int])  # nanoseconds since the epoch; tests move it
 STORE = web.AppKey("store", Store)
+LIVENESS = web.AppKey("liveness", Liveness)  # heartbeats on their way to the store
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)  # for forwarding
 JOBS = web.AppKey("jobs", Jobs)
 KEYRING = web.AppKey("keyring", KeyRing)

@@ -17,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .. import timeutil
 from ..config import Settings
-from ..store import Store
+from ..store import Liveness, Store
 from .board import JobBoard, JobState
 from .forwarding import Forwarder, build_sinks
 from .retention import prune
@@ -32,7 +32,8 @@ STOP_GRACE_SECONDS = 10.0
 
 
 class Jobs:
-    def __init__(self, store: Store, settings: Settings, http: aiohttp.ClientSession,
+    def __init__(self, store: Store, liveness: Liveness, settings: Settings,
+                 http: aiohttp.ClientSession,
                  clock: Callable[[], int] = timeutil.now_ns) -> None:
         self.board = JobBoard(clock)
         sinks = build_sinks(settings, http)
@@ -46,7 +47,8 @@ class Jobs:
         jobs = [
             (JobState("stale-agents", "mark silent agents stale and raise AGENT-STALE alerts",
                       settings.stale_check_interval),
-             lambda: check_stale_agents(store, settings.stale_after, started_ns, clock)),
+             lambda: check_stale_agents(store, liveness, settings.stale_after, started_ns,
+                                        clock)),
             (JobState("retention", "prune old heartbeats and resolved signals, then compact",
                       settings.retention_interval),
              lambda: prune(store, settings, clock)),

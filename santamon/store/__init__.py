@@ -8,11 +8,14 @@ from .. import timeutil
 from ..config import Settings
 from .base import (
     AgentFilter,
+    AgentHistory,
     AlertBuilder,
     ConsoleSession,
     ForwardBatch,
     Heartbeat,
+    HistoryRule,
     InvalidCursor,
+    KeptBeat,
     NewSignal,
     SignalFilter,
     SignalPage,
@@ -20,10 +23,12 @@ from .base import (
     Store,
     StoreUnavailable,
 )
+from .liveness import Liveness
 
-__all__ = ["AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "Heartbeat",
-           "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
-           "StoreUnavailable", "create_store"]
+__all__ = ["AgentFilter", "AgentHistory", "AlertBuilder", "ConsoleSession", "ForwardBatch",
+           "Heartbeat", "HistoryRule", "InvalidCursor", "KeptBeat", "Liveness", "NewSignal",
+           "SignalFilter", "SignalPage", "StatusResult", "Store", "StoreUnavailable",
+           "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

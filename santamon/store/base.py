@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..domain.agents import SilentAgent
+from ..domain.heartbeats import Heartbeat, HistoryRule, KeptBeat
 from ..domain.signals import NewSignal
 
 __all__ = [
-    "AgentFilter", "AlertBuilder", "ConsoleSession", "ForwardBatch", "Heartbeat",
-    "InvalidCursor", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
-    "StoreUnavailable",
+    "AgentFilter", "AgentHistory", "AlertBuilder", "ConsoleSession", "ForwardBatch",
+    "Heartbeat", "HistoryRule", "InvalidCursor", "KeptBeat", "NewSignal", "SignalFilter",
+    "SignalPage", "StatusResult", "Store", "StoreUnavailable",
 ]
 
 
@@ -32,15 +33,6 @@ class StoreUnavailable(Exception):
 
 class InvalidCursor(ValueError):
     """A cursor this store did not hand out (or from an older version of it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    agent_id: str
-    timestamp: str  # the agent's clock, stored UTC form
-    version: str | None = None
-    os_version: str | None = None
-    uptime_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +55,12 @@ class AgentFilter:
     status: str | None = None  # "active", "stale", or None for both
     since: str | None = None  # last seen at or after
     limit: int = 200
+
+
+@dataclass(slots=True)
+class AgentHistory:
+    agent: dict[str, Any]  # as `list_agents` shows it
+    beats: list[KeptBeat]  # oldest first
 
 
 @dataclass(slots=True)
@@ -126,9 +124,17 @@ class Store(Protocol):
         All of them or none; returns only after they are durably committed.
         """
 
-    async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
-        """Keep the heartbeat, make its agent active, and note a reconnection on the agent's
-        unresolved stale alert (`domain.agents.reconnection_note`)."""
+    async def record_heartbeats(self, beats: list[Heartbeat], history: HistoryRule) -> None:
+        """Apply heartbeats, in one transaction; returns once it is committed.
+
+        A heartbeat applies only when it was received after the agent's latest one stored
+        (several servers may share the database, and none may move an agent back). It then
+        becomes the agent's latest and makes it active; an unresolved stale alert of the agent
+        gets a reconnection note (`domain.agents.reconnection_note`); and the agent's history
+        (the `heartbeats` table) keeps it when `history.reasons` gives a reason, stored with
+        it (`domain.heartbeats.encode_reasons`), and on a RETURN keeps the agent's previous
+        latest heartbeat too, as LAST. Heartbeats of one agent apply in order of receipt.
+        """
 
     # -- triage -----------------------------------------------------------------------------
 
@@ -145,6 +151,11 @@ class Store(Protocol):
 
     async def list_agents(self, query: AgentFilter) -> list[dict[str, Any]]:
         """Stale agents first, then the most recently seen."""
+
+    async def agent_history(self, agent_id: str, since: str, until: str) -> AgentHistory | None:
+        """The agent and the heartbeats its history kept that were received in
+        [since, until), with the last one kept before `since` and the first at or after
+        `until` (how the window begins and ends); None for an agent never heard from."""
 
     async def stats(self) -> dict[str, Any]: ...
 
@@ -174,8 +185,8 @@ class Store(Protocol):
         each in the same transaction; returns the agents marked."""
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
-        """Delete up to `limit` heartbeats received before `cutoff`, keeping each agent's
-        latest; returns how many went."""
+        """Delete up to `limit` heartbeats of the history received before `cutoff`, keeping
+        each agent's latest; returns how many went."""
 
     async def prune_resolved_signals(self, cutoff: str, limit: int) -> int:
         """Delete up to `limit` resolved signals older than `cutoff` with their history and

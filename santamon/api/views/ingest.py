@@ -8,10 +8,10 @@ import orjson
 from aiohttp import web
 from pydantic import Field, TypeAdapter
 
-from ...store import Heartbeat, NewSignal
+from ...store import NewSignal
 from ..models import MAX_BATCH, MAX_CONTEXT_BYTES, HeartbeatIn, SignalIn
 from ..responses import ApiError, json_response
-from ..state import AGENT_ID, METRICS, STORE
+from ..state import AGENT_ID, LIVENESS, METRICS, STORE
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
@@ -57,8 +57,9 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 async def heartbeat(request: web.Request) -> web.Response:
+    """Acknowledged once held in memory: liveness is written within a flush interval."""
     beat = HeartbeatIn.model_validate_json(await request.read())
     request[AGENT_ID] = beat.agent_id
-    await request.app[STORE].record_heartbeat(Heartbeat(
-        beat.agent_id, beat.timestamp, beat.version, beat.os_version, beat.uptime_seconds))
+    request.app[LIVENESS].beat(beat.agent_id, beat.timestamp, version=beat.version,
+                               os_version=beat.os_version, uptime_seconds=beat.uptime_seconds)
     return json_response({"status": "ok", "agent_id": beat.agent_id})

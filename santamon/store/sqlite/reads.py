@@ -12,8 +12,10 @@ import aiosqlite
 import orjson
 
 from ... import timeutil
+from ...domain.heartbeats import KeptBeat, decode_reasons
 from ..base import (
     AgentFilter,
+    AgentHistory,
     ConsoleSession,
     ForwardBatch,
     InvalidCursor,
@@ -183,6 +185,11 @@ async def get_signal(conn: aiosqlite.Connection, signal_id: str) -> dict[str, An
     return signal
 
 
+AGENT_COLUMNS = ("agent_id, last_timestamp AS timestamp, version, os_version, uptime_seconds, "
+                 "last_seen AS received_at, first_seen, last_seen, status, stale_since")
+KEPT_BEAT_COLUMNS = "received_at, timestamp, version, os_version, uptime_seconds, reasons"
+
+
 async def list_agents(conn: aiosqlite.Connection, query: AgentFilter) -> list[dict[str, Any]]:
     where: list[str] = []
     params: list[Any] = []
@@ -192,14 +199,32 @@ async def list_agents(conn: aiosqlite.Connection, query: AgentFilter) -> list[di
     if query.since:
         where.append("last_seen >= ?")
         params.append(query.since)
-    sql = ("SELECT agent_id, last_timestamp AS timestamp, version, os_version, "
-           "uptime_seconds, last_seen AS received_at, first_seen, last_seen, status, "
-           "stale_since FROM agents"
+    sql = (f"SELECT {AGENT_COLUMNS} FROM agents"
            + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY status = 'stale' DESC, last_seen DESC, agent_id LIMIT ?")
     params.append(query.limit)
     async with conn.execute(sql, params) as cur:
         return [dict(zip(AGENT_FIELDS, row, strict=True)) for row in await cur.fetchall()]
+
+
+async def agent_history(conn: aiosqlite.Connection, agent_id: str, since: str,
+                        until: str) -> AgentHistory | None:
+    async with conn.execute(f"SELECT {AGENT_COLUMNS} FROM agents WHERE agent_id = ?",
+                            (agent_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    beats: list[KeptBeat] = []
+    # Each through the (agent_id, received_at) index: the one before, the window, the one after.
+    for condition, order, bounds in (("received_at < ?", "DESC LIMIT 1", (since,)),
+                                     ("received_at >= ? AND received_at < ?", "", (since, until)),
+                                     ("received_at >= ?", "LIMIT 1", (until,))):
+        async with conn.execute(
+                f"SELECT {KEPT_BEAT_COLUMNS} FROM heartbeats WHERE agent_id = ? AND "
+                f"{condition} ORDER BY received_at {order}", (agent_id, *bounds)) as cur:
+            beats += [KeptBeat(*kept[:5], reasons=decode_reasons(kept[5]))
+                      for kept in await cur.fetchall()]
+    return AgentHistory(dict(zip(AGENT_FIELDS, row, strict=True)), beats)
 
 
 async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:

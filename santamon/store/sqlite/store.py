@@ -18,10 +18,12 @@ import orjson
 from ... import timeutil
 from ..base import (
     AgentFilter,
+    AgentHistory,
     AlertBuilder,
     ConsoleSession,
     ForwardBatch,
     Heartbeat,
+    HistoryRule,
     NewSignal,
     SignalFilter,
     SignalPage,
@@ -169,8 +171,8 @@ class SQLiteStore:
         self._ingest_failed = None
         return stored
 
-    async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
-        await self._write(writes.RecordHeartbeat(heartbeat))
+    async def record_heartbeats(self, beats: list[Heartbeat], history: HistoryRule) -> None:
+        await self._write(writes.RecordHeartbeats(beats, history))
 
     async def set_status(self, signal_ids: list[str], status: str, note: str | None,
                          actor: str) -> StatusResult:
@@ -187,6 +189,10 @@ class SQLiteStore:
     async def list_agents(self, query: AgentFilter) -> list[dict[str, Any]]:
         async with self._reader() as conn:
             return await reads.list_agents(conn, query)
+
+    async def agent_history(self, agent_id: str, since: str, until: str) -> AgentHistory | None:
+        async with self._reader() as conn:
+            return await reads.agent_history(conn, agent_id, since, until)
 
     async def stats(self) -> dict[str, Any]:
         async with self._reader() as conn:

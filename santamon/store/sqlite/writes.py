@@ -1,7 +1,7 @@
 """Every write of the SQLite store, as operations the writer thread applies in its transaction.
 
-Each operation class applies all of its queued instances at once, so a burst of ingests or
-heartbeats becomes one statement; results come back in the order the operations were queued.
+Each operation class applies all of its queued instances at once, so a burst of ingests
+becomes one statement; results come back in the order the operations were queued.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
+from ...domain.heartbeats import LAST, RETURN, LastBeat, encode_reasons
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
-from ..base import AlertBuilder, ConsoleSession, Heartbeat, StatusResult
+from ..base import AlertBuilder, ConsoleSession, Heartbeat, HistoryRule, StatusResult
 
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
 INSERT_ROWS_PER_STATEMENT = 500  # 5,500 parameters; SQLite allows 32,766
@@ -77,38 +78,75 @@ class InsertSignals:
 
 
 @dataclass(slots=True)
-class RecordHeartbeat:
-    heartbeat: Heartbeat
+class RecordHeartbeats:
+    beats: list[Heartbeat]
+    history: HistoryRule
     outside_transaction: ClassVar[bool] = False
 
     @classmethod
-    def apply(cls, conn: sqlite3.Connection, ops: list[RecordHeartbeat],
+    def apply(cls, conn: sqlite3.Connection, ops: list[RecordHeartbeats],
               now: str) -> list[None]:
-        beats = [op.heartbeat for op in ops]
+        for op in ops:
+            op._apply(conn)
+        return [None] * len(ops)
+
+    def _apply(self, conn: sqlite3.Connection) -> None:
+        beats = sorted(self.beats, key=lambda beat: beat.received_at)
+        last = last_beats(conn, list(dict.fromkeys(beat.agent_id for beat in beats)))
+        kept: list[tuple[Any, ...]] = []
+        latest: dict[str, Heartbeat] = {}
+        first_seen: dict[str, str] = {}  # agents new to the store
+        reconnected: list[tuple[str, str, str]] = []  # (agent, silent since, heard again)
+        for beat in beats:
+            previous = last.get(beat.agent_id)
+            if previous is not None and beat.received_at <= previous.received_at:
+                continue  # a newer one is stored already (another server, a re-sent flush)
+            reasons = self.history.reasons(previous, beat)
+            if RETURN in reasons and previous is not None and previous.timestamp is not None:
+                kept.append((beat.agent_id, previous.timestamp, previous.version,
+                             previous.os_version, previous.uptime_seconds,
+                             previous.received_at, LAST))
+            if reasons:
+                kept.append((beat.agent_id, beat.timestamp, beat.version, beat.os_version,
+                             beat.uptime_seconds, beat.received_at, encode_reasons(reasons)))
+            if previous is not None and previous.stale:
+                reconnected.append((beat.agent_id, previous.received_at, beat.received_at))
+            latest[beat.agent_id] = beat
+            if previous is None:
+                first_seen[beat.agent_id] = beat.received_at
+            last[beat.agent_id] = LastBeat(
+                beat.received_at, beat.timestamp, beat.version, beat.os_version,
+                beat.uptime_seconds, stale=False,
+                kept_at=beat.received_at if reasons or previous is None else previous.kept_at)
         conn.executemany(
             "INSERT OR IGNORE INTO heartbeats (agent_id, timestamp, version, os_version, "
-            "uptime_seconds, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [(hb.agent_id, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, now)
-             for hb in beats])
-        returning: dict[str, str] = {}  # stale agents heard from again -> their last_seen
-        for chunk in chunks(list(dict.fromkeys(hb.agent_id for hb in beats))):
-            with closing(conn.execute(
-                    "SELECT agent_id, last_seen FROM agents WHERE status = 'stale' AND "
-                    f"agent_id IN ({placeholders(len(chunk))})", chunk)) as cur:
-                returning.update(cur.fetchall())
+            "uptime_seconds, received_at, reasons) VALUES (?, ?, ?, ?, ?, ?, ?)", kept)
         conn.executemany(
             "INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, "
             "os_version, uptime_seconds, status, stale_since) "
-            "VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, 'active', NULL) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', NULL) "
             "ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
             "last_timestamp = excluded.last_timestamp, version = excluded.version, "
             "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
-            "status = 'active', stale_since = NULL",
-            [(hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds)
-             for hb in beats])
-        for agent_id, last_seen in returning.items():
-            _note_reconnection(conn, agent_id, reconnection_note(last_seen, now), now)
-        return [None] * len(ops)
+            "status = 'active', stale_since = NULL WHERE excluded.last_seen > agents.last_seen",
+            [(b.agent_id, first_seen.get(b.agent_id, b.received_at), b.received_at, b.timestamp,
+              b.version, b.os_version, b.uptime_seconds) for b in latest.values()])
+        for agent_id, silent_since, heard in reconnected:
+            _note_reconnection(conn, agent_id, reconnection_note(silent_since, heard), heard)
+
+
+def last_beats(conn: sqlite3.Connection, agent_ids: list[str]) -> dict[str, LastBeat]:
+    """What is stored about these agents, for the heartbeats that follow."""
+    found: dict[str, LastBeat] = {}
+    for chunk in chunks(agent_ids):
+        with closing(conn.execute(
+                "SELECT agent_id, last_seen, last_timestamp, version, os_version, "
+                "uptime_seconds, status = 'stale', (SELECT received_at FROM heartbeats h "
+                "WHERE h.agent_id = agents.agent_id ORDER BY received_at DESC LIMIT 1) "
+                f"FROM agents WHERE agent_id IN ({placeholders(len(chunk))})", chunk)) as cur:
+            for agent_id, *row in cur.fetchall():
+                found[agent_id] = LastBeat(*row[:5], stale=bool(row[5]), kept_at=row[6])
+    return found
 
 
 def _note_reconnection(conn: sqlite3.Connection, agent_id: str, note: str, now: str) -> None:
