@@ -18,6 +18,7 @@ from .models import (
     MAX_BATCH,
     AgentList,
     AgentQuery,
+    AgentTimeline,
     BulkStatusResult,
     BulkStatusUpdate,
     HealthOut,
@@ -38,6 +39,7 @@ from .models import (
     StatsOut,
     StatusChanged,
     StatusUpdate,
+    TimelineQuery,
     VolumeOut,
     VolumeQuery,
 )
@@ -113,6 +115,13 @@ ROUTES = [
           "Totals and breakdowns", "signals", {200: StatsOut}),
     Route("GET", "/agents", agents.list_agents, Role.ANALYST,
           "Agents and their latest heartbeat", "agents", {200: AgentList}, query=AgentQuery),
+    Route("GET", "/agents/{agent_id}", agents.agent_timeline, Role.ANALYST,
+          "One agent's timeline", "agents",
+          {200: AgentTimeline, 404: "No agent has this id."}, query=TimelineQuery,
+          path_params={"agent_id": "The agent's id as it sends it (usually the hostname)."},
+          description="Online and offline intervals, availability per UTC day, agent and "
+                      "macOS versions and reboots, worked out from the heartbeats the "
+                      "agent's history keeps (by default the whole retention)."),
     # -- the console -------------------------------------------------------------------------
     Route("GET", "/ui", console.console_page, Role.PUBLIC,
           "The console", "console", {200: "An HTML page."}, content_type="text/html"),
