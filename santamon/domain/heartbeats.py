@@ -72,10 +72,6 @@ class KeptBeat:
     reasons: tuple[str, ...] | None
 
 
-def _seconds_between(earlier: str, later: str) -> float:
-    return (timeutil.parse_ns(later) - timeutil.parse_ns(earlier)) / NS
-
-
 @dataclass(frozen=True, slots=True)
 class HistoryRule:
     """Which heartbeats an agent's history keeps."""
@@ -88,8 +84,9 @@ class HistoryRule:
         A RETURN also asks for `last` to be kept (as LAST), so that a gap has both ends."""
         if last is None:
             return (FIRST,)
+        received = timeutil.parse_ns(beat.received_at)
         reasons = []
-        if last.stale or _seconds_between(last.received_at, beat.received_at) > self.gap_seconds:
+        if last.stale or received - timeutil.parse_ns(last.received_at) > self.gap_seconds * NS:
             reasons.append(RETURN)
         if (beat.uptime_seconds is not None and last.uptime_seconds is not None
                 and beat.uptime_seconds < last.uptime_seconds):
@@ -98,8 +95,8 @@ class HistoryRule:
             reasons.append(VERSION)
         if beat.os_version != last.os_version:
             reasons.append(OS)
-        if not reasons and (self.sample_seconds == 0 or last.kept_at is None or _seconds_between(
-                last.kept_at, beat.received_at) >= self.sample_seconds):
+        if not reasons and (self.sample_seconds == 0 or last.kept_at is None or received
+                            - timeutil.parse_ns(last.kept_at) >= self.sample_seconds * NS):
             reasons.append(SAMPLE)
         return tuple(reasons)
 
