@@ -9,8 +9,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV_KEYS := .dev-keys.env
 # Debian packages the tests drive: Chromium for the console and docs pages, systemd for
-# `systemd-analyze verify` of the unit file; nodejs runs tests/js when no `node` is on PATH.
-TEST_DEBIAN_PACKAGES := chromium systemd
+# `systemd-analyze verify` of the unit file, PostgreSQL for the throwaway servers the tests
+# start for the PostgreSQL store (tests/pg.py); nodejs runs tests/js when no `node` is on PATH.
+TEST_DEBIAN_PACKAGES := chromium systemd postgresql
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint test-js debian-test-packages bench wheel clean

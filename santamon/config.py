@@ -7,30 +7,43 @@ names the variable.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
 import secrets
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
 from .domain.signals import Severity
 
+log = logging.getLogger(__name__)
+
 ENV_PREFIX = "SANTAMON_"
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 MIN_KEY_LENGTH = 16
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+# The admin key may do everything: an agent holding it would be an admin.
+_SHARED_KEY = ("is also an agent key in SANTAMON_API_KEY; every agent would be an admin, so "
+               "the admin key must differ from every agent key")
 
 
 class ConfigError(Exception):
@@ -48,12 +61,44 @@ def parse_duration(value: Any) -> float:
         if match is None:
             raise ValueError("expected a duration such as 30s, 5m, 1h or 7d")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def _shown_duration(seconds: float) -> str:
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNIT_SECONDS[unit] and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _duration(low: float, high: float, *, zero_means_off: bool = False) -> Any:
+    """A duration setting within [low, high] seconds (or 0, when 0 turns the feature off):
+    an interval of 1e-6 s spins the scheduler, one of 1e300 s never runs, a retention of
+    1e300 s points before year 1 and fails every run."""
+
+    def within(seconds: float) -> float:
+        if zero_means_off and seconds == 0:
+            return seconds
+        if not low <= seconds <= high:
+            raise ValueError(f"must be between {_shown_duration(low)} and "
+                             f"{_shown_duration(high)}" + (", or 0" if zero_means_off else ""))
+        return seconds
+
+    return Annotated[float, BeforeValidator(parse_duration), AfterValidator(within)]
+
+
+DAY = 86400.0
+Interval = _duration(1.0, 7 * DAY)  # how often a background job runs
+# Heartbeats acknowledged but not yet written: what a crash loses and how late /agents may be.
+FlushInterval = _duration(1.0, 60.0)
+HistorySample = _duration(1.0, 7 * DAY, zero_means_off=True)  # 0 keeps every heartbeat
+StaleAfter = _duration(1.0, 365 * DAY)
+Retention = _duration(3600.0, 36500 * DAY)
+RetentionOrOff = _duration(3600.0, 36500 * DAY, zero_means_off=True)
 
 
 def _split_keys(value: Any) -> Any:
@@ -71,9 +116,16 @@ def _check_key(key: str) -> str:
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    api_key: Annotated[list[str], BeforeValidator(_split_keys)] = Field(min_length=1)
+    # Whether agents may still use a shared key (SANTAMON_API_KEY) beside the keys bound to
+    # one host each (`santamon agent-keys`); `bound-only` once the whole fleet has its own.
+    agent_keys: Literal["shared-or-bound", "bound-only"] = "shared-or-bound"
+    api_key: Annotated[list[str], BeforeValidator(_split_keys)] = Field(
+        default_factory=list, validate_default=True)
     admin_key: str | None = None
     db_path: Path = Path("signals.db")
+    # PostgreSQL instead of the SQLite file: postgresql://user:password@host:port/database
+    database_url: str | None = None
+    database_pool_size: int = Field(10, ge=1, le=1000)  # connections per process
     host: str = "0.0.0.0"
     port: int = Field(8443, ge=1, le=65535)
     tls_cert: Path | None = None
@@ -82,31 +134,52 @@ class Settings(BaseModel):
     log_format: Literal["text", "json"] = "text"
 
     # Heartbeats (santamon/store/liveness.py, santamon/domain/heartbeats.py)
-    heartbeat_flush_interval: Duration = Field(1.0, gt=0, le=60)
-    heartbeat_sample: Duration = Field(600.0, ge=0)  # 0 keeps every heartbeat
+    heartbeat_flush_interval: FlushInterval = 1.0
+    heartbeat_sample: HistorySample = 600.0
 
     # Background jobs (santamon/jobs/)
-    stale_after: Duration = Field(180.0, gt=0)
-    stale_check_interval: Duration = Field(30.0, gt=0)
-    heartbeat_retention: Duration = Field(7 * 86400.0, gt=0)
-    signal_retention: Duration = 90 * 86400.0  # resolved signals only; 0 keeps them all
-    retention_interval: Duration = Field(3600.0, gt=0)
+    stale_after: StaleAfter = 180.0
+    stale_check_interval: Interval = 30.0
+    # More agents than this going stale in one check raise one alert naming them all; 0: one
+    # alert per agent, however many.
+    stale_summary_threshold: int = Field(10, ge=0, le=1_000_000)
+    # New agent ids one key may bring per hour before further new ones are turned away (503,
+    # agents retry); known agents are never limited. 0: no limit.
+    new_agents_per_hour: int = Field(10_000, ge=0, le=10_000_000)
+    heartbeat_retention: Retention = 7 * DAY
+    signal_retention: RetentionOrOff = 90 * DAY  # resolved signals only; 0 keeps them all
+    retention_interval: Interval = 3600.0
     forward_webhook_url: HttpUrl | None = None
     forward_webhook_secret: str | None = None
     forward_webhook_format: Literal["json", "slack"] = "json"
     forward_file: Path | None = None
     forward_min_severity: Severity = "info"
-    forward_interval: Duration = Field(5.0, gt=0)
+    forward_interval: Interval = 5.0
 
     @field_validator("api_key")
     @classmethod
-    def _agent_keys_long_enough(cls, keys: list[str]) -> list[str]:
+    def _agent_keys_long_enough(cls, keys: list[str], info: ValidationInfo) -> list[str]:
+        if not keys and info.data.get("agent_keys") != "bound-only":
+            raise ValueError("is required (or set SANTAMON_AGENT_KEYS=bound-only to accept "
+                             "only keys bound to a host)")
         return [_check_key(key) for key in keys]
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(POSTGRESQL_SCHEMES):
+            raise ValueError("expected postgresql://user:password@host:port/database")
+        return url
 
     @field_validator("admin_key")
     @classmethod
-    def _admin_key_long_enough(cls, key: str | None) -> str | None:
-        return None if key is None else _check_key(key)
+    def _admin_key_long_enough_and_not_an_agent_key(cls, key: str | None,
+                                                     info: ValidationInfo) -> str | None:
+        if key is None:
+            return None
+        if key in info.data.get("api_key", ()):
+            raise ValueError(_SHARED_KEY)
+        return _check_key(key)
 
     @property
     def admin_key_file(self) -> Path:
@@ -148,7 +221,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def ensure_admin_key(settings: Settings) -> tuple[Settings, Path | None]:
-    """The analyst key from the settings, or from (created once) a 0600 file beside the database.
+    """The admin key from the settings, or from (created once) a 0600 file beside the database.
 
     Returns the settings with the key filled in, and the file when the key came from one.
     """
@@ -158,12 +231,17 @@ def ensure_admin_key(settings: Settings) -> tuple[Settings, Path | None]:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_secret_file(path, secrets.token_urlsafe(32) + "\n")
+    elif (mode := stat.S_IMODE(path.stat().st_mode)) & 0o077:
+        log.warning("%s holds the admin key and is readable by group or others (mode %04o); "
+                    "restrict it: chmod 600 %s", path, mode, path)
     key = path.read_text().strip()
     try:
         _check_key(key)
     except ValueError:
-        raise ConfigError(f"{path}: the analyst key in this file is shorter than "
+        raise ConfigError(f"{path}: the admin key in this file is shorter than "
                           f"{MIN_KEY_LENGTH} characters") from None
+    if key in settings.api_key:
+        raise ConfigError(f"{path}: the admin key in this file {_SHARED_KEY}")
     return settings.model_copy(update={"admin_key": key}), path
 
 

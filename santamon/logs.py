@@ -2,16 +2,25 @@
 
 Structured fields travel in `extra={"fields": {...}}` so both formats render the same data.
 Values are escaped so a request path cannot forge extra log lines.
+
+Records wait in a bounded queue for a thread of their own that writes them: when the stream
+is blocked (a stuck journald, a full pipe), new records are dropped and counted, and shutdown
+waits for the writer only a moment.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import datetime as dt
 import logging
+import os
 import queue
 import sys
+import threading
+import time
+from collections.abc import Callable
 from logging.handlers import QueueHandler, QueueListener
 from typing import IO, Any
 
@@ -19,6 +28,11 @@ import orjson
 
 LOG_FORMATS = ("text", "json")
 ACCESS_LOGGER = "santamon.access"
+LOG_QUEUE_RECORDS = 10_000  # ~1 KB each: at most ~10 MB waiting for a blocked stream
+LOG_STOP_SECONDS = 2.0  # how long shutdown waits for queued records to be written
+# aiohttp logs every request it cannot parse; a client sending garbage must not flood the log.
+PROTOCOL_ERRORS_PER_MINUTE = 10
+SERVER_LOGGER = "aiohttp.server"
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -34,6 +48,34 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
+def _escape_unprintable(text: str) -> str:
+    """JSON-style \\u escapes for what orjson leaves raw but a terminal does not show as it
+    is: DEL and C1 controls, format characters (U+202E reverses the text after it),
+    separators other than the space."""
+    if text.isascii() and "\x7f" not in text:
+        return text  # the common case, and orjson has escaped the rest of ASCII already
+    out = []
+    for char in text:
+        if char.isprintable() or char == " ":
+            out.append(char)
+        else:
+            out.extend(f"\\u{unit:04x}" for unit in _utf16_units(char))
+    return "".join(out)
+
+
+def _utf16_units(char: str) -> tuple[int, ...]:
+    code = ord(char)
+    if code < 0x10000:
+        return (code,)
+    code -= 0x10000
+    return (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+
+
+def _quoted(text: str) -> str:
+    # JSON string quoting escapes quotes, backslashes and control characters.
+    return _escape_unprintable(orjson.dumps(text).decode())
+
+
 def _text_value(value: Any) -> str:
     if value is None:
         return "-"
@@ -42,15 +84,14 @@ def _text_value(value: Any) -> str:
     text = str(value)
     if text and all(c.isprintable() and c not in ' "=' for c in text):
         return text
-    # JSON string quoting escapes quotes, backslashes and control characters.
-    return orjson.dumps(text).decode()
+    return _quoted(text)
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         if not message.isprintable():
-            message = orjson.dumps(message).decode()
+            message = _quoted(message)
         parts = [_timestamp(record), record.levelname, record.name, message]
         parts += [f"{k}={_text_value(v)}" for k, v in _fields(record).items()]
         line = " ".join(parts)
@@ -71,12 +112,21 @@ class JsonFormatter(logging.Formatter):
             doc.setdefault(key, value)
         if record.exc_text:
             doc["exc"] = record.exc_text
-        return orjson.dumps(doc, default=str).decode()
+        return _escape_unprintable(orjson.dumps(doc, default=str).decode())
+
+
+_dropped = 0
+_dropped_lock = threading.Lock()
+
+
+def dropped_records() -> int:
+    """Records dropped because the queue was full (the stream did not keep up)."""
+    return _dropped
 
 
 class _Handoff(QueueHandler):
     """Puts records on the queue with the message and traceback already rendered, so the
-    writer thread never touches the caller's objects."""
+    writer thread never touches the caller's objects; drops them when the queue is full."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record = copy.copy(record)
@@ -86,8 +136,73 @@ class _Handoff(QueueHandler):
             record.exc_info = None
         return record
 
+    def enqueue(self, record: logging.LogRecord) -> None:
+        global _dropped
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            with _dropped_lock:
+                _dropped += 1
 
-_listener: QueueListener | None = None
+
+class _Writer(QueueListener):
+    """Formats and writes each record, on a thread of its own. Not a logging.Handler: one
+    blocked in a write would hold its handler lock, which logging.shutdown() at exit waits
+    for."""
+
+    def __init__(self, records: queue.Queue[logging.LogRecord], formatter: logging.Formatter,
+                 write: Callable[[str], None]) -> None:
+        super().__init__(records)
+        self._formatter, self._write = formatter, write
+
+    def handle(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # a log line is never worth the writer thread
+            self._write(self._formatter.format(record) + "\n")
+
+    def stop_within(self, seconds: float) -> None:
+        """Write out what is queued, waiting at most `seconds`: a blocked stream must not hold
+        up shutdown (the thread is a daemon and goes with the process)."""
+        with contextlib.suppress(queue.Full):  # full: it cannot be told to stop; leave it
+            self.enqueue_sentinel()
+        if self._thread is not None:
+            self._thread.join(seconds)
+            self._thread = None
+
+
+class ProtocolErrorFilter(logging.Filter):
+    """For aiohttp's server logger, which logs a request it could not parse with the bytes at
+    fault (keys and session cookies included) and a traceback, once per such request: keep
+    one line naming the client and the kind of error, no more than PROTOCOL_ERRORS_PER_MINUTE
+    of them, and count the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._minute = float("-inf")  # time.monotonic() when the current minute began
+        self._logged = 0  # records let through in the current minute
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # aiohttp's messages name the client address only; the exception's text and its
+        # traceback are what carry the request's bytes.
+        exc = record.exc_info[1] if record.exc_info else None
+        message = record.getMessage() + (f" ({type(exc).__name__})" if exc else "")
+        now = time.monotonic()
+        if now - self._minute >= 60.0:
+            self._minute, self._logged = now, 0
+        if self._logged >= PROTOCOL_ERRORS_PER_MINUTE:
+            self._suppressed += 1
+            return False
+        self._logged += 1
+        if self._suppressed:
+            message += f"; {self._suppressed} more suppressed"
+            self._suppressed = 0
+        record.msg, record.args = message, None
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_listener: _Writer | None = None
 
 
 def configure_logging(
@@ -102,27 +217,51 @@ def configure_logging(
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
     stop_logging()
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    records: queue.Queue[logging.LogRecord] = queue.Queue(LOG_QUEUE_RECORDS)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
         old.close()
     root.addHandler(_Handoff(records))
     root.setLevel(level)
-    _listener = QueueListener(records, handler)
+    _listener = _Writer(records, JsonFormatter() if fmt == "json" else TextFormatter(),
+                        _stream_writer(stream) if stream else _stderr_writer())
     _listener.start()
     # aiohttp's own access log would be a second, unstructured line per request.
     logging.getLogger("aiohttp.access").disabled = True
+    server = logging.getLogger(SERVER_LOGGER)
+    for old_filter in server.filters[:]:
+        server.removeFilter(old_filter)
+    server.addFilter(ProtocolErrorFilter())
+
+
+def _stream_writer(stream: IO[str]) -> Callable[[str], None]:
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    return write
+
+
+def _stderr_writer() -> Callable[[str], None]:
+    """Straight to file descriptor 2: a write blocked on a full pipe then holds no lock of
+    sys.stderr, which the interpreter flushes on its way out."""
+    fd = sys.stderr.fileno()
+
+    def write(text: str) -> None:
+        data = text.encode("utf-8", "backslashreplace")
+        while data:
+            data = data[os.write(fd, data):]
+
+    return write
 
 
 @atexit.register
 def stop_logging() -> None:
-    """Write out every queued record and stop the writer thread."""
+    """Write out the queued records (waiting LOG_STOP_SECONDS at most) and stop the writer."""
     global _listener
     if _listener is not None:
-        _listener.stop()
+        _listener.stop_within(LOG_STOP_SECONDS)
         _listener = None
 
 

@@ -34,6 +34,7 @@ REJECT_REASONS = {
     413: "too_large",
     422: "invalid",
     429: "rate_limited",
+    499: "client_closed",
     503: "unavailable",
 }
 
@@ -62,7 +63,8 @@ class Metrics:
         self.ingest_rejected = Counter(
             "santamon_ingest_rejected",
             "Requests to /ingest refused, by reason (malformed, invalid, too_large, "
-            "unauthorized, forbidden, rate_limited, timeout, unavailable, error).",
+            "unauthorized, forbidden, rate_limited, timeout, client_closed, unavailable, "
+            "error).",
             ["reason"],
             registry=r,
         )
@@ -83,6 +85,38 @@ class Metrics:
             "santamon_auth_failures",
             "Failed authentications by reason (missing, invalid, rate_limited).",
             ["reason"],
+            registry=r,
+        )
+        self.agent_key_misuse = Counter(
+            "santamon_agent_key_misuse",
+            "Requests refused because a key bound to one host named another, by endpoint.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.new_agents_throttled = Counter(
+            "santamon_new_agents_throttled",
+            "Requests refused because their key brought too many new agent ids in an hour.",
+            registry=r,
+        )
+        self.agent_key_failures = Counter(
+            "santamon_agent_key_failures",
+            "Requests to the agent endpoints refused for their key, by reason (missing, "
+            "invalid: wrong or revoked, rate_limited).",
+            ["reason"],
+            registry=r,
+        )
+        self.tls_handshake_failures = Counter(
+            "santamon_tls_handshake_failures",
+            "Failed TLS handshakes, by reason (untrusted_certificate, http_on_https, "
+            "protocol_version, no_shared_cipher, not_tls, other).",
+            ["reason"],
+            registry=r,
+        )
+        self.ingest_shortened = Counter(
+            "santamon_ingest_shortened",
+            "Signals stored shortened instead of refused, by what was cut (context, title, "
+            "rule_description, tags).",
+            ["field"],
             registry=r,
         )
         self.write_batch = Histogram(
@@ -112,6 +146,11 @@ class Metrics:
         self.db_size = Gauge(
             "santamon_database_size_bytes",
             "Size of the database files (main file, WAL and shared memory).",
+            registry=r,
+        )
+        self.log_records_dropped = Gauge(
+            "santamon_log_records_dropped",
+            "Log records dropped since the start because the log stream did not keep up.",
             registry=r,
         )
 

@@ -13,7 +13,9 @@ import time
 from datetime import date
 
 _NS = 1_000_000_000
+HOUR_NS = 3600 * _NS  # the unit alerts and agent connection problems are counted in
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
+_DAYS_IN_400_YEARS = 146_097
 _MIN_NS = (date(1, 1, 1).toordinal() - _EPOCH_DAY) * 86_400 * _NS
 _MAX_NS = (date(9999, 12, 31).toordinal() - _EPOCH_DAY + 1) * 86_400 * _NS - 1
 _RFC3339 = re.compile(
@@ -31,7 +33,7 @@ def parse_ns(text: str) -> int:
     year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
     hour, minute, second = int(hour), int(minute), int(second)
     try:
-        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_DAY
+        days = _ordinal(int(year), int(month), int(day)) - _EPOCH_DAY
     except ValueError as exc:
         raise ValueError(f"invalid date: {exc}") from None
     if hour > 23 or minute > 59 or second > 59:
@@ -46,6 +48,15 @@ def parse_ns(text: str) -> int:
     if not _MIN_NS <= ns <= _MAX_NS:
         raise ValueError("timestamp out of range once moved to UTC")
     return ns
+
+
+def _ordinal(year: int, month: int, day: int) -> int:
+    """The proleptic Gregorian ordinal (0001-01-01 is 1), year 0 included: Go writes its zero
+    time in a zone west of UTC as `0000-12-31T16:00:00-08:00`, the very first instant there
+    is. Year 0 has the calendar of year 400, 146,097 days later."""
+    if year == 0:
+        return date(400, month, day).toordinal() - _DAYS_IN_400_YEARS
+    return date(year, month, day).toordinal()
 
 
 def format_utc(ns: int) -> str:

@@ -13,10 +13,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
+
+from santamon.domain.keys import digest
+from santamon.store import NewAgentKey, NewAnalystKey
+from santamon.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "samples"  # copies of ../shared/samples
@@ -25,6 +30,36 @@ AGENT_KEY_2 = "agent-key-rotated-0123456789"
 ANALYST_KEY = "analyst-key-0123456789abcdef"
 AGENT = {"X-API-Key": AGENT_KEY}
 ANALYST = {"Authorization": f"Bearer {ANALYST_KEY}"}
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Stored keys a test made: one bound to the samples' host, a viewer's and an analyst's."""
+
+    bound: str = "smak_bound-key-of-mbp-alice-0123456789"
+    bound_host: str = "mbp-alice"
+    bound_id: str = "bound-1"
+    viewer: str = "smpk_viewer-key-of-vera-0123456789"
+    viewer_name: str = "vera"
+    analyst: str = "smpk_analyst-key-of-alice-0123456789"
+    analyst_name: str = "alice"
+
+
+async def add_keys(db_path: Path) -> Keys:
+    """Store the keys of `Keys` in the SQLite database at `db_path` (created if need be)."""
+    keys = Keys()
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        await store.create_agent_keys([NewAgentKey(keys.bound_id, digest(keys.bound),
+                                                   keys.bound_host, "test")])
+        await store.create_analyst_key(NewAnalystKey("viewer-1", digest(keys.viewer),
+                                                     keys.viewer_name, "viewer", "test"))
+        await store.create_analyst_key(NewAnalystKey("analyst-1", digest(keys.analyst),
+                                                     keys.analyst_name, "analyst", "test"))
+    finally:
+        await store.close()
+    return keys
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -105,6 +140,17 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`santamon ARGS` on this server's database and settings (it may be running)."""
+        done = subprocess.run([sys.executable, "-m", "santamon", *args], env=self.env,
+                              cwd=self.cwd, input=stdin, capture_output=True, text=True,
+                              timeout=60)
+        if check and done.returncode != 0:
+            raise AssertionError(f"santamon {' '.join(args)} exited {done.returncode}:\n"
+                                 f"{done.stdout}{done.stderr}")
+        return done
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
+from santamon import timeutil
 from santamon.api import static
 from santamon.api.auth.sessions import COOKIE_NAME, CSRF_HEADER, ConsoleSessions, set_session_cookie
 from santamon.app import create_app
@@ -268,3 +269,74 @@ async def test_static_does_not_follow_symlinks(client, tmp_path):
         assert b"top secret" not in await response.read()
     finally:
         link.unlink()
+
+
+# -- volume over any history (issue 9) -------------------------------------------------------
+
+async def _volume(client, **params):
+    response = await client.get("/signals/volume", headers=ANALYST, params=params)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+def _days_ago(days: float) -> str:
+    return timeutil.format_utc(timeutil.now_ns() - int(days * 86400e9))
+
+
+async def test_the_default_volume_works_once_history_is_long(client):
+    """The console's chart asks with no window: 1 h buckets widen rather than fail."""
+    first = _days_ago(100)
+    await client.post("/ingest", headers=AGENT, json=[
+        make_signal("old", ts=first), make_signal("new", ts=_days_ago(0.5))])
+    body = await _volume(client)
+    assert body["since"] == first
+    assert 2 <= len(body["buckets"]) <= 2000
+    assert body["bucket_seconds"] >= 3600
+    assert sum(b["critical"] for b in body["buckets"]) == 2
+    auto = await _volume(client, bucket="auto")
+    assert len(auto["buckets"]) <= 121 and sum(b["critical"] for b in auto["buckets"]) == 2
+
+
+async def test_go_zero_time_is_stored_but_left_out_of_the_default_window(client):
+    await client.post("/ingest", headers=AGENT, json=[
+        make_signal("zero", ts="0001-01-01T00:00:00Z"), make_signal("recent", ts=_days_ago(2))])
+    stored = await (await client.get("/signals/zero", headers=ANALYST)).json()
+    assert stored["ts"] == "0001-01-01T00:00:00.000000000Z"
+    for params in ({}, {"bucket": "auto"}):
+        body = await _volume(client, **params)
+        assert body["since"] > "2000"
+        assert sum(b["critical"] for b in body["buckets"]) == 1
+    # Asked for explicitly, even year 1 has its buckets.
+    body = await _volume(client, since="0001-01-01T00:00:00Z", until="0001-01-20T00:00:00Z",
+                         bucket="7d")
+    assert body["buckets"][0]["start"] == "0001-01-01T00:00:00.000000000Z"
+    assert sum(b["critical"] for b in body["buckets"]) == 1
+
+
+async def test_a_very_old_signal_still_gets_an_auto_chart(client):
+    await client.post("/ingest", headers=AGENT, json=[
+        make_signal("ancient", ts="1901-06-01T00:00:00Z"), make_signal("now", ts=_days_ago(1))])
+    for params in ({}, {"bucket": "auto"}):
+        body = await _volume(client, **params)
+        assert len(body["buckets"]) <= 2000
+        assert sum(b["critical"] for b in body["buckets"]) == 2
+
+
+async def test_signals_before_1970_fall_into_their_own_bucket(client):
+    await client.post("/ingest", headers=AGENT, json=[
+        make_signal("pre", ts="1969-12-31T23:30:00Z"),
+        make_signal("pre2", ts="1969-12-31T22:59:59Z", severity="low"),
+        make_signal("post", ts="1970-01-01T00:30:00Z", severity="high")])
+    body = await _volume(client, since="1969-12-31T22:00:00Z", until="1970-01-01T01:00:00Z",
+                         bucket="1h")
+    assert [(b["start"], b["critical"], b["high"], b["low"]) for b in body["buckets"]] == [
+        ("1969-12-31T22:00:00.000000000Z", 0, 0, 1),
+        ("1969-12-31T23:00:00.000000000Z", 1, 0, 0),
+        ("1970-01-01T00:00:00.000000000Z", 0, 1, 0)]
+
+
+@pytest.mark.parametrize("bucket", ["99999999999999d", "9" * 400 + "d", "3661d"])
+async def test_an_enormous_bucket_is_422(client, bucket):
+    response = await client.get("/signals/volume", headers=ANALYST, params={"bucket": bucket})
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == ["bucket"]

@@ -9,7 +9,9 @@ import hmac
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -17,12 +19,13 @@ from aiohttp import web
 from santamon.api.state import LIVENESS
 from santamon.app import create_app
 from santamon.config import Settings
+from santamon.jobs import forwarding
 from santamon.jobs.forwarding import DeliveryError, FileSink, Forwarder, slack_message
 from santamon.jobs.retention import prune
 from santamon.store import NewSignal
 from santamon.store.sqlite import SQLiteStore
 
-from .helpers import AGENT, ANALYST, FakeClock, make_signal, sample
+from .helpers import AGENT, ANALYST, FakeClock, ServerProcess, free_port, make_signal, sample
 
 FAST = {"stale_check_interval": 0.1, "retention_interval": 3600, "forward_interval": 0.1}
 
@@ -200,7 +203,8 @@ async def _ingest_resolved(store, prefix, count, ts):
 
 
 async def test_database_file_stays_bounded_under_ingest_and_pruning(tmp_path):
-    settings = Settings(api_key=["k" * 16], signal_retention=0.001)
+    # Below the configurable minimum of 1 h, so the test need not wait that long.
+    settings = Settings(api_key=["k" * 16]).model_copy(update={"signal_retention": 0.001})
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()
     sizes = []
@@ -270,7 +274,11 @@ async def test_forwarding_delivers_each_signal_once_signed(aiohttp_client, setti
     assert sorted(receiver.ids()) == sorted(wanted)
     for body, headers, signal in zip(receiver.bodies, receiver.headers, receiver.received,
                                      strict=True):
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        # Signed over `timestamp.body`, so a captured request cannot be replayed later.
+        timestamp = headers["X-Santamon-Timestamp"]
+        assert abs(int(timestamp) - time.time()) < 60
+        expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body,
+                            hashlib.sha256).hexdigest()
         assert headers["X-Santamon-Signature"] == f"sha256={expected}"
         assert signal["signal_id"] == headers["X-Santamon-Signal-Id"]
         assert signal["context"]["process_tree"][0]["pid"] == 4242
@@ -389,3 +397,258 @@ async def test_no_sink_means_no_forward_job(aiohttp_client, settings, caplog):
     forward = await job_state(client, "forward")
     assert forward["enabled"] is False and forward["next_run"] is None
     assert sum("forwarding is off" in r.message for r in caplog.records) == 1
+
+
+# -- forwarding under hostile or broken receivers (issue 9) ---------------------------------
+
+SECRET_PATH = "/services/T000/B000/XXXXsecretpath"
+
+
+class Hostile:
+    """Local receivers that misbehave in one way each, at `<url>/<behaviour>` + SECRET_PATH."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []  # signal ids accepted (from the header)
+        self.stolen: list[bytes] = []  # bodies that reached the redirect target
+        self.refuse: set[str] = set()  # signal ids answered 422
+        self.delay = 0.0
+        self.hanging = 0
+        self.release = asyncio.Event()
+
+    async def ok(self, request: web.Request) -> web.Response:
+        await request.read()
+        signal_id = request.headers["X-Santamon-Signal-Id"]
+        if signal_id in self.refuse:
+            return web.Response(status=422)
+        await asyncio.sleep(self.delay)
+        self.ids.append(signal_id)
+        return web.Response(status=204)
+
+    async def hang(self, request: web.Request) -> web.Response:
+        self.hanging += 1
+        await self.release.wait()
+        return web.Response(status=204)
+
+    async def steal(self, request: web.Request) -> web.Response:
+        self.stolen.append(await request.read())
+        return web.Response(status=200)
+
+
+@pytest.fixture
+async def hostile(aiohttp_server):
+    hooks = Hostile()
+
+    async def redirect(request: web.Request) -> web.Response:
+        target = request.match_info["target"]
+        location = (str(request.url.with_path(request.path)) if target == "self"
+                    else f"{thief_url}/steal")
+        return web.Response(status=int(request.match_info["status"]),
+                            headers={"Location": location})
+
+    thief = web.Application()
+    thief.router.add_post("/steal", hooks.steal)
+    thief_server = await aiohttp_server(thief)
+    thief_url = str(thief_server.make_url("")).rstrip("/")
+    app = web.Application()
+    app.router.add_post("/ok" + SECRET_PATH, hooks.ok)
+    app.router.add_post("/hang" + SECRET_PATH, hooks.hang)
+    app.router.add_post("/redirect/{status}/{target}" + SECRET_PATH, redirect)
+    server = await aiohttp_server(app)
+    hooks.url = str(server.make_url("")).rstrip("/")
+    yield hooks
+    hooks.release.set()
+
+
+async def _store_with(tmp_path, ids):
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    await store.insert_signals([
+        NewSignal(sid, "2026-01-01T00:00:00.000000000Z", "h", "R", "high", "t", b"[]", b"{}",
+                  None) for sid in ids])
+    return store
+
+
+async def _run_until(forwarder, done, runs=30):
+    """Run the forwarder (waiting out its backoff) until `done()` or `runs` runs; the
+    errors it raised."""
+    errors = []
+    for _ in range(runs):
+        if await done():
+            break
+        await asyncio.sleep(forwarder.retry_in)
+        try:
+            await forwarder.run()
+        except DeliveryError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+async def test_one_signal_a_receiver_refuses_never_holds_back_the_others(
+        tmp_path, hostile, monkeypatch):
+    monkeypatch.setattr(forwarding, "BATCH_SIZE", 3)
+    monkeypatch.setattr(forwarding, "MAX_BATCHES_PER_RUN", 2)
+    monkeypatch.setattr(forwarding, "MAX_BACKOFF_SECONDS", 0.05)
+    ids = [f"sig-{n:02d}" for n in range(20)]
+    hostile.refuse.add(ids[1])
+    store = await _store_with(tmp_path, ids)
+    try:
+        async with aiohttp.ClientSession() as session:
+            sink = forwarding.WebhookSink(session, hostile.url + "/ok" + SECRET_PATH, None, "json")
+            file_sink = FileSink(tmp_path / "out.jsonl")
+            forwarder = Forwarder(store, [sink, file_sink], min_severity="info",
+                                  base_delay=0.01)
+
+            async def all_but_one():
+                return len(hostile.ids) == 19
+
+            errors = await _run_until(forwarder, all_but_one)
+            assert sorted(hostile.ids) == sorted(set(ids) - {ids[1]})
+            assert errors and all("1 signal(s) not delivered" in e for e in errors), errors
+            assert forwarder.consecutive_failures == len(errors)
+            lines = (tmp_path / "out.jsonl").read_bytes().splitlines()
+            assert sorted(orjson.loads(line)["signal_id"] for line in lines) == sorted(hostile.ids)
+            # It is still retried, and delivered once the receiver takes it.
+            hostile.refuse.clear()
+            await _run_until(forwarder, lambda: _count(hostile.ids, 20))
+            assert sorted(hostile.ids) == sorted(ids)
+            assert await store.forward_backlog(["high"]) == 0
+    finally:
+        await store.close()
+
+
+async def _count(items, n):
+    return len(items) >= n
+
+
+async def test_a_stored_signal_id_with_control_characters_does_not_stop_forwarding(
+        tmp_path, hostile):
+    """Such ids are refused at ingest now, but a database may hold them from before."""
+    bad = "bad\r\nX-Injected: 1\x00"
+    store = await _store_with(tmp_path, ["first", bad, "last"])
+    await store.close()
+    server = ServerProcess(tmp_path / "s.db", env={
+        "SANTAMON_FORWARD_WEBHOOK_URL": hostile.url + "/ok" + SECRET_PATH,
+        "SANTAMON_FORWARD_FILE": str(tmp_path / "out.jsonl"), "SANTAMON_FORWARD_INTERVAL": "1s",
+    }).start()
+    try:
+        async with aiohttp.ClientSession(server.url) as http:
+            for n in range(3):
+                async with http.post("/ingest", json=make_signal(f"new-{n}"),
+                                     headers=AGENT) as response:
+                    assert response.status == 200
+
+        out = tmp_path / "out.jsonl"
+
+        async def everything_forwarded():  # to the webhook, then to the file
+            return (len(hostile.ids) == 6 and out.exists()
+                    and len(out.read_bytes().splitlines()) == 6)
+
+        await eventually(everything_forwarded, within=20)
+        # The id rides percent-encoded in the header, as is in the body.
+        assert quote(bad, safe="") in hostile.ids
+        lines = out.read_bytes().splitlines()
+        assert {orjson.loads(line)["signal_id"] for line in lines} == {
+            "first", bad, "last", "new-0", "new-1", "new-2"}
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("status", [302, 307, 308])
+async def test_the_webhook_follows_no_redirect(tmp_path, hostile, status, caplog):
+    store = await _store_with(tmp_path, ["r-1", "r-2"])
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"{hostile.url}/redirect/{status}/thief{SECRET_PATH}"
+            forwarder = Forwarder(store, [forwarding.WebhookSink(session, url, "k" * 16, "json")],
+                                  min_severity="info", base_delay=0.01)
+            with pytest.raises(DeliveryError, match=f"HTTP {status}"):
+                await forwarder.run()
+            assert hostile.stolen == []
+            assert await store.forward_backlog(["high"]) == 2
+    finally:
+        await store.close()
+
+
+async def _bad_status_line_server():
+    async def answer(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 abc\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+async def _oversized_header_server():
+    async def answer(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("trouble", ["bad-status-line", "oversized-header", "redirect-loop",
+                                     "refused"])
+async def test_webhook_failures_never_show_the_urls_path_or_query(
+        aiohttp_client, settings, hostile, trouble, caplog):
+    servers = []
+    query = "?token=QUERYSECRET"
+    if trouble == "redirect-loop":
+        url = f"{hostile.url}/redirect/307/self{SECRET_PATH}{query}"
+    else:
+        if trouble == "refused":
+            port = free_port()
+        else:
+            raw = await (_bad_status_line_server() if trouble == "bad-status-line"
+                         else _oversized_header_server())
+            servers.append(raw)
+            port = raw.sockets[0].getsockname()[1]
+        url = f"http://hookuser:hookpass@127.0.0.1:{port}{SECRET_PATH}{query}"
+    try:
+        client = await aiohttp_client(create_app(settings.model_copy(update={
+            **FAST, "forward_webhook_url": url})))
+        await client.post("/ingest", headers=AGENT, json=make_signal("leak-1"))
+        await eventually(lambda: _failures(client, 1))
+        jobs = await get(client, "/jobs")
+        shown = orjson.dumps(jobs).decode() + caplog.text
+        assert "not delivered" in shown
+        for secret in ("XXXXsecretpath", "T000", "QUERYSECRET", "hookpass", "hookuser"):
+            assert secret not in shown, shown
+    finally:
+        for raw in servers:
+            raw.close()
+
+
+async def test_a_hanging_receiver_fails_the_run_after_one_timeout(tmp_path, hostile,
+                                                                  monkeypatch):
+    monkeypatch.setattr(forwarding, "WEBHOOK_TIMEOUT_SECONDS", 0.3)
+    store = await _store_with(tmp_path, [f"h-{n}" for n in range(60)])
+    try:
+        async with aiohttp.ClientSession() as session:
+            sink = forwarding.WebhookSink(session, hostile.url + "/hang" + SECRET_PATH, None,
+                                          "json")
+            forwarder = Forwarder(store, [sink], min_severity="info", base_delay=0.01)
+            with pytest.raises(DeliveryError, match=r"no answer within 0\.3s"):
+                await forwarder.run()
+            # The receiver is down: the rest of the batch waits for the next run.
+            assert hostile.hanging <= forwarding.WEBHOOK_CONCURRENCY
+            assert forwarder.consecutive_failures == 1
+    finally:
+        await store.close()
+
+
+async def test_a_forwarding_run_is_bounded_in_time_and_shown_failing(aiohttp_client, settings,
+                                                                     hostile, monkeypatch):
+    monkeypatch.setattr(forwarding, "MAX_RUN_SECONDS", 0.5)
+    hostile.delay = 0.1  # answers, slowly: 60 signals take ~1.5 s at 4 at a time
+    client = await aiohttp_client(create_app(settings.model_copy(update={
+        **FAST, "forward_webhook_url": hostile.url + "/ok" + SECRET_PATH})))
+    await client.post("/ingest", headers=AGENT, json=[make_signal(f"s-{n}") for n in range(60)])
+    await eventually(lambda: _failures(client, 1))
+    forward = await job_state(client, "forward")
+    assert "longer than 0.5s" in forward["last_message"]
+    # What was delivered before the cut is recorded; the rest follows in later runs.
+    await eventually(lambda: _count(hostile.ids, 60), within=30)
+    assert (await get(client, "/jobs"))["forwarding"]["backlog"] == 0

@@ -1,9 +1,11 @@
 import io
 import json
 import logging
+import threading
 
 import pytest
 
+from santamon import logs
 from santamon.logs import configure_logging, log_request, stop_logging
 
 
@@ -77,3 +79,51 @@ def test_exceptions_are_kept_in_one_json_record(capture):
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError):
         configure_logging("xml")
+
+
+def test_unicode_format_characters_are_escaped_in_both_formats(capture):
+    """U+202E and friends reorder or hide text in a terminal: a path must not disguise a line."""
+    for fmt in ("text", "json"):
+        configure_logging(fmt, stream=capture)
+        log_request("GET", "/x\u202etxt.exe\u2066", 404, 0.0, agent_id="mac\u200b01\u00a0")
+        logging.getLogger("santamon.test").warning("agent %s", "a\u202eb")
+        out = written(capture)
+        for invisible in ("\u202e", "\u2066", "\u200b", "\u00a0"):
+            assert invisible not in out, fmt
+        assert "\\u202e" in out
+        if fmt == "json":
+            assert json.loads(out.splitlines()[0])["path"] == "/x\u202etxt.exe\u2066"
+        capture.seek(0)
+        capture.truncate()
+    configure_logging("text", stream=capture)
+    log_request("GET", "/caf\u00e9/\u65e5\u672c", 200, 0.0)  # printable text stays readable
+    assert "path=/caf\u00e9/\u65e5\u672c " in written(capture)
+
+
+class BlockedStream(io.StringIO):
+    """stderr nobody reads: every write waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait()
+        return super().write(text)
+
+
+def test_a_blocked_stream_drops_records_and_never_holds_up_stop(capture, monkeypatch):
+    monkeypatch.setattr(logs, "LOG_QUEUE_RECORDS", 50, raising=False)
+    monkeypatch.setattr(logs, "LOG_STOP_SECONDS", 0.2, raising=False)
+    stream = BlockedStream()
+    try:
+        configure_logging("text", stream=stream)
+        for n in range(500):
+            log_request("GET", f"/r/{n}", 200, 0.0)
+        stopper = threading.Thread(target=stop_logging, daemon=True)
+        stopper.start()
+        stopper.join(5)
+        assert not stopper.is_alive(), "stop_logging waited for the blocked stream"
+        assert logs.dropped_records() >= 500 - 50 - 1
+    finally:
+        stream.release.set()

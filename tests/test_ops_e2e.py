@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import ssl
 import subprocess
+import sys
 
 import aiohttp
 import pytest
@@ -128,3 +129,112 @@ def test_gen_cert_refuses_to_overwrite_and_rejects_bad_names(tmp_path, capsys):
 
 
 pytestmark = pytest.mark.e2e
+
+
+def _serve_until_exit(db_path, *, env=None, config=None, timeout=30.0):
+    """`santamon serve` expected to fail at start: its exit code and stderr, or a test failure
+    if it is still running after `timeout` (subprocess.run kills it by its PID then)."""
+    server = ServerProcess(db_path, env=env)
+    command = [sys.executable, "-m", "santamon", "serve", *(["--config", config] if config else [])]
+    try:
+        result = subprocess.run(command, env=server.env, cwd=server.cwd, capture_output=True,
+                                text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"a failed start still ran after {timeout}s:\n{exc.stderr}") from None
+    return result.returncode, result.stderr
+
+
+def _seeded_database(path, *, signals=200):
+    with sqlite3.connect(path) as conn:
+        conn.executescript("PRAGMA journal_mode = DELETE; CREATE TABLE signals (signal_id TEXT "
+                           "PRIMARY KEY, ts TEXT, host_id TEXT, rule_id TEXT, severity TEXT, "
+                           "title TEXT, tags TEXT, context TEXT, received_at TEXT, status TEXT, "
+                           "rule_description TEXT);")
+        conn.executemany("INSERT INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
+            (f"s{n}", "2026-01-01T00:00:00Z", "h", "R", "low", "t" * 200, "[]", "{}",
+             "2026-01-01T00:00:00", "open", None) for n in range(signals)])
+
+
+def _random_file(path):
+    path.write_bytes(bytes(range(256)) * 64)
+
+
+def _truncated_database(path):
+    _seeded_database(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _newer_schema(path):
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+
+
+def _a_directory(path):
+    path.mkdir()
+
+
+@pytest.mark.parametrize(("make", "cause"), [
+    (_random_file, "file is not a database"),
+    (_truncated_database, "malformed"),
+    (_newer_schema, "newer than this server"),
+    (_a_directory, "unable to open database file"),
+])
+def test_a_failed_start_exits_non_zero_with_one_line_naming_the_cause(tmp_path, make, cause):
+    db = tmp_path / "broken.db"
+    make(db)
+    code, stderr = _serve_until_exit(db)
+    assert code != 0, stderr
+    assert "Traceback" not in stderr, stderr
+    (line,) = [line for line in stderr.splitlines() if "cannot start" in line]
+    assert cause in line and str(db) in line, stderr
+
+
+
+def test_an_infinite_interval_in_the_toml_file_stops_the_start(tmp_path):
+    config = tmp_path / "santamon.toml"
+    config.write_text("stale_check_interval = inf\n")
+    code, stderr = _serve_until_exit(tmp_path / "s.db", config=str(config))
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert "SANTAMON_STALE_CHECK_INTERVAL" in stderr.strip().splitlines()[-1], stderr
+
+
+def test_check_config_refuses_an_interval_of_a_microsecond(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SANTAMON_API_KEY", AGENT_KEY)
+    monkeypatch.setenv("SANTAMON_FORWARD_INTERVAL", "0.000001")
+    assert main(["check-config"]) == 2
+    assert "SANTAMON_FORWARD_INTERVAL: must be between 1s and 7d" in capsys.readouterr().err
+
+
+def test_the_same_key_for_agents_and_the_analyst_stops_the_start(tmp_path):
+    code, stderr = _serve_until_exit(tmp_path / "s.db", env={
+        "SANTAMON_API_KEY": f"{AGENT_KEY},{ANALYST_KEY}", "SANTAMON_ADMIN_KEY": ANALYST_KEY})
+    assert code == 2, stderr
+    (line,) = stderr.strip().splitlines()
+    assert "SANTAMON_ADMIN_KEY" in line and "SANTAMON_API_KEY" in line
+
+
+@pytest.mark.parametrize("present", ["cert.pem", "key.pem"])
+def test_half_a_certificate_pair_in_the_working_directory_stops_the_start(tmp_path, present):
+    (tmp_path / present).write_text("-----BEGIN-----\n")
+    code, stderr = _serve_until_exit(tmp_path / "s.db")
+    assert code == 2, stderr
+    (line,) = stderr.strip().splitlines()
+    missing = "key.pem" if present == "cert.pem" else "cert.pem"
+    assert present in line and missing in line, line
+
+
+def test_check_config_never_prints_the_webhook_urls_credentials(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SANTAMON_API_KEY", AGENT_KEY)
+    monkeypatch.setenv("SANTAMON_ADMIN_KEY", ANALYST_KEY)
+    monkeypatch.setenv("SANTAMON_DB_PATH", str(tmp_path / "x.db"))
+    for url in ("https://hookuser:hookpass@siem.example:8088/ingest?token=tok3n",
+                "https://hookuser:hookpass@siem.example"):
+        monkeypatch.setenv("SANTAMON_FORWARD_WEBHOOK_URL", url)
+        assert main(["check-config"]) == 0
+        out = capsys.readouterr().out
+        for secret in ("hookuser", "hookpass", "tok3n", "/ingest"):
+            assert secret not in out, out
+        line = next(line for line in out.splitlines() if line.startswith("forward_webhook_url"))
+        assert '"https://siem.example:8088/<secret: ' in line or \
+               '"https://siem.example/<secret: ' in line, line

@@ -79,13 +79,14 @@ async def test_ingest_through_sink_failure_retention_and_a_sigterm_restart(
     receiver = web.Application()
     receiver.router.add_post("/hook", sink.handle)
     hook = await aiohttp_server(receiver)
+    # The shortest intervals and retention the configuration allows.
     env = {
         "SANTAMON_FORWARD_WEBHOOK_URL": str(hook.make_url("/hook")),
-        "SANTAMON_FORWARD_INTERVAL": "0.1",
-        "SANTAMON_RETENTION_INTERVAL": "0.5",
-        "SANTAMON_HEARTBEAT_RETENTION": "1s",
-        "SANTAMON_SIGNAL_RETENTION": "1d",
-        "SANTAMON_STALE_CHECK_INTERVAL": "0.5",
+        "SANTAMON_FORWARD_INTERVAL": "1s",
+        "SANTAMON_RETENTION_INTERVAL": "1s",
+        "SANTAMON_HEARTBEAT_RETENTION": "1h",
+        "SANTAMON_SIGNAL_RETENTION": "1h",
+        "SANTAMON_STALE_CHECK_INTERVAL": "1s",
     }
     db = tmp_path / "fault.db"
     acknowledged: list[str] = []

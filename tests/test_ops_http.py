@@ -142,6 +142,7 @@ async def test_metrics_count_ingest_outcomes_commits_latency_and_agents(client):
     assert s[("santamon_open_signals", (("severity", "critical"),))] == 3
     assert s[("santamon_open_signals", (("severity", "low"),))] == 0
     assert s[("santamon_database_size_bytes", ())] > 0
+    assert s[("santamon_log_records_dropped", ())] >= 0  # what a blocked stderr costs
 
 
 async def test_failed_auth_is_limited_per_address_but_a_valid_key_never_is(

@@ -1,5 +1,8 @@
 """Querying and triage: GET /signals, GET /signals/{id} and /signal?signal_id=, status changes."""
 
+import base64
+import json
+
 import pytest
 
 from .helpers import AGENT, ANALYST, make_signal
@@ -178,3 +181,21 @@ async def test_search_gives_the_same_answer_on_every_plan(client, monkeypatch, m
         if not (cursor := body["next_cursor"]):
             break
     assert paged == await ids(client, search="key", limit="1000")
+
+
+def _cursor(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+TS = "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("value", [
+    {"ts": TS, "seq": 10**30}, {"ts": TS, "seq": -(10**30)}, {"ts": TS, "seq": 1e300},
+    {"ts": TS, "seq": 1.5}, {"ts": TS, "seq": "7"}, {"ts": TS, "seq": True},
+    {"ts": 5, "seq": 1}, {"ts": None, "seq": 1}, {"ts": "yesterday", "seq": 1},
+    [TS, 1], {"ts": TS}, "text"])
+async def test_a_forged_cursor_is_422(client, value):
+    response = await client.get("/signals", params={"cursor": _cursor(value)}, headers=ANALYST)
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == ["query", "cursor"]

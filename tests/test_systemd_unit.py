@@ -38,6 +38,21 @@ def test_unit_runs_the_server_as_a_dedicated_user_with_hardening():
     assert 10 <= int(d["TimeoutStopSec"][0]) <= 90
 
 
+def _bytes(size: str) -> int:
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+
+
+def test_unit_caps_memory_so_a_leak_or_flood_restarts_the_service_not_the_host():
+    d = _directives()
+    (memory_max,) = d["MemoryMax"]
+    # Room for the SQLite caches and a full batch per agent (~200 MB under load, see README).
+    assert 512 * 1024**2 <= _bytes(memory_max) <= 4 * 1024**3
+    (memory_high,) = d["MemoryHigh"]
+    assert _bytes(memory_high) < _bytes(memory_max)
+    assert d["Restart"] == ["on-failure"]
+
+
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_accepts_the_unit(tmp_path):
     # verify checks that the executable exists, so point it at one that does.

@@ -1,23 +1,39 @@
 """Every request's path through the service, in one order (MIDDLEWARES): observed (log line
-and metrics), errors turned into JSON, the caller authenticated, the body read within a
-deadline; and the security headers every response carries."""
+and metrics), errors turned into JSON, the caller authenticated, the body read (only where a
+route takes one, bounded, within a deadline), a missing static file made a JSON 404; the
+answer to `Expect: 100-continue`; and the headers every response carries, even those aiohttp
+makes itself for requests it cannot parse."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_protocol import RequestHandler
 from pydantic import ValidationError
 
 from ..logs import log_request
 from ..store import InvalidCursor, StoreUnavailable
-from .auth.authenticate import authenticate
-from .auth.keys import Role
+from .auth.authenticate import authenticate, may_call
+from .auth.keys import Access
+from .problems import wrong_agent_key
 from .responses import ApiError, error_response
-from .state import AGENT_ID, CALLER, METRICS, ROUTE_ROLES
+from .state import (
+    AGENT_ID,
+    BODY,
+    BODY_BUDGET,
+    CALLER,
+    METRICS,
+    ROUTE_ACCESS,
+    ROUTE_BODY_LIMITS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +41,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
 _FORWARDED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 # A full batch is at most 8 MiB; a client slower than this is holding a connection open, not
-# sending a signal. Headers are bounded by aiohttp itself (128 headers of at most 8 KiB each).
+# sending a signal.
 BODY_READ_TIMEOUT_SECONDS = 30.0
 
 
@@ -99,37 +115,110 @@ def validation_error_response(exc: ValidationError) -> web.Response:
     return error_response(422, "validation failed", details=details)
 
 
-def required_role(request: web.Request) -> Role:
-    """The role routes.py declares for the matched route. The console's own files are
-    public; anything unmatched (404, 405) needs the analyst key, like the API around it."""
+def required_access(request: web.Request) -> Access:
+    """The access routes.py declares for the matched route. The console's own files are
+    public; anything unmatched (404, 405) needs a key that may read, like the API around it."""
     route = request.match_info.route
     if isinstance(route.resource, web.StaticResource):
-        return Role.PUBLIC
-    return request.app[ROUTE_ROLES].get(route, Role.ANALYST)
+        return Access.PUBLIC
+    return request.app[ROUTE_ACCESS].get(route, Access.READ)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[CALLER] = await authenticate(request, required_role(request))
+    needed = required_access(request)
+    try:
+        request[CALLER] = await authenticate(request, needed)
+    except ApiError as exc:
+        if needed is Access.AGENT and exc.status in (401, 429):  # an agent with a bad key
+            await wrong_agent_key(request, throttled=exc.status == 429)
+        raise
     return await handler(request)
+
+
+def body_limit(request: web.Request) -> int:
+    """The largest body the matched route reads (routes.py); 0: it reads none."""
+    return request.app[ROUTE_BODY_LIMITS].get(request.match_info.route, 0)
 
 
 @web.middleware
-async def body_deadline_middleware(request: web.Request,
-                                   handler: Handler) -> web.StreamResponse:
-    """Read the body before the handler, within a deadline. Runs after authentication, so on a
-    protected route a client without a valid key never has its body read at all."""
-    if request.body_exists:
-        try:
-            async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
-                await request.read()  # cached: the handler's read() returns the same bytes
-        except TimeoutError:
-            raise ApiError(408, "request body not received in time") from None
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the body of a route that takes one into request[BODY], before its handler. Runs
+    after authentication, so a protected route never reads a body without a valid key."""
+    limit = body_limit(request)
+    if limit:
+        request[BODY] = await _read_body(request, limit) if request.body_exists else b""
     return await handler(request)
 
 
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ApiError(413, f"request body over {limit} bytes", limit=limit)
+    held = (_unauthenticated(request, limit if declared is None else declared)
+            if required_access(request) is Access.PUBLIC else contextlib.nullcontext())
+    body = bytearray()
+    with held:
+        try:
+            async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
+                while chunk := await request.content.readany():
+                    body += chunk
+                    if len(body) > limit:
+                        raise ApiError(413, f"request body over {limit} bytes", limit=limit)
+        except TimeoutError:
+            raise ApiError(408, "request body not received in time") from None
+        except web.RequestPayloadError:
+            raise ApiError(400, "request body cannot be read: bad chunked framing or "
+                                "Content-Encoding") from None
+        except ConnectionResetError:
+            raise ApiError(CLIENT_CLOSED, "the client closed the connection") from None
+    return bytes(body)
+
+
+@contextlib.contextmanager
+def _unauthenticated(request: web.Request, size: int) -> Iterator[None]:
+    """A body read before any key is checked (the sign-in's) holds part of one budget."""
+    budget = request.app[BODY_BUDGET]
+    if not budget.reserve(size):
+        raise ApiError(503, "too many unauthenticated requests in progress, retry later",
+                       headers={"Retry-After": "1"})
+    try:
+        yield
+    finally:
+        budget.release(size)
+
+
+@web.middleware
+async def static_files_middleware(request: web.Request,
+                                  handler: Handler) -> web.StreamResponse:
+    """aiohttp finds out that a static file is missing only while sending it, and then sends an
+    empty 404 that no middleware sees: check first, so the answer is a JSON 404."""
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    if isinstance(resource, web.StaticResource) and isinstance(response, web.FileResponse):
+        path = resource.get_info()["directory"] / request.match_info["filename"]
+        if not await asyncio.to_thread(path.is_file):
+            raise ApiError(404, "no such file")
+    return response
+
+
 MIDDLEWARES: list[Middleware] = [observe_middleware, error_middleware, auth_middleware,
-                                 body_deadline_middleware]
+                                 body_middleware, static_files_middleware]
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """Answer `Expect: 100-continue` only when the body will be read: the route takes one, it
+    fits, and the caller may use the route. Otherwise nothing is sent and the request goes
+    on to the middlewares, which answer 401, 403 or 413 without reading the body."""
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return error_response(417, "only Expect: 100-continue is understood")
+    limit, declared = body_limit(request), request.content_length
+    if (request.version == HttpVersion11 and limit
+            and (declared is None or declared <= limit)
+            and await may_call(request, required_access(request))):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer itself has not started (as aiohttp does)
+    return None
 
 
 # -- headers on every response ----------------------------------------------------------------
@@ -143,6 +232,7 @@ DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
             "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 DOC_PAGES = frozenset({"/docs", "/redoc"})
 HSTS = "max-age=31536000"
+SERVER = "santamon"  # never a version: it only helps whoever looks for a known flaw
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -166,4 +256,29 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
                        "no-cache" if request.path.startswith("/static/") else "no-store")
     if request.secure:
         headers["Strict-Transport-Security"] = HSTS
-    headers["Server"] = "santamon"
+    headers["Server"] = SERVER
+
+
+def answer_protocol_errors_in_json() -> None:
+    """aiohttp answers a request it cannot parse (a bad header line, a request line that is not
+    HTTP) itself, before any application or hook sees it: in plain text that echoes the
+    offending bytes, without our headers, with its version in `Server`. It offers no hook for
+    that answer, so its handler is wrapped, once per process."""
+    original = RequestHandler.handle_error
+    if getattr(original, "santamon", False):
+        return
+
+    def handle_error(self: RequestHandler, request: Any, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        # The original logs (logs.py keeps header values out) and refuses to answer once an
+        # answer has begun; its plain-text answer is replaced.
+        original(self, request, status, exc, message)
+        response = error_response(status, HTTPStatus(status).phrase.lower(), headers={
+            **SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP,
+            "Cache-Control": "no-store", "Server": SERVER})
+        response.force_close()
+        return response
+
+    handle_error.santamon = True  # type: ignore[attr-defined]
+    RequestHandler.handle_error = handle_error  # type: ignore[method-assign]

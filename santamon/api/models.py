@@ -2,14 +2,16 @@
 
 Ingest models follow what the real agent sends (agent-wire.md): unknown fields are ignored,
 `tags` may be null, `rule_description` and `uptime_seconds` may be missing, and severity and
-status are matched case-insensitively, because a 4xx makes the agent retry forever.
+status are matched case-insensitively, because a 4xx makes the agent retry forever. For the
+same reason free text has no length limit here: what is too long is stored cut, with a marker
+(views/ingest.py); only ids are refused when they are too long.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -20,10 +22,20 @@ from pydantic import (
 )
 
 from .. import timeutil
+from ..config import parse_duration
+from ..domain.keys import MAX_ROTATION_GRACE_SECONDS
+from ..domain.problems import Kind
+from ..domain.shortening import cut_text
 from ..domain.signals import Severity, Status
 
 MAX_CONTEXT_BYTES = 100_000
 MAX_BATCH = 1000
+# Free text longer than this is stored cut, with a marker saying how much went.
+MAX_TITLE_CHARS = 512
+MAX_DESCRIPTION_CHARS = 2000
+MAX_TAG_CHARS = 64
+MAX_TAGS = 50
+MAX_VERSION_CHARS = 128
 
 
 def _lower(value: Any) -> Any:
@@ -40,10 +52,37 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# Ids travel into forwarded requests' headers and into logs, where CR, LF or NUL break or
+# forge them; the agent's own ids are 32 hex characters and hostnames.
+Id = Annotated[str, AfterValidator(_no_control_characters)]
+
 Timestamp = Annotated[str, AfterValidator(timeutil.normalize)]
 """An RFC 3339 timestamp (any offset, 0-9 fraction digits), stored in UTC form."""
 
-Tag = Annotated[str, Field(max_length=64)]
+
+def _no_nul(value: str) -> str:
+    """NUL as U+FFFD: PostgreSQL cannot store it in text, and every engine stores the same.
+    (Inside `context` it stays: there it is a JSON escape, which every engine stores.)"""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+FreeText = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _version(value: str) -> str:
+    return cut_text(_no_nul(value), MAX_VERSION_CHARS)
+
+
+VersionText = Annotated[str, AfterValidator(_version)]
 
 
 # What the agent really sends (agent-wire.md), shown in /docs and used by the fuzz tests.
@@ -68,28 +107,32 @@ HEARTBEAT_EXAMPLE = {"agent_id": "mbp-alice", "timestamp": "2026-11-03T14:22:30.
 class SignalIn(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [SIGNAL_EXAMPLE]})
 
-    signal_id: str = Field(min_length=1, max_length=256)
+    signal_id: Id = Field(min_length=1, max_length=256)
     ts: Timestamp
-    host_id: str = Field(min_length=1, max_length=255)
-    rule_id: str = Field(min_length=1, max_length=128)
-    rule_description: str | None = Field(None, max_length=2000)
-    status: Annotated[Status, BeforeValidator(_status_or_open)] = "open"
+    host_id: Id = Field(min_length=1, max_length=255)
+    rule_id: Id = Field(min_length=1, max_length=128)
+    rule_description: FreeText | None = Field(
+        None, description=f"Stored cut to {MAX_DESCRIPTION_CHARS} characters, with a marker.")
+    status: Annotated[Status, BeforeValidator(_status_or_open)] = Field(
+        "open", description="Ignored: a new signal is always stored `open`; triage is the "
+                            "analyst's.")
     severity: Annotated[Severity, BeforeValidator(_lower)]
-    title: str = Field(min_length=1, max_length=512)
-    tags: list[Tag] | None = Field(None, max_length=50)
-    context: dict[str, Any]
-
-    def context_json(self) -> bytes:
-        return orjson.dumps(self.context)
+    title: FreeText = Field(
+        min_length=1, description=f"Stored cut to {MAX_TITLE_CHARS} characters, with a marker.")
+    tags: list[FreeText] | None = Field(None, description=(
+        f"Stored cut to {MAX_TAGS} tags of {MAX_TAG_CHARS} characters, with markers."))
+    context: dict[str, Any] = Field(description=(
+        f"Over {MAX_CONTEXT_BYTES:,} bytes as JSON: stored shortened, the longest strings cut "
+        "first, each with a marker saying how many bytes went; see `shortened`."))
 
 
 class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [HEARTBEAT_EXAMPLE]})
 
-    agent_id: str = Field(min_length=1, max_length=255)
+    agent_id: Id = Field(min_length=1, max_length=255)
     timestamp: Timestamp
-    version: str | None = Field(None, max_length=128)
-    os_version: str | None = Field(None, max_length=128)
+    version: VersionText | None = None
+    os_version: VersionText | None = None
     uptime_seconds: float | None = Field(None, ge=0)
 
 
@@ -121,6 +164,15 @@ class SignalQuery(BaseModel):
                                description="`next_cursor` of the previous page.")
 
 
+class ProblemsQuery(BaseModel):
+    """GET /agents/problems: the last `hours` hours."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    hours: int = Field(24, ge=1, le=168)
+    limit: int = Field(200, ge=1, le=1000)
+
+
 class SignalIdQuery(BaseModel):
     """GET /signal: a signal named in the query, for ids that a URL path cannot carry."""
 
@@ -135,6 +187,42 @@ class SessionLogin(BaseModel):
     key: str = Field(min_length=1, max_length=1024)
 
 
+HostId = Annotated[Id, Field(min_length=1, max_length=255)]
+
+
+def _grace(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds > MAX_ROTATION_GRACE_SECONDS:
+        raise ValueError("a grace period is at most 90d")
+    return seconds
+
+
+class AgentKeysCreate(BaseModel):
+    """One new key for each host; each key may then send only for its host."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"host_ids": ["mbp-alice"]}]})
+
+    host_ids: list[HostId] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class AgentKeyRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace: Annotated[float, BeforeValidator(_grace)] = Field(
+        86400.0, description="How long the old key stays valid beside the new one, so the "
+                             "agent can be given the new key: a duration up to 90d (`24h`, "
+                             "`7d`), or seconds; 0 ends it now. Default 24h.",
+        json_schema_extra={"type": ["string", "number"]})
+
+
+class AgentKeyQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    host_id: str | None = Field(None, min_length=1, max_length=255)
+    limit: int = Field(500, ge=1, le=10_000)
+
+
 class VolumeQuery(BaseModel):
     """GET /signals/volume: a window of event time and a bucket width (or `auto`)."""
 
@@ -142,7 +230,9 @@ class VolumeQuery(BaseModel):
 
     since: Timestamp | None = None
     until: Timestamp | None = None
-    bucket: str = Field("1h", max_length=16)
+    bucket: str | None = Field(None, max_length=16, description=(
+        "A duration from 1m to 3660d, or `auto` (about 120 buckets). Without it: 1h, widened "
+        "as needed to draw the window in at most 2,000 buckets."))
 
 
 class AgentQuery(BaseModel):
@@ -216,6 +306,11 @@ class SignalOut(BaseModel):
     context: dict[str, Any]
     status: str
     received_at: str | None
+    shortened: list[str] = Field(description=(
+        "What the server cut to store the signal rather than refuse it (`context`, `title`, "
+        "`rule_description`, `tags`); empty for a signal stored as sent."))
+    original_context_bytes: int | None = Field(description=(
+        "The context's size as received (compact JSON), when it was shortened."))
 
 
 class HistoryEntry(BaseModel):
@@ -267,6 +362,10 @@ class AgentOut(BaseModel):
     last_seen: str | None
     status: str
     stale_since: str | None
+    auth: str | None = Field(description="How the agent's latest heartbeat authenticated: "
+                                          "`bound` (a key of its own), `shared` "
+                                          "(SANTAMON_API_KEY) or `admin`; null before any "
+                                          "was recorded.")
 
 
 class AgentList(BaseModel):
@@ -325,6 +424,22 @@ class AgentTimeline(BaseModel):
     versions: list[TimelineVersion]
     reboots: list[TimelineReboot]
     heartbeats_kept: int = Field(description="History rows in the window.")
+
+
+class ConnectionProblemOut(BaseModel):
+    client: str = Field(description="The client's address, as this server saw it.")
+    kind: Kind
+    count: int
+    last_seen: str
+    detail: str = Field(description="What the latest of them was about.")
+
+
+class ConnectionProblemsOut(BaseModel):
+    """Agent connection problems per client address and kind, the most recent first."""
+
+    since: str
+    count: int
+    problems: list[ConnectionProblemOut]
 
 
 class AgentCounts(BaseModel):
@@ -416,12 +531,59 @@ class SessionCreated(BaseModel):
 
     csrf_token: str
     expires_in: int
+    actor: str = Field(description="Who signed in, as the history records them.")
+    role: Literal["admin", "analyst", "viewer"]
 
 
 class SessionInfo(BaseModel):
-    """The current session's CSRF token."""
+    """The current session: its CSRF token and who is signed in."""
 
     csrf_token: str
+    actor: str
+    role: Literal["admin", "analyst", "viewer"]
+
+
+class AgentKeyOut(BaseModel):
+    """An agent key, never the key itself."""
+
+    key_id: str
+    host_id: str = Field(description="The one host this key may send signals and heartbeats "
+                                     "for.")
+    state: Literal["active", "expiring", "expired", "revoked"] = Field(
+        description="`expiring`: rotated, valid until `expires_at`.")
+    created_at: str
+    created_by: str
+    expires_at: str | None
+    revoked_at: str | None
+    revoked_by: str | None
+    replaces: str | None = Field(description="The key this one rotated.")
+    last_used_at: str | None = Field(description="Recorded within about 30 s of the use.")
+    last_used_from: str | None
+
+
+class AgentKeyList(BaseModel):
+    """Agent keys, newest first."""
+
+    count: int
+    keys: list[AgentKeyOut]
+
+
+class AgentKeyIssued(AgentKeyOut):
+    """A new agent key. `key` is shown this once: only its hash is kept."""
+
+    key: str
+
+
+class AgentKeysIssued(BaseModel):
+    """New agent keys, one per host. Each `key` is shown this once: only its hash is kept."""
+
+    keys: list[AgentKeyIssued]
+
+
+class AgentKeyRotated(AgentKeyIssued):
+    """The new key (shown this once), and until when the key it replaces stays valid."""
+
+    replaced_valid_until: str
 
 
 class SignedOut(BaseModel):

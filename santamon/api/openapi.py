@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 REF = "#/components/schemas/{model}"
-Auth = Literal["public", "agent", "analyst"]
+# What an operation needs: "public" (no key), "agent" (an agent key), or any other name for
+# what a person's key grants (routes.py uses "read", "write" and "keys"), which a console
+# session may carry too.
+Auth = str
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Operation:
 ERRORS = {
     400: "Malformed request (not JSON, or a malformed parameter).",
     401: "Missing or wrong key.",
-    403: "The key is valid but its role may not call this endpoint.",
+    403: "The key is valid but may not call this endpoint (a viewer's key may only read).",
     404: "No such resource.",
     408: "The request body did not arrive in time.",
     413: "Request body too large.",
@@ -177,12 +180,14 @@ def build_openapi(
                     "type": "apiKey",
                     "in": "header",
                     "name": "X-API-Key",
-                    "description": "An agent key (ingest and heartbeats only) or the analyst key.",
+                    "description": "An agent key (ingest and heartbeats only), a person's key "
+                    "or the admin key.",
                 },
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The analyst key as `Authorization: Bearer <key>`.",
+                    "description": "A person's key or the admin key as "
+                    "`Authorization: Bearer <key>`.",
                 },
                 "consoleSession": {
                     "type": "apiKey",
@@ -255,7 +260,7 @@ def _operation(op: Operation, refs: Refs, schemas: dict[str, Any]) -> dict[str, 
     implied = set()
     if op.auth != "public":
         implied |= {401, 429}
-    if op.auth == "analyst":
+    if op.auth not in ("public", "agent"):
         implied.add(403)
     if op.body:
         implied |= {400, 408, 413, 422}
@@ -274,4 +279,5 @@ def _operation(op: Operation, refs: Refs, schemas: dict[str, Any]) -> dict[str, 
         doc["security"] = [{"apiKey": []}, {"bearer": []}]
     else:
         doc["security"] = [{"apiKey": []}, {"bearer": []}, {"consoleSession": []}]
+        doc["x-santamon-access"] = op.auth
     return doc

@@ -44,6 +44,8 @@ class Heartbeat:
     version: str | None = None
     os_version: str | None = None
     uptime_seconds: float | None = None
+    # How the agent authenticated (domain.keys: bound, shared); None leaves it as it was.
+    auth: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,3 +33,7 @@ class NewSignal:
     tags_json: bytes  # a JSON array
     context_json: bytes  # a JSON object
     rule_description: str | None
+    # What the server cut to store it (domain.shortening), e.g. ("context", "title"): the
+    # agent retries a refused signal forever, so an oversized one is stored shortened.
+    shortened: tuple[str, ...] = ()
+    original_context_bytes: int | None = None  # the context's size as received, when cut

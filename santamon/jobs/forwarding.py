@@ -2,7 +2,8 @@
 
 The forwarder reads signals not yet in `shipped` (oldest first), hands them to every sink, and
 only then records them in `shipped`. A signal that any sink failed to take stays unshipped and
-is retried with capped exponential backoff; ingest never waits for any of this.
+is retried, without holding back the signals after it; a run that delivers nothing backs off
+exponentially (capped). Ingest never waits for any of this.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -26,17 +30,23 @@ from yarl import URL
 from ..config import Settings
 from ..domain.signals import at_or_above
 from ..store import Store
+from ..store.base import ForwardPosition
 from .board import JobSkipped
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
 MAX_BATCHES_PER_RUN = 50
+# A run that takes longer (a receiver answering slowly) is cut off and counts as failed, so it
+# shows in /jobs and backs off instead of running for minutes.
+MAX_RUN_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 300.0
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 WEBHOOK_CONCURRENCY = 4
 SIGNATURE_HEADER = "X-Santamon-Signature"
+TIMESTAMP_HEADER = "X-Santamon-Timestamp"
 SIGNAL_ID_HEADER = "X-Santamon-Signal-Id"
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 
 class DeliveryError(Exception):
@@ -45,11 +55,32 @@ class DeliveryError(Exception):
 
 class Sink(Protocol):
     name: str
+    last_error: str | None
 
-    async def deliver(self, signals: list[dict[str, Any]]) -> set[str]:
-        """Deliver what it can; return the ids delivered."""
+    async def deliver(self, signals: list[dict[str, Any]], deadline: float) -> set[str]:
+        """Deliver what it can, starting nothing after `deadline` (time.monotonic()); return
+        the ids delivered. Never raises: what failed is in `last_error`."""
 
 
+def header_value(text: str) -> str:
+    """`text` as a header value: as is when visible ASCII (the agent's ids are 32 hex
+    characters), else percent-encoded UTF-8. Older rows may hold any id, and CR, LF or NUL
+    in a header make aiohttp refuse the whole request."""
+    return text if _VISIBLE_ASCII.fullmatch(text) else quote(text, safe="")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong, fit for logs and /jobs. Never aiohttp's own text: it carries the full
+    URL (a webhook's path or query is often its credential) and bytes the receiver sent."""
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
+        return f"no answer within {WEBHOOK_TIMEOUT_SECONDS:g}s"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error.strerror or type(exc.os_error).__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the receiver closed the connection"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "the receiver's answer is not valid HTTP"
+    return f"{type(exc).__name__} while sending"
 def slack_message(signal: dict[str, Any]) -> dict[str, Any]:
     """A readable Slack message; signal text is untrusted, so Slack's markup is escaped."""
 
@@ -65,7 +96,8 @@ def slack_message(signal: dict[str, Any]) -> dict[str, Any]:
 
 
 class WebhookSink:
-    """One POST per signal; the body is signed and the signal id rides in a header."""
+    """One POST per signal, never following a redirect. The body is signed together with a
+    timestamp, and the signal id rides in a header."""
 
     def __init__(self, session: aiohttp.ClientSession, url: str, secret: str | None,
                  fmt: str) -> None:
@@ -74,33 +106,53 @@ class WebhookSink:
         self._session, self._url, self._format = session, url, fmt
         self._secret = secret.encode() if secret else None
         self._limit = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
+        self._unreachable = False
         self.last_error: str | None = None
 
     def _body(self, signal: dict[str, Any]) -> bytes:
         return orjson.dumps(slack_message(signal) if self._format == "slack" else signal)
 
-    async def _post(self, signal: dict[str, Any]) -> bool:
-        body = self._body(signal)
-        headers = {"Content-Type": "application/json", SIGNAL_ID_HEADER: signal["signal_id"]}
+    def _headers(self, signal: dict[str, Any], body: bytes) -> dict[str, str]:
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+                   SIGNAL_ID_HEADER: header_value(signal["signal_id"])}
         if self._secret:
-            digest = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+            # Over `timestamp.body`: a receiver that checks the timestamp is recent cannot be
+            # fed a captured request again later.
+            signed = timestamp.encode() + b"." + body
+            digest = hmac.new(self._secret, signed, hashlib.sha256).hexdigest()
             headers[SIGNATURE_HEADER] = f"sha256={digest}"
+        return headers
+
+    async def _post(self, signal: dict[str, Any], deadline: float) -> bool:
         async with self._limit:
+            # The receiver was found down (the run waits for the next one), or the run is out
+            # of time: the signal stays for the next run.
+            if self._unreachable or time.monotonic() >= deadline:
+                return False
             try:
+                body = self._body(signal)
+                # A redirect would re-send the signal and its signature elsewhere, or count a
+                # 2xx from another host as delivered: a 3xx is a failed delivery.
                 async with self._session.post(
-                        self._url, data=body, headers=headers,
+                        self._url, data=body, headers=self._headers(signal, body),
+                        allow_redirects=False,
                         timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_SECONDS)) as response:
                     if 200 <= response.status < 300:
                         return True
-                    self.last_error = f"HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(
-                    exc).__name__
+                    self.last_error = f"HTTP {response.status}" + (
+                        " (redirects are not followed)" if 300 <= response.status < 400 else "")
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                self._unreachable = True
+                self.last_error = describe_failure(exc)
+            except Exception as exc:  # this signal alone (a bad answer, an unsendable body)
+                self.last_error = describe_failure(exc)
         return False
 
-    async def deliver(self, signals: list[dict[str, Any]]) -> set[str]:
+    async def deliver(self, signals: list[dict[str, Any]], deadline: float) -> set[str]:
         self.last_error = None
-        outcomes = await asyncio.gather(*(self._post(signal) for signal in signals))
+        self._unreachable = False
+        outcomes = await asyncio.gather(*(self._post(signal, deadline) for signal in signals))
         return {s["signal_id"] for s, ok in zip(signals, outcomes, strict=True) if ok}
 
 
@@ -123,7 +175,7 @@ class FileSink:
                 handle.truncate(size)
                 raise
 
-    async def deliver(self, signals: list[dict[str, Any]]) -> set[str]:
+    async def deliver(self, signals: list[dict[str, Any]], deadline: float) -> set[str]:
         self.last_error = None
         data = b"".join(orjson.dumps(signal) + b"\n" for signal in signals)
         try:
@@ -132,6 +184,26 @@ class FileSink:
             self.last_error = str(exc)
             return set()
         return {signal["signal_id"] for signal in signals}
+
+
+@dataclass
+class _Progress:
+    """What one forwarding run did so far."""
+
+    shipped: int = 0
+    missed: int = 0  # signals a sink failed to take
+    out_of_time: bool = False  # the run stopped at MAX_RUN_SECONDS
+    errors: dict[str, str] = field(default_factory=dict)  # sink name -> its last failure
+
+    def failure(self, retry: str) -> str:
+        parts = []
+        if self.missed:
+            parts.append(f"{self.missed} signal(s) not delivered")
+        if self.out_of_time:
+            parts.append(f"the run took longer than {MAX_RUN_SECONDS:g}s and stopped after "
+                         f"shipping {self.shipped} signal(s)")
+        errors = "; ".join(f"{name}: {error}" for name, error in self.errors.items())
+        return "; ".join(parts) + (f" ({errors})" if errors else "") + f"; {retry}"
 
 
 def build_sinks(settings: Settings, session: aiohttp.ClientSession) -> list[Sink]:
@@ -154,6 +226,10 @@ class Forwarder:
         self._base_delay = base_delay
         self.consecutive_failures = 0
         self._retry_at = 0.0
+        # Where the next run's scan goes on, when not from the stored position, and the
+        # position held just before a signal that was not delivered (see _ship).
+        self._resume_after: ForwardPosition | None = None
+        self._held: ForwardPosition | None = None
 
     @property
     def retry_in(self) -> float:
@@ -165,43 +241,84 @@ class Forwarder:
         if self.retry_in > 0:
             raise JobSkipped(f"backing off for {self.retry_in:.1f}s after "
                              f"{self.consecutive_failures} failure(s)")
-        shipped = 0
+        progress = _Progress()
+        try:
+            # The deadline ends a run within one webhook timeout of it; this net is for a sink
+            # that hangs anyway.
+            async with asyncio.timeout(MAX_RUN_SECONDS + 2 * WEBHOOK_TIMEOUT_SECONDS) as net:
+                whole = await self._ship(progress, time.monotonic() + MAX_RUN_SECONDS)
+        except TimeoutError:
+            if not net.expired():
+                raise
+            progress.out_of_time, whole = True, False
+        if progress.out_of_time or progress.missed:
+            # A run that shipped nothing found the sinks down: back off. One that shipped
+            # some failed on particular signals or on time: try again at the usual pace.
+            self._failed(back_off=not progress.shipped)
+            raise DeliveryError(progress.failure(f"retrying in {self.retry_in:.1f}s"))
+        if whole:
+            self.consecutive_failures = 0
+            return f"shipped {progress.shipped} signal(s)"
+        return (f"shipped {progress.shipped} signal(s); an earlier one that failed is retried "
+                "when the scan starts over")
+
+    async def _ship(self, progress: _Progress, deadline: float) -> bool:
+        """Hand unshipped signals to every sink, batch by batch, recording what was delivered;
+        True when the run started from the stored position (so it tried every waiting signal).
+
+        A signal that was not delivered keeps the stored position (where the next run starts)
+        just before it, so it is retried; the scan still goes on past it, in this run and in
+        the next ones (from `_resume_after`), so it never holds back the signals after it.
+        """
+        after = self._resume_after
+        advance = after is None  # may this run move the stored position forward?
+        started_at_position = advance
         for _ in range(MAX_BATCHES_PER_RUN):
-            batch = await self.store.unshipped(BATCH_SIZE)
+            if time.monotonic() >= deadline:
+                progress.out_of_time = True
+                break
+            batch = await self.store.unshipped(BATCH_SIZE, after=after)
             wanted = [s for s in batch.signals if s["severity"] in self.severities]
             delivered = {s["signal_id"] for s in wanted}
             for sink in self.sinks:
                 if delivered:
-                    delivered &= await sink.deliver([s for s in wanted
-                                                     if s["signal_id"] in delivered])
-            # Everything before the first signal that was wanted but not delivered is done.
-            end, dealt_with = batch.end, batch.start
-            wanted_ids = {s["signal_id"] for s in wanted}
+                    delivered &= await sink.deliver(
+                        [s for s in wanted if s["signal_id"] in delivered], deadline)
+                    if sink.last_error:
+                        progress.errors[sink.name] = sink.last_error
+            missed, before_first_missed, previous = 0, None, batch.start
             for signal, position in zip(batch.signals, batch.positions, strict=True):
-                if signal["signal_id"] in wanted_ids and signal["signal_id"] not in delivered:
-                    end = dealt_with
-                    break
-                dealt_with = position
-            await self.store.mark_shipped(sorted(delivered), end)
-            shipped += len(delivered)
-            if len(delivered) < len(wanted):
-                self._failed()
-                errors = "; ".join(f"{sink.name}: {sink.last_error}" for sink in self.sinks
-                                   if getattr(sink, "last_error", None))
-                raise DeliveryError(f"{len(wanted) - len(delivered)} signal(s) not delivered "
-                                    f"({errors}); retrying in {self.retry_in:.1f}s")
+                if (signal["severity"] in self.severities
+                        and signal["signal_id"] not in delivered):
+                    missed += 1
+                    if before_first_missed is None:
+                        before_first_missed = previous
+                previous = position
+            if advance and before_first_missed is not None:
+                self._held, advance = before_first_missed, False
+            # Positions never move back: the held one leaves the stored position where it is.
+            await self.store.mark_shipped(sorted(delivered),
+                                          batch.end if advance else self._held)
+            progress.shipped += len(delivered)
+            if time.monotonic() >= deadline and missed:
+                progress.out_of_time = True  # what the deadline left unsent is not a failure
+            else:
+                progress.missed += missed
+            after = batch.end
+            self._resume_after = after if batch.more and not advance else None
             if not batch.more:
                 break
-        self.consecutive_failures = 0
-        return f"shipped {shipped} signal(s)"
+        return started_at_position
 
     def collector(self) -> Collector:
         return _ForwarderCollector(self)
 
-    def _failed(self) -> None:
+    def _failed(self, *, back_off: bool) -> None:
         self.consecutive_failures += 1
-        delay = min(self._base_delay * 2 ** (self.consecutive_failures - 1), MAX_BACKOFF_SECONDS)
-        self._retry_at = time.monotonic() + delay
+        if back_off:
+            delay = min(self._base_delay * 2 ** (self.consecutive_failures - 1),
+                        MAX_BACKOFF_SECONDS)
+            self._retry_at = time.monotonic() + delay
 
 
 class _ForwarderCollector(Collector):

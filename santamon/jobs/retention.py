@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..config import Settings
+from ..domain.problems import RETENTION_SECONDS as PROBLEM_RETENTION_SECONDS
 from ..store import Store
 from ..timeutil import format_utc, now_ns
 
@@ -32,6 +33,9 @@ async def prune(store: Store, settings: Settings,
         signals = await _prune_all(
             store.prune_resolved_signals, format_utc(now - int(settings.signal_retention * 1e9)))
     sessions = await store.prune_sessions(format_utc(now))
+    problems = await store.prune_connection_problems(
+        format_utc(now - PROBLEM_RETENTION_SECONDS * 1_000_000_000))
     await store.compact()
-    return (f"pruned {heartbeats} heartbeat(s), {signals} resolved signal(s) and "
-            f"{sessions} expired console session(s)")
+    return (f"pruned {heartbeats} heartbeat(s), {signals} resolved signal(s), "
+            f"{sessions} expired console session(s) and {problems} hour(s) of agent "
+            "connection problems")

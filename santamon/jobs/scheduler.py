@@ -48,7 +48,7 @@ class Jobs:
             (JobState("stale-agents", "mark silent agents stale and raise AGENT-STALE alerts",
                       settings.stale_check_interval),
              lambda: check_stale_agents(store, liveness, settings.stale_after, started_ns,
-                                        clock)),
+                                        clock, summary_over=settings.stale_summary_threshold)),
             (JobState("retention", "prune old heartbeats and resolved signals, then compact",
                       settings.retention_interval),
              lambda: prune(store, settings, clock)),

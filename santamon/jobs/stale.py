@@ -7,14 +7,21 @@ import logging
 from collections.abc import Callable
 
 from .. import timeutil
-from ..domain.agents import stale_alert
+from ..domain.agents import stale_alert, stale_summary
 from ..store import Liveness, Store
 
 log = logging.getLogger(__name__)
 
+# Beyond this many agents in one check (or as soon as they get one alert), one log line names
+# them all.
+LOGGED_ONE_BY_ONE = 10
+
 
 async def check_stale_agents(store: Store, liveness: Liveness, stale_after: float,
-                             started_ns: int, clock: Callable[[], int] = timeutil.now_ns) -> str:
+                             started_ns: int, clock: Callable[[], int] = timeutil.now_ns, *,
+                             summary_over: int = 0) -> str:
+    """Mark silent agents stale; more than `summary_over` at once (if not 0) raise one alert
+    for all of them instead of one each."""
     cutoff_ns = clock() - int(stale_after * 1e9)
     if started_ns > cutoff_ns:
         # Agents get the full threshold counted from the server's start: a silence that was
@@ -24,7 +31,14 @@ async def check_stale_agents(store: Store, liveness: Liveness, stale_after: floa
     await liveness.flush()
     agents = await store.mark_stale_agents(
         timeutil.format_utc(cutoff_ns),
-        functools.partial(stale_alert, threshold_seconds=stale_after))
-    for agent_id in agents:
-        log.warning("agent %s is stale: no heartbeat for over %gs", agent_id, stale_after)
+        functools.partial(stale_alert, threshold_seconds=stale_after),
+        functools.partial(stale_summary, threshold_seconds=stale_after, over=summary_over))
+    if len(agents) > LOGGED_ONE_BY_ONE or 0 < summary_over < len(agents):
+        more = len(agents) - LOGGED_ONE_BY_ONE
+        log.warning("%d agents are stale at once: no heartbeat for over %gs: %s%s",
+                    len(agents), stale_after, ", ".join(agents[:LOGGED_ONE_BY_ONE]),
+                    f" and {more} more" if more > 0 else "")
+    else:
+        for agent_id in agents:
+            log.warning("agent %s is stale: no heartbeat for over %gs", agent_id, stale_after)
     return f"{len(agents)} agent(s) newly stale"

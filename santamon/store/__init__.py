@@ -9,33 +9,48 @@ from ..config import Settings
 from .base import (
     AgentFilter,
     AgentHistory,
+    AgentKey,
     AlertBuilder,
+    AnalystKey,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
     Heartbeat,
     HistoryRule,
     InvalidCursor,
     KeptBeat,
+    KeyUse,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     SignalFilter,
     SignalPage,
     StatusResult,
     Store,
     StoreUnavailable,
+    SummaryBuilder,
 )
 from .liveness import Liveness
 
-__all__ = ["AgentFilter", "AgentHistory", "AlertBuilder", "ConsoleSession", "ForwardBatch",
-           "Heartbeat", "HistoryRule", "InvalidCursor", "KeptBeat", "Liveness", "NewSignal",
-           "SignalFilter", "SignalPage", "StatusResult", "Store", "StoreUnavailable",
-           "create_store"]
+__all__ = ["AgentFilter", "AgentHistory", "AgentKey", "AlertBuilder", "AnalystKey",
+           "ConnectionProblem", "ConsoleSession", "ForwardBatch", "Heartbeat", "HistoryRule",
+           "InvalidCursor", "KeptBeat", "KeyUse", "Liveness", "NameTaken", "NewAgentKey",
+           "NewAnalystKey", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
+           "StoreUnavailable", "SummaryBuilder", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 
 
 def create_store(settings: Settings, *, clock: Callable[[], int] = timeutil.now_ns,
                  on_commit: CommitObserver | None = None) -> Store:
-    """The store the settings ask for, not yet opened."""
+    """The store the settings ask for, not yet opened: PostgreSQL when a database URL is set,
+    else the SQLite file."""
+    if settings.database_url:
+        from .postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, pool_size=settings.database_pool_size,
+                             clock=clock, on_commit=on_commit)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(settings.db_path, clock=clock, on_commit=on_commit)

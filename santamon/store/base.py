@@ -12,18 +12,21 @@ surfaces as `StoreUnavailable`, which the API answers with 503 and `Retry-After`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..domain.agents import SilentAgent
 from ..domain.heartbeats import Heartbeat, HistoryRule, KeptBeat
+from ..domain.keys import ADMIN
 from ..domain.signals import NewSignal
 
 __all__ = [
-    "AgentFilter", "AgentHistory", "AlertBuilder", "ConsoleSession", "ForwardBatch",
-    "Heartbeat", "HistoryRule", "InvalidCursor", "KeptBeat", "NewSignal", "SignalFilter",
-    "SignalPage", "StatusResult", "Store", "StoreUnavailable",
+    "AgentFilter", "AgentHistory", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
+    "ConsoleSession", "ForwardBatch", "ForwardPosition", "Heartbeat", "HistoryRule",
+    "InvalidCursor", "KeptBeat", "KeyUse", "NameTaken", "NewAgentKey", "NewAnalystKey",
+    "NewSignal", "SchemaTooNew", "SignalFilter", "SignalPage", "StatusResult", "Store",
+    "StoreUnavailable", "SummaryBuilder",
 ]
 
 
@@ -33,6 +36,14 @@ class StoreUnavailable(Exception):
 
 class InvalidCursor(ValueError):
     """A cursor this store did not hand out (or from an older version of it)."""
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer server."""
+
+
+class NameTaken(ValueError):
+    """A person's key is asked for under a name that already has one that is not revoked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,11 @@ class StatusResult:
     not_found: list[str] = field(default_factory=list)
 
 
+# Where the forwarder stands: the store's own value, which callers only pass back (and may
+# compare for equality), never build or order.
+ForwardPosition = Hashable
+
+
 @dataclass(slots=True)
 class ForwardBatch:
     """Signals not yet shipped, oldest first, with where the forwarder stands.
@@ -85,9 +101,9 @@ class ForwardBatch:
     """
 
     signals: list[dict[str, Any]]
-    positions: list[int]
-    start: int
-    end: int
+    positions: list[ForwardPosition]
+    start: ForwardPosition
+    end: ForwardPosition
     more: bool  # the scan stopped at its limit: there may be more after `end`
 
 
@@ -99,11 +115,86 @@ class ConsoleSession:
     actor: str  # who signed in, for the history of what they do
     created_at: str
     expires_at: str
+    role: str = ADMIN  # domain.keys: admin, analyst or viewer
+    key_id: str | None = None  # the person's key it was opened with; None for the admin key
+
+
+# -- keys: only a SHA-256 of each is stored (domain.keys.digest) ------------------------------
+
+@dataclass(frozen=True, slots=True)
+class NewAgentKey:
+    key_id: str
+    key_hash: bytes
+    host_id: str  # the one host it may send for
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentKey:
+    """An agent key as stored. Valid until revoked, or until `expires_at` once it was
+    rotated (the grace period in which the agent still holds the old one)."""
+
+    key_id: str
+    key_hash: bytes
+    host_id: str
+    created_at: str
+    created_by: str
+    expires_at: str | None = None
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+    replaces: str | None = None  # the key this one rotated
+    last_used_at: str | None = None
+    last_used_from: str | None = None  # client address
+
+
+@dataclass(frozen=True, slots=True)
+class NewAnalystKey:
+    key_id: str
+    key_hash: bytes
+    name: str  # the person, as the history records them
+    role: str  # domain.keys.PERSON_ROLES
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnalystKey:
+    key_id: str
+    key_hash: bytes
+    name: str
+    role: str
+    created_at: str
+    created_by: str
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUse:
+    """An agent key's latest use, as the service saw it (recorded in batches, not per request)."""
+
+    key_id: str
+    at: str
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionProblem:
+    """Problems of one kind (domain.problems.KINDS) from one client address in one hour, as
+    counted by one process since its last write."""
+
+    hour: str  # the hour's start (domain.problems.hour_of)
+    client: str  # the client's address
+    kind: str
+    count: int
+    last_seen: str
+    detail: str  # what the latest of them was about
 
 
 # Builds the alert for an agent found silent, inside the transaction that marks it stale:
 # (the agent's last heartbeat, the time it is marked) -> the signal to insert.
 AlertBuilder = Callable[[SilentAgent, str], NewSignal]
+# Builds one alert for all the agents found silent in one check, or None to raise one per agent.
+SummaryBuilder = Callable[[list[SilentAgent], str], NewSignal | None]
 
 
 class Store(Protocol):
@@ -129,10 +220,11 @@ class Store(Protocol):
 
         A heartbeat applies only when it was received after the agent's latest one stored
         (several servers may share the database, and none may move an agent back). It then
-        becomes the agent's latest and makes it active; an unresolved stale alert of the agent
-        gets a reconnection note (`domain.agents.reconnection_note`); and the agent's history
-        (the `heartbeats` table) keeps it when `history.reasons` gives a reason, stored with
-        it (`domain.heartbeats.encode_reasons`), and on a RETURN keeps the agent's previous
+        becomes the agent's latest (with how it authenticated, unless None) and makes it
+        active; an unresolved stale alert of the agent gets a reconnection note
+        (`domain.agents.reconnection_note`); and the agent's history (the `heartbeats` table)
+        keeps it when `history.reasons` gives a reason, stored with it
+        (`domain.heartbeats.encode_reasons`), and on a RETURN keeps the agent's previous
         latest heartbeat too, as LAST. Heartbeats of one agent apply in order of receipt.
         """
 
@@ -180,9 +272,11 @@ class Store(Protocol):
 
     # -- maintenance (santamon/jobs) --------------------------------------------------------
 
-    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder) -> list[str]:
-        """Mark active agents last seen before `cutoff` stale, and insert the alert built for
-        each in the same transaction; returns the agents marked."""
+    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder,
+                                summary: SummaryBuilder | None = None) -> list[str]:
+        """Mark active agents last seen before `cutoff` stale, and insert in the same
+        transaction the one alert `summary` builds for all of them, or else the alert built
+        for each; returns the agents marked."""
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
         """Delete up to `limit` heartbeats of the history received before `cutoff`, keeping
@@ -195,13 +289,39 @@ class Store(Protocol):
     async def compact(self) -> None:
         """Give space back to the engine and refresh the planner's statistics."""
 
-    async def unshipped(self, limit: int) -> ForwardBatch: ...
+    async def unshipped(self, limit: int,
+                        after: ForwardPosition | None = None) -> ForwardBatch:
+        """Up to `limit` signals after the recorded position (or after `after`, a batch's
+        `end`: a scan going on past a signal that could not be delivered) that are not in
+        `shipped`.
 
-    async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
+        A position only ever covers signals whose storing can no longer be followed by the
+        commit of a signal before them: a signal committed after a later one (concurrent
+        transactions commit in any order) still comes after the position, so recording a
+        batch's positions never skips a signal, and never offers one twice.
+        """
+
+    async def mark_shipped(self, signal_ids: list[str], position: ForwardPosition) -> None:
         """Record these signals as shipped and everything up to `position` (one of a batch's
         `start` or `positions`) as dealt with; a position never moves back."""
 
-    async def forward_backlog(self, severities: tuple[str, ...]) -> int: ...
+    async def forward_backlog(self, severities: tuple[str, ...]) -> int:
+        """Signals of these severities after the recorded position and not shipped."""
+
+    # -- agent connection problems ----------------------------------------------------------
+
+    async def add_connection_problems(self, problems: list[ConnectionProblem]) -> None:
+        """Add these counts to the stored ones of the same (hour, client, kind), in one
+        transaction; the stored `last_seen` becomes the later of the two, with its detail.
+        Several processes add their own counts, so nothing is ever overwritten."""
+
+    async def connection_problems(self, since: str, limit: int) -> list[dict[str, Any]]:
+        """Per client address and kind, over the hours starting at or after `since`: `client`,
+        `kind`, `count` (summed), `last_seen` and the `detail` of the latest; the most
+        recently seen first, at most `limit`."""
+
+    async def prune_connection_problems(self, cutoff: str) -> int:
+        """Delete the counts of hours that started before `cutoff`; returns how many went."""
 
     # -- console sessions -------------------------------------------------------------------
 
@@ -215,3 +335,48 @@ class Store(Protocol):
 
     async def prune_sessions(self, now: str) -> int:
         """Delete expired sessions; returns how many went."""
+
+    # -- keys -------------------------------------------------------------------------------
+    # Every change to keys (not their use) moves a version that instances sharing the database
+    # poll, so each sees a new or revoked key within its polling interval.
+
+    async def keys_version(self) -> int:
+        """A number that changes whenever a key is created, rotated or revoked."""
+
+    async def valid_keys(self, now: str) -> tuple[list[AgentKey], list[AnalystKey]]:
+        """Every agent key and person's key neither revoked nor expired by `now`."""
+
+    async def create_agent_keys(self, keys: list[NewAgentKey]) -> list[AgentKey]:
+        """Store new agent keys, all or none, and return them as stored."""
+
+    async def rotate_agent_key(self, key_id: str, new: NewAgentKey,
+                               old_valid_until: str) -> AgentKey | None:
+        """Store `new` for the host of the valid key `key_id` (`new.host_id` is ignored) and
+        let the old one expire at `old_valid_until` (or earlier, if it already would), in one
+        transaction. None (and nothing changed) when `key_id` is unknown, revoked or expired."""
+
+    async def revoke_agent_key(self, key_id: str, actor: str) -> AgentKey | None:
+        """Revoke the key now (kept for the record); a revoked key stays as it was. None when
+        no key has this id."""
+
+    async def list_agent_keys(self, host_id: str | None = None,
+                              limit: int | None = None) -> list[AgentKey]:
+        """Agent keys (of one host), revoked and expired ones too, newest first: all of them,
+        or the first `limit`."""
+
+    async def record_key_use(self, uses: list[KeyUse]) -> None:
+        """Keep each key's latest use; an older use than the one stored changes nothing. Does
+        not move `keys_version`."""
+
+    async def create_analyst_key(self, key: NewAnalystKey) -> AnalystKey:
+        """Store a person's key; NameTaken when that name has one not revoked."""
+
+    async def list_analyst_keys(self) -> list[AnalystKey]:
+        """Every person's key, revoked ones too, newest first."""
+
+    async def revoke_analyst_key(self, key_id: str, actor: str) -> AnalystKey | None:
+        """Revoke a person's key and end the console sessions opened with it, in one
+        transaction. None when no key has this id."""
+
+    async def known_agents(self, agent_ids: list[str]) -> set[str]:
+        """Those of `agent_ids` that ever sent a heartbeat or a signal."""

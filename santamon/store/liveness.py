@@ -44,14 +44,15 @@ class Liveness:
         return len(self._pending)
 
     def beat(self, agent_id: str, timestamp: str, *, version: str | None,
-             os_version: str | None, uptime_seconds: float | None) -> None:
+             os_version: str | None, uptime_seconds: float | None,
+             auth: str | None = None) -> None:
         """Take a heartbeat received now; it replaces the agent's pending one. Raises
         StoreUnavailable while the last flush failed: it would not be written either."""
         if self._failing:
             raise StoreUnavailable("heartbeats cannot be written right now")
         self._pending[agent_id] = Heartbeat(
             agent_id, timestamp, timeutil.format_utc(self._clock()), version=version,
-            os_version=os_version, uptime_seconds=uptime_seconds)
+            os_version=os_version, uptime_seconds=uptime_seconds, auth=auth)
 
     async def flush(self) -> None:
         """Write every heartbeat taken so far. Raises StoreUnavailable when the store cannot

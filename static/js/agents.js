@@ -10,6 +10,10 @@ import * as timeline from './timeline.js';
 let shown = []; // the agents as last rendered
 let opened = null; // the agent whose timeline is open
 
+// How the agent's heartbeats authenticate: a key of its own, bound to its host, or one that any
+// agent may hold.
+const AUTH_LABELS = { bound: 'own key', shared: 'shared key', admin: 'admin key' };
+
 const lastSeen = (a) => parseTs(a.last_seen ?? a.received_at ?? a.timestamp);
 
 // Stale agents first, longest silent first; then the rest by name.
@@ -29,6 +33,7 @@ function renderAgent(a) {
     a.version ? String(a.version) : null,
     a.os_version ? `macOS ${a.os_version}` : null,
     uptime ? `up ${uptime}` : null,
+    typeof a.auth === 'string' && Object.hasOwn(AUTH_LABELS, a.auth) ? AUTH_LABELS[a.auth] : null,
   ].filter(Boolean).join(' · ');
   const id = String(a.agent_id);
   const isOpen = id === opened;
@@ -39,6 +44,7 @@ function renderAgent(a) {
     'aria-expanded': isOpen ? 'true' : 'false',
     'aria-label': `${id}: ${isStale ? 'stale' : 'active'}. ${isOpen ? 'Close' : 'Open'} its timeline`,
     'data-agent': id,
+    'data-auth': typeof a.auth === 'string' ? a.auth : '',
   },
   el('span', { class: 'agent-dot', 'aria-hidden': 'true' }),
   el('span', { class: 'agent-name', text: id }),

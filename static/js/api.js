@@ -1,7 +1,8 @@
 // The API client: same-origin requests with the session cookie, the session's CSRF token on
-// every write, and errors turned into one sentence the analyst can act on.
+// every write, who is signed in, and errors turned into one sentence the analyst can act on.
 
 let csrfToken = null;
+let signedIn = { actor: '', role: '' };
 let sessionLost = () => {};
 
 export class ApiError extends Error {
@@ -47,25 +48,37 @@ export function whenSessionLost(callback) {
   sessionLost = callback;
 }
 
-export async function signIn(key) {
-  const data = await api('POST', '/session', { key });
+function keepSession(data) {
   csrfToken = data.csrf_token;
+  signedIn = {
+    actor: typeof data.actor === 'string' ? data.actor : '',
+    role: typeof data.role === 'string' ? data.role : '',
+  };
+}
+
+export async function signIn(key) {
+  keepSession(await api('POST', '/session', { key }));
 }
 
 // The session cookie of an earlier visit, if it is still good (else an ApiError).
 export async function resumeSession() {
-  const data = await api('GET', '/session');
-  csrfToken = data.csrf_token;
+  keepSession(await api('GET', '/session'));
 }
 
 export async function signOut() {
   try { await api('DELETE', '/session'); } catch { /* the session is gone either way */ }
-  csrfToken = null;
+  forgetSession();
 }
 
 export function forgetSession() {
   csrfToken = null;
+  signedIn = { actor: '', role: '' };
 }
+
+// Who is signed in ({ actor, role }); a viewer may read but change nothing. The server's 403
+// is the real guard: the page only leaves out what would be refused.
+export const whoIsSignedIn = () => signedIn;
+export const canWrite = () => signedIn.role === 'admin' || signedIn.role === 'analyst';
 
 // What went wrong, and what to do about it, in one sentence for the analyst.
 export function advice(err) {
@@ -76,7 +89,11 @@ export function advice(err) {
     const msg = detail && typeof detail.msg === 'string' ? detail.msg : err.message;
     return `The server did not accept ${field ? `the ${field} filter` : 'the filters'}: ${msg}. Adjust it or clear the filters.`;
   }
-  if (err.status === 403) return 'The server refused the request. Sign out and in again.';
+  if (err.status === 403) {
+    return signedIn.role === 'viewer'
+      ? 'Your key is read-only (viewer): ask an analyst to make this change.'
+      : 'The server refused the request. Sign out and in again.';
+  }
   if (err.status === 503) return 'The database is unavailable right now. Try again in a few seconds.';
   if (err.status >= 500) return `The server had a problem (HTTP ${err.status}). Try again shortly; if it persists, check the service log.`;
   return `${err.message}.`;

@@ -3,7 +3,7 @@
 import { advice, api, isPlainObject } from './api.js';
 import { $, el, toast } from './dom.js';
 import * as filters from './filters.js';
-import { basename, fmtUtc, parseTs, shellJoin } from './format.js';
+import { basename, fmtNum, fmtUtc, parseTs, shellJoin } from './format.js';
 import { qs } from './query.js';
 import * as queue from './queue.js';
 import { setStatus } from './triage.js';
@@ -61,6 +61,21 @@ function renderTags(tags) {
   const list = Array.isArray(tags) ? tags : [];
   if (!list.length) return el('div', { class: 'tags' }, el('span', { class: 'muted', text: 'No tags' }));
   return el('div', { class: 'tags' }, list.map((t) => el('span', { class: 'tag', text: typeof t === 'string' ? t : JSON.stringify(t) })));
+}
+
+// The server stores a signal that is too large shortened rather than refuse it (the agent
+// would retry it forever); say so, and how large the context was.
+function renderShortened(data) {
+  const cut = Array.isArray(data.shortened) ? data.shortened.filter((f) => typeof f === 'string') : [];
+  if (!cut.length) return null;
+  const parts = cut.map((field) => (field === 'context' && Number.isFinite(data.original_context_bytes)
+    ? `its context (${fmtNum(data.original_context_bytes)} bytes as received)`
+    : `its ${field.replace('_', ' ')}`));
+  return el('p', {
+    class: 'detail-shortened',
+    text: `Stored shortened: ${parts.join(', ')} ${cut.length === 1 ? 'was' : 'were'} too large. `
+      + 'Each value that was cut ends with a marker such as "…[1200 bytes cut]".',
+  });
 }
 
 function renderProcessTree(tree) {
@@ -147,7 +162,7 @@ function renderTriage(id, status, draftValue) {
   note.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) { e.preventDefault(); setStatus(id, status === 'resolved' ? 'open' : 'resolved', note.value.trim()); }
   });
-  return el('section', { class: 'triage' },
+  return el('section', { class: 'triage needs-write' },
     el('div', { class: 'triage-current' }, 'Status ', el('span', { class: `status-badge status-${STATUSES.includes(status) ? status : 'unknown'}`, text: String(status ?? '') })),
     note,
     el('div', { class: 'triage-actions' },
@@ -223,7 +238,8 @@ function render(id) {
       class: `detail-desc${data.rule_description ? '' : ' is-empty'}`,
       text: data.rule_description ? String(data.rule_description) : 'The rule has no description.',
     }),
-    renderTags(data.tags)));
+    renderTags(data.tags),
+    renderShortened(data)));
 
   const tree = renderProcessTree(context.process_tree);
   if (tree) main.append(el('section', {}, el('h4', { text: 'Process tree' }), tree));

@@ -1,5 +1,7 @@
 // The queue from the keyboard: j/k move, Enter opens, x selects, a/r/o triage, / searches,
-// Esc closes the open row or clears the selection. Keys typed into a field are left alone.
+// Esc closes the open row or clears the selection. Keys typed into a field are left alone; a
+// read-only key has no selection or triage keys.
+import { canWrite } from './api.js';
 import * as detail from './detail.js';
 import { $ } from './dom.js';
 import * as queue from './queue.js';
@@ -20,6 +22,7 @@ function onKeydown(e) {
     return;
   }
   const focused = queue.focusedId();
+  if ('xaro'.includes(e.key) && !canWrite()) return;
   switch (e.key) {
     case 'j': queue.moveFocus(1); break;
     case 'k': queue.moveFocus(-1); break;

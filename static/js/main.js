@@ -8,6 +8,8 @@ import * as detail from './detail.js';
 import * as filters from './filters.js';
 import * as jobs from './jobs.js';
 import * as keyboard from './keyboard.js';
+import * as keys from './keys.js';
+import * as problems from './problems.js';
 import * as queue from './queue.js';
 import * as refresh from './refresh.js';
 import * as selection from './selection.js';
@@ -25,9 +27,11 @@ detail.init();
 cards.init();
 agents.init();
 chart.init();
+keys.init();
 keyboard.init({ active: signin.isSignedIn });
 refresh.init({
-  load: ({ reset }) => [cards.load(), agents.load(), chart.load(), queue.load({ reset, quiet: !reset })],
+  load: ({ reset }) => [cards.load(), agents.load(), problems.load(), chart.load(),
+    queue.load({ reset, quiet: !reset }), keys.isOpen() ? keys.load() : null],
   after: jobs.load,
   active: signin.isSignedIn,
 });
@@ -37,5 +41,8 @@ signin.start({
     refresh.start();
   },
   leave: refresh.stop,
-  signedOut: queue.clear,
+  signedOut() {
+    queue.clear();
+    keys.clear();
+  },
 });

@@ -1,7 +1,9 @@
 // Which view shows (connecting, the sign-in form, the console), signing in and out, and
 // returning to the form when the session expires mid-work.
-import { advice, forgetSession, resumeSession, signIn, signOut, whenSessionLost } from './api.js';
+import { advice, canWrite, forgetSession, resumeSession, signIn, signOut, whenSessionLost, whoIsSignedIn } from './api.js';
 import { $, setText } from './dom.js';
+
+const LOGIN_REASON = 'Use your own key (analyst or viewer), or the admin key of this Santamon backend.';
 
 let signedIn = false;
 let hooks = { enter() {}, leave() {}, signedOut() {} };
@@ -20,7 +22,7 @@ function showLogin(reason) {
   forgetSession();
   hooks.leave();
   showView('login');
-  setText('login-reason', reason || 'Use the analyst key of this Santamon backend.');
+  setText('login-reason', reason || LOGIN_REASON);
   $('#login-reason').classList.toggle('form-error', Boolean(reason));
   const key = $('#login-key');
   key.value = '';
@@ -32,8 +34,17 @@ function sessionExpired() {
   showLogin('Your session has expired. Sign in again to continue where you left off.');
 }
 
+// Who is signed in, in the top bar; a read-only key's console leaves out what would change
+// anything (the server refuses it anyway).
+function showWho() {
+  const { actor, role } = whoIsSignedIn();
+  setText('whoami', role === 'viewer' ? `${actor} · viewer (read-only)` : `${actor} · ${role}`);
+  document.body.classList.toggle('read-only', !canWrite());
+}
+
 function enterConsole() {
   signedIn = true;
+  showWho();
   // The sign-in button just vanished; keys like j/k/Enter belong to the queue now.
   if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
   showView('console');
@@ -47,7 +58,7 @@ async function onLogin(event) {
   const key = input.value.trim();
   errorBox.hidden = true;
   if (!key) {
-    errorBox.textContent = 'Enter the analyst key.';
+    errorBox.textContent = 'Enter your key.';
     errorBox.hidden = false;
     return;
   }
@@ -60,7 +71,7 @@ async function onLogin(event) {
     enterConsole();
   } catch (err) {
     errorBox.textContent = err.status === 401
-      ? 'That key was not accepted. Use the analyst key (agent keys cannot sign in).'
+      ? 'That key was not accepted. Use your own key or the admin key (agent keys cannot sign in).'
       : err.status === 429 ? 'Too many attempts. Wait a minute and try again.'
         : `Sign-in failed: ${err.message}.`;
     errorBox.hidden = false;

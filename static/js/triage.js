@@ -1,6 +1,6 @@
 // Triaging one signal (acknowledge, resolve, reopen, with an optional note) from its detail
 // or the keyboard.
-import { ApiError, advice, api } from './api.js';
+import { ApiError, advice, api, canWrite } from './api.js';
 import * as cards from './cards.js';
 import { toast } from './dom.js';
 import * as filters from './filters.js';
@@ -10,6 +10,10 @@ import * as queue from './queue.js';
 
 // True when the server took the change.
 export async function setStatus(id, status, note) {
+  if (!canWrite()) {
+    toast('Your key is read-only (viewer): it cannot triage.', true);
+    return false;
+  }
   const body = { signal_ids: [id], status };
   if (note) body.note = note;
   try {

@@ -145,7 +145,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     # The server's own stale-agent job finds the silent agent and raises its AGENT-STALE alert.
     server = ServerProcess(tmp_path_factory.mktemp("console") / "signals.db",
                            env={"SANTAMON_STALE_AFTER": f"{STALE_AFTER}s",
-                                "SANTAMON_STALE_CHECK_INTERVAL": "0.2s"}).start()
+                                "SANTAMON_STALE_CHECK_INTERVAL": "1s"}).start()
     heartbeats = Heartbeats(server)
     try:
         heartbeats.beat()

@@ -1,7 +1,7 @@
 """The storage contract, run against every engine: one `store` fixture per engine.
 
-PostgreSQL joins the `engine` parameters when it exists; everything in test_contract.py must
-hold for every engine, so it talks only to the `Store` interface.
+Everything in test_contract.py must hold for every engine, so it talks only to the `Store`
+interface. PostgreSQL runs on a throwaway server (tests/pg.py), a fresh database per test.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from santamon.store import Store, create_store
 
 from ..helpers import AGENT_KEY, ANALYST_KEY, FakeClock
 
-ENGINES = ["sqlite"]
+ENGINES = ["sqlite", "postgres"]
 
 
 @pytest.fixture
@@ -26,8 +26,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture(params=ENGINES)
 def engine_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    assert request.param == "sqlite"
-    return Settings(api_key=[AGENT_KEY], admin_key=ANALYST_KEY, db_path=tmp_path / "s.db")
+    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return Settings(api_key=[AGENT_KEY], admin_key=ANALYST_KEY, db_path=tmp_path / "s.db",
+                    database_url=database_url)
 
 
 OpenStore = Callable[[], Awaitable[Store]]

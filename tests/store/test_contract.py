@@ -10,12 +10,19 @@ import orjson
 import pytest
 
 from santamon import timeutil
-from santamon.domain.agents import STALE_RULE_ID, stale_alert
+from santamon.domain.agents import STALE_MANY_RULE_ID, STALE_RULE_ID, stale_alert, stale_summary
+from santamon.domain.keys import SERVICE_HOST
+from santamon.domain.signals import SEVERITIES
 from santamon.store import (
     AgentFilter,
+    ConnectionProblem,
     ConsoleSession,
     Heartbeat,
     HistoryRule,
+    KeyUse,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     SignalFilter,
     Store,
@@ -106,6 +113,33 @@ async def test_committed_signals_survive_a_reopen(open_store):
     await first.close()
     second = await open_store()
     assert len((await second.list_signals(SignalFilter(status=None))).signals) == 5
+
+
+async def test_signals_accepted_before_close_are_stored_by_it(open_store):
+    first = await open_store()
+    inserts = [asyncio.create_task(first.insert_signals([signal(f"c{n}")])) for n in range(20)]
+    await asyncio.sleep(0)  # every call has been taken on
+    await first.close()
+    assert await asyncio.gather(*inserts) == [[True]] * 20
+    second = await open_store()
+    assert len((await second.list_signals(SignalFilter(status=None))).signals) == 20
+
+
+async def test_what_the_server_cut_is_stored_with_the_signal(store):
+    """A signal stored shortened says what was cut and how big its context was; a NUL inside
+    the context's JSON (an escape) is kept on every engine."""
+    cut = replace(signal("cut", context={"args": ["a\u0000b", "x…[59000 bytes cut]"]}),
+                  shortened=("context", "title"), original_context_bytes=123_456)
+    assert await store.insert_signals([cut, signal("whole")]) == [True, True]
+    stored = await store.get_signal("cut")
+    assert (stored["shortened"], stored["original_context_bytes"]) == (["context", "title"],
+                                                                       123_456)
+    assert orjson.loads(orjson.dumps(stored["context"])) == {
+        "args": ["a\u0000b", "x…[59000 bytes cut]"]}
+    listed = {s["signal_id"]: s for s in (await store.list_signals(SignalFilter())).signals}
+    assert listed["cut"]["shortened"] == ["context", "title"]
+    assert (listed["whole"]["shortened"], listed["whole"]["original_context_bytes"]) == ([],
+                                                                                         None)
 
 
 # -- reading signals ------------------------------------------------------------------------
@@ -400,6 +434,54 @@ async def test_agent_history_gives_a_window_and_its_edges(store, clock):
     assert await store.agent_history("nobody", *EVER) is None
 
 
+async def test_many_agents_silent_in_one_check_raise_one_alert_naming_them(store, clock):
+    for n in range(12):
+        await beat(store, clock, f"office-{n:02d}", ts())
+    await beat(store, clock, "elsewhere", ts())
+    clock.advance(200)
+    await beat(store, clock, "elsewhere", ts(200))
+    cutoff = timeutil.format_utc(clock() - 180 * NS)
+    summary = functools.partial(stale_summary, threshold_seconds=180.0, over=10)
+    marked = await store.mark_stale_agents(cutoff, alert_builder(), summary)
+    assert sorted(marked) == [f"office-{n:02d}" for n in range(12)]
+    assert await store.mark_stale_agents(cutoff, alert_builder(), summary) == []
+    assert (await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID))).signals == []
+    (alert,) = (await store.list_signals(SignalFilter(rule_id=STALE_MANY_RULE_ID))).signals
+    assert (alert["host_id"], alert["severity"]) == (SERVICE_HOST, "high")
+    context = orjson.loads(orjson.dumps(alert["context"]))
+    assert context["count"] == 12 and context["agent_ids"] == sorted(marked)
+    assert alert["title"].startswith("12 agents stopped sending heartbeats at once: office-00")
+    stale = {a["agent_id"] for a in await store.list_agents(AgentFilter(status="stale"))}
+    assert stale == set(marked)  # each still shows as stale
+    # as few as the threshold: one alert each, as before
+    clock.advance(200)
+    marked = await store.mark_stale_agents(timeutil.format_utc(clock() - 180 * NS),
+                                           alert_builder(), summary)
+    assert marked == ["elsewhere"]
+    assert len((await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID))).signals) == 1
+
+
+async def test_a_heartbeat_records_how_its_agent_authenticated(store, clock):
+    await beat(store, clock, "mac-1", ts(), auth="shared")
+    await beat(store, clock, "mac-2", ts())
+    agents = {a["agent_id"]: a["auth"] for a in await store.list_agents(AgentFilter())}
+    assert agents == {"mac-1": "shared", "mac-2": None}
+    clock.advance(1)
+    await beat(store, clock, "mac-1", ts(1), auth="bound")
+    clock.advance(1)
+    await beat(store, clock, "mac-1", ts(2))  # unknown: left as it was
+    agents = {a["agent_id"]: a["auth"] for a in await store.list_agents(AgentFilter())}
+    assert agents["mac-1"] == "bound"
+
+
+async def test_known_agents_are_those_that_sent_a_heartbeat_or_a_signal(store, clock):
+    await beat(store, clock, "beats", ts())
+    await store.insert_signals([signal("s1", host="signals")])
+    assert await store.known_agents(["beats", "signals", "stranger", "beats"]) == {
+        "beats", "signals"}
+    assert await store.known_agents([]) == set()
+
+
 async def test_heartbeats_are_pruned_but_each_agents_latest_stays(store, clock):
     for n in range(3):
         await beat(store, clock, "old-agent", ts(n))
@@ -462,6 +544,22 @@ async def test_forwarding_positions_never_skip_or_repeat(store, clock):
     assert await store.forward_backlog(("high",)) == 1
 
 
+async def test_a_scan_goes_on_after_a_batch_without_moving_the_position(store):
+    """The forwarder goes on past a signal it could not deliver (`after`) while the recorded
+    position stays before that signal, so it is offered again by the next full scan."""
+    await store.insert_signals([signal(f"g{n}") for n in range(5)])
+    first = await store.unshipped(2)
+    assert [s["signal_id"] for s in first.signals] == ["g0", "g1"]
+    await store.mark_shipped(["g1"], first.start)  # g0 failed: the position stays put
+    after = await store.unshipped(2, after=first.end)
+    assert [s["signal_id"] for s in after.signals] == ["g2", "g3"]
+    assert after.start == first.end and after.more
+    await store.mark_shipped(["g2", "g3"], first.start)
+    rest = await store.unshipped(10, after=after.end)
+    assert [s["signal_id"] for s in rest.signals] == ["g4"] and not rest.more
+    assert [s["signal_id"] for s in (await store.unshipped(10)).signals] == ["g0", "g4"]
+
+
 async def test_forwarding_position_survives_a_reopen(open_store):
     first = await open_store()
     await first.insert_signals([signal(f"p{n}") for n in range(3)])
@@ -470,6 +568,82 @@ async def test_forwarding_position_survives_a_reopen(open_store):
     await first.close()
     second = await open_store()
     assert [s["signal_id"] for s in (await second.unshipped(10)).signals] == ["p1", "p2"]
+
+
+async def test_forwarding_offers_every_signal_once_while_two_stores_ingest(open_store):
+    """Two stores on one database, as two processes: small batches commit through one while a
+    large batch is still being stored through the other, so transactions commit out of the
+    order of their signals, yet a forwarder draining meanwhile is offered every signal
+    exactly once."""
+    large, small = await open_store(), await open_store()
+    stored: list[str] = []
+    offered: list[str] = []
+    ingesting = True
+
+    async def ingest(store: Store, prefix: str, batches: int, size: int) -> None:
+        for n in range(batches):
+            batch = [signal(f"{prefix}-{n}-{k}", host=f"mac-{k % 7}",
+                            severity=SEVERITIES[k % len(SEVERITIES)]) for k in range(size)]
+            await store.insert_signals(batch)
+            stored.extend(s.signal_id for s in batch)
+            await asyncio.sleep(0)
+
+    async def forward() -> None:
+        for _ in range(100_000):
+            finished = not ingesting
+            batch = await small.unshipped(100)
+            offered.extend(s["signal_id"] for s in batch.signals)
+            await small.mark_shipped([s["signal_id"] for s in batch.signals], batch.end)
+            if finished and await small.forward_backlog(SEVERITIES) == 0:
+                return
+        raise AssertionError("the forwarder never caught up")
+
+    forwarder = asyncio.create_task(forward())
+    await asyncio.gather(ingest(large, "large", 3, 2000), ingest(small, "small", 100, 3))
+    ingesting = False
+    await forwarder
+    assert len(offered) == len(set(offered))
+    assert sorted(offered) == sorted(stored)
+
+
+# -- agent connection problems ------------------------------------------------------------------
+
+def problem(hour: int, client: str, kind: str, count: int, seen: float,
+            detail: str) -> ConnectionProblem:
+    return ConnectionProblem(ts(3600 * hour), client, kind, count, ts(3600 * hour + seen),
+                             detail)
+
+
+async def test_connection_problems_add_up_across_writes_and_processes(open_store):
+    """Every process adds its own counts per hour; the latest detail wins, whoever wrote it."""
+    first, second = await open_store(), await open_store()
+    await first.add_connection_problems([
+        problem(0, "10.0.0.7", "tls_failure", 3, 10, "untrusted (first)"),
+        problem(1, "10.0.0.7", "tls_failure", 2, 30, "untrusted (latest)"),
+        problem(1, "10.0.0.8", "wrong_key", 1, 5, "claimed mbp-bob"),
+    ])
+    await second.add_connection_problems([
+        problem(1, "10.0.0.7", "tls_failure", 4, 20, "untrusted (older)"),
+        problem(1, "10.0.0.7", "context_shortened", 1, 40, "signal s1"),
+    ])
+    await first.add_connection_problems([problem(1, "10.0.0.8", "wrong_key", 1, 50, "again")])
+    rows = await second.connection_problems(ts(0), 100)
+    assert rows == [
+        {"client": "10.0.0.8", "kind": "wrong_key", "count": 2, "last_seen": ts(3650),
+         "detail": "again"},
+        {"client": "10.0.0.7", "kind": "context_shortened", "count": 1, "last_seen": ts(3640),
+         "detail": "signal s1"},
+        {"client": "10.0.0.7", "kind": "tls_failure", "count": 9, "last_seen": ts(3630),
+         "detail": "untrusted (latest)"},
+    ]
+    assert all(type(row["count"]) is int for row in rows)
+    later = await first.connection_problems(ts(3600), 2)  # the hours from `since` on, limited
+    assert [(r["client"], r["kind"], r["count"]) for r in later] == [
+        ("10.0.0.8", "wrong_key", 2), ("10.0.0.7", "context_shortened", 1)]
+    assert await first.prune_connection_problems(ts(3600)) == 1
+    assert [r["count"] for r in await first.connection_problems(ts(0), 100)
+            if r["kind"] == "tls_failure"] == [6]
+    assert await first.connection_problems(ts(7200), 100) == []
 
 
 # -- console sessions ---------------------------------------------------------------------------
@@ -502,6 +676,122 @@ async def test_sessions_survive_a_reopen(open_store):
     await first.close()
     second = await open_store()
     assert (await second.get_session(bytes([7]) * 32, ts())).actor == "person-7"
+
+
+async def test_a_session_keeps_the_role_and_key_it_was_opened_with(store):
+    await store.create_session(replace(session(1, ts(60)), role="viewer", key_id="k1"), keep=3)
+    found = await store.get_session(bytes([1]) * 32, ts())
+    assert (found.actor, found.role, found.key_id) == ("person-1", "viewer", "k1")
+    await store.create_session(session(2, ts(60)), keep=3)
+    assert (await store.get_session(bytes([2]) * 32, ts())).role == "admin"
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+def agent_key(n: int, host: str, by: str = "alice") -> NewAgentKey:
+    return NewAgentKey(key_id=f"key-{n}", key_hash=bytes([n]) * 32, host_id=host, created_by=by)
+
+
+async def test_agent_keys_are_created_rotated_and_revoked_moving_the_version(store, clock):
+    clock.ns = BASE_NS
+    version = await store.keys_version()
+    created = await store.create_agent_keys([agent_key(1, "mac-a"), agent_key(2, "mac-b")])
+    assert [(k.key_id, k.host_id, k.created_by, k.created_at) for k in created] == [
+        ("key-1", "mac-a", "alice", ts()), ("key-2", "mac-b", "alice", ts())]
+    assert (after_create := await store.keys_version()) != version
+    agents, people = await store.valid_keys(ts())
+    assert {(k.key_id, k.key_hash, k.host_id) for k in agents} == {
+        ("key-1", bytes([1]) * 32, "mac-a"), ("key-2", bytes([2]) * 32, "mac-b")}
+    assert people == []
+
+    clock.advance(10)
+    rotated = await store.rotate_agent_key("key-1", agent_key(3, "ignored", by="bob"), ts(3600))
+    assert (rotated.key_id, rotated.host_id, rotated.replaces, rotated.created_by) == (
+        "key-3", "mac-a", "key-1", "bob")
+    assert (after_rotate := await store.keys_version()) != after_create
+    valid = {k.key_id: k for k in (await store.valid_keys(ts(10)))[0]}
+    assert set(valid) == {"key-1", "key-2", "key-3"}
+    assert valid["key-1"].expires_at == ts(3600)
+    # a second rotation cannot stretch the old key's grace period
+    again = await store.rotate_agent_key("key-1", agent_key(4, "mac-a"), ts(7200))
+    assert again.replaces == "key-1"
+    assert {k.key_id: k for k in (await store.valid_keys(ts(10)))[0]}["key-1"].expires_at \
+        == ts(3600)
+    assert {k.key_id for k in (await store.valid_keys(ts(3600)))[0]} == {"key-2", "key-3",
+                                                                          "key-4"}
+
+    revoked = await store.revoke_agent_key("key-2", "carol")
+    assert (revoked.revoked_at, revoked.revoked_by) == (ts(10), "carol")
+    assert (after_revoke := await store.keys_version()) not in (after_create, after_rotate)
+    assert "key-2" not in {k.key_id for k in (await store.valid_keys(ts(10)))[0]}
+    clock.advance(5)
+    again = await store.revoke_agent_key("key-2", "dave")  # revoked stays as it was
+    assert (again.revoked_at, again.revoked_by) == (ts(10), "carol")
+    assert await store.keys_version() == after_revoke
+    assert await store.revoke_agent_key("nope", "dave") is None
+    assert await store.rotate_agent_key("key-2", agent_key(5, "mac-b"), ts(99)) is None
+    assert await store.rotate_agent_key("nope", agent_key(5, "mac-b"), ts(99)) is None
+    # expired: no rotation either
+    clock.advance(3600)
+    assert await store.rotate_agent_key("key-1", agent_key(5, "mac-a"), ts(99_999)) is None
+
+    listed = await store.list_agent_keys()
+    assert [k.key_id for k in listed] == ["key-3", "key-4", "key-1", "key-2"]  # newest first
+    assert [k.key_id for k in await store.list_agent_keys("mac-a")] == ["key-3", "key-4",
+                                                                         "key-1"]
+    assert [k.key_id for k in await store.list_agent_keys(limit=2)] == ["key-3", "key-4"]
+
+
+async def test_key_use_keeps_the_latest_without_moving_the_version(store):
+    await store.create_agent_keys([agent_key(1, "mac-a"), agent_key(2, "mac-b")])
+    version = await store.keys_version()
+    await store.record_key_use([KeyUse("key-1", ts(20), "10.0.0.7"),
+                                KeyUse("key-2", ts(5), "10.0.0.8"), KeyUse("ghost", ts(5), None)])
+    await store.record_key_use([KeyUse("key-1", ts(10), "10.0.0.99")])  # older: no change
+    used = {k.key_id: (k.last_used_at, k.last_used_from) for k in await store.list_agent_keys()}
+    assert used == {"key-1": (ts(20), "10.0.0.7"), "key-2": (ts(5), "10.0.0.8")}
+    assert await store.keys_version() == version
+
+
+async def test_a_person_has_one_key_and_revoking_it_ends_their_sessions(store, clock):
+    clock.ns = BASE_NS
+    alice = await store.create_analyst_key(NewAnalystKey("p1", b"a" * 32, "alice", "analyst",
+                                                         "admin"))
+    assert (alice.name, alice.role, alice.created_by, alice.created_at) == (
+        "alice", "analyst", "admin", ts())
+    await store.create_analyst_key(NewAnalystKey("p2", b"b" * 32, "bob", "viewer", "admin"))
+    with pytest.raises(NameTaken):
+        await store.create_analyst_key(NewAnalystKey("p3", b"c" * 32, "alice", "viewer", "x"))
+    _, people = await store.valid_keys(ts())
+    assert {(k.key_id, k.name, k.role) for k in people} == {("p1", "alice", "analyst"),
+                                                            ("p2", "bob", "viewer")}
+    await store.create_session(replace(session(1, ts(60)), key_id="p1"), keep=10)
+    await store.create_session(replace(session(2, ts(60)), key_id="p2"), keep=10)
+    version = await store.keys_version()
+    revoked = await store.revoke_analyst_key("p1", "admin")
+    assert (revoked.revoked_at, revoked.revoked_by) == (ts(), "admin")
+    assert await store.keys_version() != version
+    assert await store.get_session(bytes([1]) * 32, ts()) is None
+    assert await store.get_session(bytes([2]) * 32, ts()) is not None
+    assert {k.name for k in (await store.valid_keys(ts()))[1]} == {"bob"}
+    assert await store.revoke_analyst_key("nope", "admin") is None
+    # the name is free again once its key is revoked
+    await store.create_analyst_key(NewAnalystKey("p4", b"d" * 32, "alice", "viewer", "admin"))
+    listed = {k.key_id: (k.name, k.revoked_at is None) for k in await store.list_analyst_keys()}
+    assert listed == {"p1": ("alice", False), "p2": ("bob", True), "p4": ("alice", True)}
+
+
+async def test_a_key_change_is_seen_by_another_store_on_the_same_database(open_store):
+    first, second = await open_store(), await open_store()
+    await first.create_agent_keys([agent_key(1, "mac-a")])
+    version = await second.keys_version()
+    await first.revoke_agent_key("key-1", "alice")
+    assert await second.keys_version() != version
+    assert (await second.valid_keys(ts()))[0] == []
+    await first.close()
+    third = await open_store()
+    (stored,) = await third.list_agent_keys()
+    assert (stored.key_id, stored.revoked_by) == ("key-1", "alice")
 
 
 # -- failures -------------------------------------------------------------------------------------

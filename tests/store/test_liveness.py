@@ -111,3 +111,17 @@ async def test_the_stale_check_counts_heartbeats_not_yet_written(store, clock):
     assert outcome == "1 agent(s) newly stale"
     agents = {a["agent_id"]: a["status"] for a in await store.list_agents(AgentFilter())}
     assert agents == {"mac-1": "active", "mac-2": "stale"}
+
+
+async def test_how_the_agent_authenticated_travels_with_its_latest_heartbeat(store, clock):
+    liveness = Liveness(store, interval=NEVER, history=HistoryRule(), clock=clock)
+    liveness.beat("mac-1", ts(0), version="v1", os_version="15", uptime_seconds=1.0,
+                  auth="shared")
+    liveness.beat("mac-2", ts(0), version="v1", os_version="15", uptime_seconds=1.0,
+                  auth="shared")
+    clock.advance(1)
+    liveness.beat("mac-1", ts(1), version="v1", os_version="15", uptime_seconds=2.0,
+                  auth="bound")  # replaces the pending one, and how it came with it
+    await liveness.flush()
+    agents = {a["agent_id"]: a["auth"] for a in await store.list_agents(AgentFilter())}
+    assert agents == {"mac-1": "bound", "mac-2": "shared"}

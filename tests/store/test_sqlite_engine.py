@@ -82,6 +82,22 @@ async def test_the_wal_stays_bounded_while_writes_never_stop(tmp_path, monkeypat
     assert max(sizes) < 16 * cap, max(sizes)  # the log was started over, again and again
 
 
+async def test_checkpoints_on_a_fresh_database_do_not_fail(tmp_path, monkeypatch, caplog):
+    """The upgrade of a fresh file uses the temp database on the maintenance connection; a
+    checkpoint of every database then failed with "database table is locked" (issue 13)."""
+    monkeypatch.setattr(maintenance, "CHECKPOINT_INTERVAL_SECONDS", 0.02)
+    monkeypatch.setattr(maintenance, "CHECKPOINT_POLL_SECONDS", 0.02)
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.insert_signals(signals("c", 5))
+        await asyncio.sleep(0.3)  # about 15 checkpoints
+    finally:
+        await store.close()
+    failures = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
+    assert failures == []
+
+
 async def test_a_writer_bug_fails_the_callers_instead_of_hanging_them(tmp_path, monkeypatch):
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()

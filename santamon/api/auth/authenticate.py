@@ -5,29 +5,61 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..responses import ApiError
-from ..state import AUTH_LIMITER, KEYRING, METRICS, SESSIONS
-from .keys import ANALYST_ACTOR, Caller, Role, presented_key
-from .sessions import check_csrf, session_from_cookie
+from ..state import AUTH_LIMITER, KEY_SYNC, KEYRING, METRICS, SESSIONS
+from .keys import PUBLIC_CALLER, Access, Caller, SharedKeyRefused, presented_key
+from .sessions import Session, check_csrf, csrf_ok, session_from_cookie
+
+SHARED_KEY_REFUSED = ("shared agent keys are turned off here (SANTAMON_AGENT_KEYS=bound-only): "
+                      "give this Mac a key of its own (santamon agent-keys create)")
 
 
-async def authenticate(request: web.Request, needed: Role) -> Caller:
-    """The caller, or an ApiError: 401 (no or a wrong key), 403 (a role too low), 429."""
-    if needed is Role.PUBLIC:
-        return Caller(Role.PUBLIC, "anonymous")
+def session_caller(session: Session) -> Caller:
+    return Caller(session.role, session.actor, key_id=session.key_id)
+
+
+async def authenticate(request: web.Request, needed: Access) -> Caller:
+    """The caller, or an ApiError: 401 (no or a wrong key), 403 (a key that may not do this),
+    429 (too many failures from this address)."""
+    if needed is Access.PUBLIC:
+        return PUBLIC_CALLER
     key = presented_key(request)
     caller = None
     if key:
-        role = request.app[KEYRING].role_for(key)
-        if role is not None:
-            caller = Caller(role, ANALYST_ACTOR if role is Role.ANALYST else "agent")
+        try:
+            caller = request.app[KEYRING].identify(key)
+        except SharedKeyRefused:
+            raise failed_authentication(request, presented=True,
+                                        message=SHARED_KEY_REFUSED) from None
     elif (session := await session_from_cookie(request, request.app[SESSIONS])) is not None:
         check_csrf(request, session)
-        caller = Caller(Role.ANALYST, session.actor)  # only the analyst key can sign in
+        caller = session_caller(session)
     if caller is None:
         raise failed_authentication(request, presented=bool(key))
-    if caller.role < needed:
-        raise ApiError(403, "this key may not use this endpoint")
+    if not caller.may(needed):
+        raise ApiError(403, f"a key of role {caller.role!r} may not use this endpoint",
+                       role=caller.role)
+    if caller.host is not None:
+        request.app[KEY_SYNC].used(caller, request.remote)
     return caller
+
+
+async def may_call(request: web.Request, needed: Access) -> bool:
+    """Whether the request's key or console session (with its CSRF token) is enough for
+    `needed`. Counts and raises nothing: authenticate() gives the answer."""
+    if needed is Access.PUBLIC:
+        return True
+    key = presented_key(request)
+    caller = None
+    if key:
+        try:
+            caller = request.app[KEYRING].identify(key)
+        except SharedKeyRefused:
+            return False
+    else:
+        session = await session_from_cookie(request, request.app[SESSIONS])
+        if session is not None and csrf_ok(request, session):
+            caller = session_caller(session)
+    return caller is not None and caller.may(needed)
 
 
 def failed_authentication(request: web.Request, *, presented: bool,

@@ -1,4 +1,5 @@
-"""Rate limiting of failed authentication, per client address.
+"""What clients without a valid key may take: failed authentications, per client address,
+memory for request bodies read before authentication, all together, and warnings in the log.
 
 Only failures are counted and only failures are refused: a request with a valid key is never
 limited, so a fleet of agents behind one NAT keeps working while a misconfigured or hostile
@@ -90,3 +91,60 @@ class FailedAuthLimiter:
             bucket.tokens -= 1.0
             return None
         return max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
+
+
+class BodyBudget:
+    """Bytes that bodies read before authentication (the console's sign-in, the start of an
+    agent request refused for its key) may hold, all requests together, so slow
+    unauthenticated bodies cannot add up to exhaust memory."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+
+    def reserve(self, size: int) -> bool:
+        if self.held + size > self.total:
+            return False
+        self.held += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.held -= size
+
+
+# One WARNING per client address (IPv6: per /64) and reason in this period; the next one says
+# how many were left out. At most WARNINGS_PER_MINUTE in all, whatever the addresses.
+WARN_PERIOD_SECONDS = 300.0
+WARNINGS_PER_MINUTE = 20
+WARNED_CLIENTS = 10_000
+
+
+class WarningLimiter:
+    """Whether to log a warning about `key` (a client, and why) now: once per `period` each,
+    at most `per_minute` in all; remembers at most `max_keys`, the least recent forgotten
+    first."""
+
+    def __init__(self, period: float = WARN_PERIOD_SECONDS,
+                 per_minute: int = WARNINGS_PER_MINUTE, max_keys: int = WARNED_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._period, self._per_minute, self._max_keys = period, per_minute, max_keys
+        self._clock = clock
+        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()  # logged at, left out
+        self._minute, self._in_minute = float("-inf"), 0
+
+    def allow(self, key: str) -> int | None:
+        """None: stay quiet. Otherwise log, saying that this many were left out since."""
+        now = self._clock()
+        if now - self._minute >= 60.0:
+            self._minute, self._in_minute = now, 0
+        logged_at, left_out = self._last.pop(key, (float("-inf"), 0))
+        if now - logged_at >= self._period and self._in_minute < self._per_minute:
+            self._in_minute += 1
+            self._last[key] = (now, 0)
+            answer = left_out
+        else:
+            self._last[key] = (logged_at, left_out + 1)
+            answer = None
+        if len(self._last) > self._max_keys:
+            self._last.popitem(last=False)
+        return answer

@@ -1,6 +1,6 @@
 """Browser sessions for the console.
 
-The page exchanges the analyst key once for a random session token in an HttpOnly,
+The page exchanges a person's key (or the admin key) once for a random session token in an HttpOnly,
 SameSite=Strict cookie, so the key never lives in the page or in browser storage. A cookie is
 sent by the browser on its own, so every state-changing call authenticated by the cookie must
 also carry the session's CSRF token in a header, which another site cannot read or set.
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ... import timeutil
+from ...domain.keys import ADMIN, digest
 from ...store import ConsoleSession, Store
 from ..responses import ApiError
-from .keys import digest
 
 COOKIE_NAME = "santamon_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -37,7 +37,9 @@ _NS = 1_000_000_000
 @dataclass(frozen=True, slots=True)
 class Session:
     csrf_token: str
-    actor: str
+    actor: str  # who signed in
+    role: str  # what their key may do (keys.GRANTS)
+    key_id: str | None  # the person's key it was opened with; None for the admin key
 
 
 def _csrf_token(token: str) -> str:
@@ -52,21 +54,25 @@ class ConsoleSessions:
         self.ttl_seconds = ttl_seconds
         self._store, self._keep, self._clock = store, keep, clock
 
-    async def create(self, actor: str) -> tuple[str, Session]:
+    async def create(self, actor: str, role: str = ADMIN,
+                     key_id: str | None = None) -> tuple[str, Session]:
         """A new session: its token (for the cookie only) and what the page may know."""
         token = secrets.token_urlsafe(32)
         now = self._clock()
         await self._store.create_session(ConsoleSession(
             token_hash=digest(token), actor=actor, created_at=timeutil.format_utc(now),
-            expires_at=timeutil.format_utc(now + int(self.ttl_seconds * _NS))), self._keep)
-        return token, Session(_csrf_token(token), actor)
+            expires_at=timeutil.format_utc(now + int(self.ttl_seconds * _NS)), role=role,
+            key_id=key_id), self._keep)
+        return token, Session(_csrf_token(token), actor, role, key_id)
 
     async def get(self, token: str | None) -> Session | None:
         if not token:
             return None
         stored = await self._store.get_session(digest(token),
                                                timeutil.format_utc(self._clock()))
-        return None if stored is None else Session(_csrf_token(token), stored.actor)
+        if stored is None:
+            return None
+        return Session(_csrf_token(token), stored.actor, stored.role, stored.key_id)
 
     async def revoke(self, token: str | None) -> None:
         if token:
@@ -78,13 +84,17 @@ async def session_from_cookie(request: web.Request,
     return await sessions.get(request.cookies.get(COOKIE_NAME))
 
 
-def check_csrf(request: web.Request, session: Session) -> None:
+def csrf_ok(request: web.Request, session: Session) -> bool:
     """Unsafe methods authenticated by the cookie must echo the session's CSRF token."""
     if request.method in SAFE_METHODS:
-        return
+        return True
     presented = request.headers.get(CSRF_HEADER, "")
-    if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
-                               session.csrf_token.encode()):
+    return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
+                               session.csrf_token.encode())
+
+
+def check_csrf(request: web.Request, session: Session) -> None:
+    if not csrf_ok(request, session):
         raise ApiError(403, f"missing or invalid {CSRF_HEADER} header")
 
 

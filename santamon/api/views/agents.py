@@ -1,4 +1,5 @@
-"""Agents: their latest heartbeat, and each one's timeline."""
+"""Agents: their latest heartbeat, each one's timeline, and the problems they have reaching
+this service."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from aiohttp import web
 
 from ... import timeutil
 from ...domain import heartbeats
+from ...domain.problems import hour_of
 from ...store import AgentFilter, KeptBeat
-from ..models import AgentQuery, TimelineQuery
+from ..models import AgentQuery, ProblemsQuery, TimelineQuery
 from ..responses import ApiError, json_response
-from ..state import CLOCK, LIVENESS, SETTINGS, STORE
+from ..state import CLOCK, LIVENESS, PROBLEMS, SETTINGS, STORE
 
 NS = 1_000_000_000
 
@@ -47,3 +49,13 @@ async def agent_timeline(request: web.Request) -> web.Response:
         "agent": agent, "since": since, "until": until,
         **heartbeats.timeline(history.beats, latest, stale=agent["status"] == "stale",
                               since_ns=since_ns, until_ns=until_ns, now_ns=now_ns)})
+
+
+async def connection_problems(request: web.Request) -> web.Response:
+    """Failed TLS handshakes, wrong keys, key misuse and shortened contexts per client address,
+    counted per hour, over the last `hours` hours (the current one included)."""
+    query = ProblemsQuery.model_validate(dict(request.query))
+    await request.app[PROBLEMS].flush()  # what this process counted so far, too
+    since = hour_of(request.app[CLOCK]() - (query.hours - 1) * timeutil.HOUR_NS)
+    problems = await request.app[STORE].connection_problems(since, query.limit)
+    return json_response({"since": since, "count": len(problems), "problems": problems})

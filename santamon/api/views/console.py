@@ -1,4 +1,4 @@
-"""The console: its page, and signing in and out with the analyst key."""
+"""The console: its page, and signing in and out with a person's key or the admin key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .. import static
 from ..auth.authenticate import failed_authentication
-from ..auth.keys import ANALYST_ACTOR, Role
+from ..auth.keys import Access, SharedKeyRefused
 from ..auth.sessions import (
     COOKIE_NAME,
     check_csrf,
@@ -16,7 +16,7 @@ from ..auth.sessions import (
 )
 from ..models import SessionLogin
 from ..responses import ApiError, json_response
-from ..state import KEYRING, SESSIONS
+from ..state import BODY, KEYRING, SESSIONS
 
 
 async def console_page(request: web.Request) -> web.FileResponse:
@@ -25,18 +25,22 @@ async def console_page(request: web.Request) -> web.FileResponse:
 
 
 async def create_session(request: web.Request) -> web.Response:
-    """Exchange the analyst key for a session cookie; agent keys cannot sign in."""
-    login = SessionLogin.model_validate_json(await request.read())
-    role = request.app[KEYRING].role_for(login.key)
-    if role is None:  # a guess: limited like any failed authentication
+    """Exchange a key that may read for a session cookie; agent keys cannot sign in."""
+    login = SessionLogin.model_validate_json(request[BODY])
+    try:
+        caller = request.app[KEYRING].identify(login.key)
+    except SharedKeyRefused:
+        caller = None
+    if caller is None:  # a guess: limited like any failed authentication
         raise failed_authentication(request, presented=True, message="invalid analyst key")
-    if role is not Role.ANALYST:
+    if not caller.may(Access.READ):
         raise ApiError(401, "invalid analyst key")
     sessions = request.app[SESSIONS]
     await sessions.revoke(request.cookies.get(COOKIE_NAME))
-    token, session = await sessions.create(ANALYST_ACTOR)
+    token, session = await sessions.create(caller.actor, caller.role, caller.key_id)
     response = json_response({"csrf_token": session.csrf_token,
-                              "expires_in": int(sessions.ttl_seconds)},
+                              "expires_in": int(sessions.ttl_seconds),
+                              "actor": session.actor, "role": session.role},
                              headers={"Cache-Control": "no-store"})
     set_session_cookie(request, response, token, sessions.ttl_seconds)
     return response
@@ -46,8 +50,8 @@ async def get_session(request: web.Request) -> web.Response:
     session = await session_from_cookie(request, request.app[SESSIONS])
     if session is None:
         raise ApiError(401, "not signed in")
-    return json_response({"csrf_token": session.csrf_token},
-                         headers={"Cache-Control": "no-store"})
+    return json_response({"csrf_token": session.csrf_token, "actor": session.actor,
+                          "role": session.role}, headers={"Cache-Control": "no-store"})
 
 
 async def delete_session(request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from ... import __version__, metrics, timeutil
+from ... import __version__, logs, metrics, timeutil
 from ...domain.signals import SEVERITIES, STATUSES
 from ...store import StoreUnavailable
 from .. import static
@@ -57,7 +57,7 @@ async def index(request: web.Request) -> web.Response:
 
 async def prometheus_metrics(request: web.Request) -> web.Response:
     """Counters as they stand, plus gauges read now: agents and signals by status, forwarding
-    backlog, database size."""
+    backlog, database size, log records dropped."""
     registry, store = request.app[METRICS], request.app[STORE]
     forwarder = request.app[JOBS].forwarder
     with contextlib.suppress(StoreUnavailable, TimeoutError):
@@ -76,6 +76,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
         if backlog is not None:
             registry.forward_backlog.set(backlog)
         registry.db_size.set(await store.size_bytes())
+    registry.log_records_dropped.set(logs.dropped_records())
     return web.Response(body=registry.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 

@@ -18,14 +18,20 @@ from ..models import (
     VolumeQuery,
 )
 from ..responses import ApiError, json_response
-from ..state import CALLER, LIVENESS, STORE
+from ..state import BODY, CALLER, LIVENESS, STORE
 
 NS = 1_000_000_000
-# `bucket=auto` takes the first of these widths that draws the window in at most ~120 bars.
+# `bucket=auto` takes the first of these widths that draws the window in at most ~120 bars
+# (whole days beyond them); without `bucket`, 1 h is widened the same way past 2,000 bars.
 AUTO_BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 AUTO_BUCKET_TARGET = 120
+DEFAULT_BUCKET_SECONDS = 3600
 MIN_BUCKET_SECONDS = 60
+MAX_BUCKET_SECONDS = 3660 * 86400  # about ten years
 MAX_VOLUME_BUCKETS = 2000
+# Go's zero time.Time: an agent whose clock was never set. Stored like any time, but left out
+# of the default window, which would otherwise span 2,000 years.
+GO_ZERO_TIME_NS = timeutil.parse_ns("0001-01-01T00:00:00Z")  # also the earliest time there is
 
 
 async def list_signals(request: web.Request) -> web.Response:
@@ -59,7 +65,7 @@ async def _signal_detail(request: web.Request, signal_id: str) -> web.Response:
 
 async def update_status(request: web.Request) -> web.Response:
     signal_id = request.match_info["signal_id"]
-    update = StatusUpdate.model_validate_json(await request.read())
+    update = StatusUpdate.model_validate_json(request[BODY])
     result = await request.app[STORE].set_status([signal_id], update.status, update.note,
                                                  request[CALLER].actor)
     if result.not_found:
@@ -68,7 +74,7 @@ async def update_status(request: web.Request) -> web.Response:
 
 
 async def bulk_update_status(request: web.Request) -> web.Response:
-    update = BulkStatusUpdate.model_validate_json(await request.read())
+    update = BulkStatusUpdate.model_validate_json(request[BODY])
     result = await request.app[STORE].set_status(update.signal_ids, update.status, update.note,
                                                  request[CALLER].actor)
     return json_response({"updated": result.updated, "not_found": result.not_found,
@@ -80,16 +86,26 @@ def _volume_error(field: str, message: str) -> ApiError:
                     details=[{"loc": [field], "msg": message, "type": "value_error"}])
 
 
-def _bucket_seconds(bucket: str, span_seconds: float) -> int:
+def _widened(span_seconds: float, minimum: int, most: int) -> int:
+    """The first width of AUTO_BUCKETS from `minimum` on that draws the span in at most `most`
+    buckets, or as many whole days as it takes."""
+    for width in AUTO_BUCKETS:
+        if width >= minimum and span_seconds / width <= most:
+            return width
+    return math.ceil(span_seconds / most / 86400) * 86400
+
+
+def _bucket_seconds(bucket: str | None, span_seconds: float) -> int:
+    if bucket is None:  # one less than the limit: aligning the first bucket may add one
+        return _widened(span_seconds, DEFAULT_BUCKET_SECONDS, MAX_VOLUME_BUCKETS - 1)
     if bucket.strip().lower() == "auto":
-        return next((width for width in AUTO_BUCKETS
-                     if span_seconds / width <= AUTO_BUCKET_TARGET), AUTO_BUCKETS[-1])
+        return _widened(span_seconds, MIN_BUCKET_SECONDS, AUTO_BUCKET_TARGET)
     try:
         seconds = parse_duration(bucket)
     except ValueError as exc:
         raise _volume_error("bucket", f"{exc}, or auto") from None
-    if seconds < MIN_BUCKET_SECONDS or seconds != int(seconds):
-        raise _volume_error("bucket", "a bucket is a whole number of seconds, at least 1m")
+    if not MIN_BUCKET_SECONDS <= seconds <= MAX_BUCKET_SECONDS or seconds != int(seconds):
+        raise _volume_error("bucket", "a bucket is a whole number of seconds from 1m to 3660d")
     return int(seconds)
 
 
@@ -101,7 +117,8 @@ async def signal_volume(request: web.Request) -> web.Response:
     if query.since:
         since_ns = timeutil.parse_ns(query.since)
     else:  # the whole history, or the last day when there is none yet
-        first = await store.first_signal_ts()
+        first = await store.first_signal_ts(
+            not_before=timeutil.format_utc(GO_ZERO_TIME_NS + 1))
         first_ns = timeutil.parse_ns(first) if first else until_ns
         since_ns = first_ns if first_ns < until_ns else until_ns - 86_400 * NS
     if since_ns >= until_ns:
@@ -119,7 +136,8 @@ async def signal_volume(request: web.Request) -> web.Response:
     for index in range(count):
         start = first_start + index * bucket
         counts = volume.get(start, {})
-        buckets.append({"start": timeutil.format_utc(start * NS),
+        # A bucket aligned to the epoch may begin before year 1: it is shown from year 1.
+        buckets.append({"start": timeutil.format_utc(max(start * NS, GO_ZERO_TIME_NS)),
                         **{severity: counts.get(severity, 0) for severity in severities}})
     return json_response({"bucket_seconds": bucket, "since": timeutil.format_utc(since_ns),
                           "until": timeutil.format_utc(until_ns), "buckets": buckets})

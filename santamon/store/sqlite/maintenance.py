@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 CHECKPOINT_BYTES = 8 * 1024 * 1024
 CHECKPOINT_POLL_SECONDS = 0.1  # how often the log's size is looked at
+# `main.` always: a checkpoint without a schema name covers every database of the connection,
+# and once a connection has used the temp database (the version 2 upgrade builds a temp table
+# on the maintenance connection) that one answers SQLITE_LOCKED ("database table is locked").
+CHECKPOINT = "main.wal_checkpoint"
 CHECKPOINT_WAIT_MS = 20  # how long starting the log over may wait for readers to leave it
 # Past this size, once a checkpoint has copied all of it, the writer starts the log over. The
 # log then stays under about this plus a checkpoint's worth plus what is committed while the
@@ -114,7 +118,7 @@ async def checkpoint_forever(conn: aiosqlite.Connection, path: Path,
                 and time.monotonic() - last_at < CHECKPOINT_INTERVAL_SECONDS):
             continue
         try:
-            busy, frames, copied = await pragma(conn, "wal_checkpoint(PASSIVE)")
+            busy, frames, copied = await pragma(conn, f"{CHECKPOINT}(PASSIVE)")
             if not busy and frames == copied and size > WAL_RESTART_BYTES:
                 await restart_log()
         except (sqlite3.Error, StoreUnavailable) as exc:
@@ -131,7 +135,7 @@ async def analyze(conn: aiosqlite.Connection) -> None:
 async def finish(conn: aiosqlite.Connection) -> None:
     """On close: an empty WAL left behind, statistics refreshed where they drifted."""
     with contextlib.suppress(sqlite3.Error):
-        await pragma(conn, "wal_checkpoint(TRUNCATE)")
+        await pragma(conn, f"{CHECKPOINT}(TRUNCATE)")
         await pragma(conn, "optimize")
 
 
@@ -154,7 +158,7 @@ class RestartLog:
         # after the next checkpoint.
         conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            conn.execute(f"PRAGMA {CHECKPOINT}(TRUNCATE)").fetchall()
         finally:
             conn.execute(f"PRAGMA busy_timeout = {busy_timeout}")
         return [None] * len(ops)
@@ -169,7 +173,7 @@ class Compact:
 
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[Compact], now: str) -> list[None]:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.execute(f"PRAGMA {CHECKPOINT}(TRUNCATE)").fetchall()
         conn.execute("PRAGMA optimize").fetchall()
         return [None] * len(ops)
 
@@ -187,5 +191,11 @@ def vacuum(path: Path) -> tuple[int, int]:
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute(f"PRAGMA busy_timeout = {VACUUM_BUSY_TIMEOUT_MS}")
         conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.execute(f"PRAGMA {CHECKPOINT}(TRUNCATE)").fetchall()
     return before, size_bytes(path)
+
+
+def check_opens(path: Path) -> None:
+    """Raise sqlite3.Error unless `path` opens as a database (or can be created as one)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA schema_version").fetchone()

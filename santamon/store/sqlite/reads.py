@@ -3,74 +3,48 @@ writer)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from ... import timeutil
-from ...domain.heartbeats import KeptBeat, decode_reasons
 from ..base import (
     AgentFilter,
     AgentHistory,
+    AgentKey,
+    AnalystKey,
     ConsoleSession,
     ForwardBatch,
-    InvalidCursor,
+    ForwardPosition,
     SignalFilter,
     SignalPage,
 )
-from .writes import FORWARD_POSITION_KEY, placeholders
-
-DAY_NS = 86_400 * 1_000_000_000
-MAX_SEQ = 2**63 - 1
+from ..common import (
+    AGENT_COLUMNS,
+    AGENT_KEY_COLUMNS,
+    ANALYST_KEY_COLUMNS,
+    DAY_NS,
+    FORWARD_POSITION_KEY,
+    KEYS_VERSION_KEY,
+    SEQ,
+    SIGNAL_COLUMNS,
+    agent_history_sql,
+    agent_key,
+    agent_row,
+    analyst_key,
+    connection_problems_sql,
+    decode_cursor,
+    encode_cursor,
+    kept_beat,
+    like_pattern,
+    problem_row,
+    signal_row,
+    stats_document,
+)
+from .writes import chunks, placeholders
 
 SEARCH_BY_RULE_MAX_ROWS = 20_000  # fewer matches than this: read them through the rule index
 SEARCH_MAX_TITLES = 500  # beyond this many matching titles, search filters while it walks
-
-SIGNAL_COLUMNS = ("signal_id, ts, host_id, rule_id, rule_description, severity, title, tags, "
-                  "context, status, received_at")
-SEQ = len(SIGNAL_COLUMNS.split(","))  # where `seq` stands when selected after the columns
-AGENT_FIELDS = ("agent_id", "timestamp", "version", "os_version", "uptime_seconds",
-                "received_at", "first_seen", "last_seen", "status", "stale_since")
-
-
-def signal_row(row: Sequence[Any]) -> dict[str, Any]:
-    """A row that starts with SIGNAL_COLUMNS, as the API shows a signal (by position: name
-    lookups on sqlite3.Row cost more than the rest of the page)."""
-    return {
-        "signal_id": row[0],
-        "ts": row[1],
-        "host_id": row[2],
-        "rule_id": row[3],
-        "rule_description": row[4],
-        "severity": row[5],
-        "title": row[6],
-        "tags": orjson.Fragment(row[7] or "[]"),
-        "context": orjson.Fragment(row[8] or "{}"),
-        "status": row[9],
-        "received_at": row[10],
-    }
-
-
-# -- cursors: where a page ended, as (ts, seq) of its last signal ---------------------------
-
-def encode_cursor(ts: str, seq: int) -> str:
-    raw = orjson.dumps({"ts": ts, "seq": seq})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, int]:
-    try:
-        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        ts, seq = doc["ts"], doc["seq"]
-        if not isinstance(ts, str) or type(seq) is not int or not 0 <= seq <= MAX_SEQ:
-            raise ValueError("wrong types")
-        return timeutil.normalize(ts), seq
-    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidCursor("invalid cursor; pass next_cursor from a previous page") from None
 
 
 # -- signals ---------------------------------------------------------------------------------
@@ -92,7 +66,7 @@ async def list_signals(conn: aiosqlite.Connection, query: SignalFilter) -> Signa
         params.append(query.rule_id)
     search_by_rule = False
     if query.search:
-        pattern = "%" + _escape_like(query.search) + "%"
+        pattern = like_pattern(query.search)
         like = "(title LIKE ? ESCAPE '\\' OR rule_id LIKE ? ESCAPE '\\')"
         pairs = await _matching_titles(conn, pattern)
         if not pairs:
@@ -163,10 +137,6 @@ def _index_for(query: SignalFilter, search_by_rule: bool) -> str:
     return "idx_signals_ts"
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def get_signal(conn: aiosqlite.Connection, signal_id: str) -> dict[str, Any] | None:
     async with conn.execute(
             f"SELECT {SIGNAL_COLUMNS}, (SELECT shipped_at FROM shipped "
@@ -185,11 +155,6 @@ async def get_signal(conn: aiosqlite.Connection, signal_id: str) -> dict[str, An
     return signal
 
 
-AGENT_COLUMNS = ("agent_id, last_timestamp AS timestamp, version, os_version, uptime_seconds, "
-                 "last_seen AS received_at, first_seen, last_seen, status, stale_since")
-KEPT_BEAT_COLUMNS = "received_at, timestamp, version, os_version, uptime_seconds, reasons"
-
-
 async def list_agents(conn: aiosqlite.Connection, query: AgentFilter) -> list[dict[str, Any]]:
     where: list[str] = []
     params: list[Any] = []
@@ -204,7 +169,7 @@ async def list_agents(conn: aiosqlite.Connection, query: AgentFilter) -> list[di
            + " ORDER BY status = 'stale' DESC, last_seen DESC, agent_id LIMIT ?")
     params.append(query.limit)
     async with conn.execute(sql, params) as cur:
-        return [dict(zip(AGENT_FIELDS, row, strict=True)) for row in await cur.fetchall()]
+        return [agent_row(row) for row in await cur.fetchall()]
 
 
 async def agent_history(conn: aiosqlite.Connection, agent_id: str, since: str,
@@ -214,17 +179,9 @@ async def agent_history(conn: aiosqlite.Connection, agent_id: str, since: str,
         row = await cur.fetchone()
     if row is None:
         return None
-    beats: list[KeptBeat] = []
-    # Each through the (agent_id, received_at) index: the one before, the window, the one after.
-    for condition, order, bounds in (("received_at < ?", "DESC LIMIT 1", (since,)),
-                                     ("received_at >= ? AND received_at < ?", "", (since, until)),
-                                     ("received_at >= ?", "LIMIT 1", (until,))):
-        async with conn.execute(
-                f"SELECT {KEPT_BEAT_COLUMNS} FROM heartbeats WHERE agent_id = ? AND "
-                f"{condition} ORDER BY received_at {order}", (agent_id, *bounds)) as cur:
-            beats += [KeptBeat(*kept[:5], reasons=decode_reasons(kept[5]))
-                      for kept in await cur.fetchall()]
-    return AgentHistory(dict(zip(AGENT_FIELDS, row, strict=True)), beats)
+    async with conn.execute(agent_history_sql("?1", "?2", "?3"),
+                            (agent_id, since, until)) as cur:
+        return AgentHistory(agent_row(row), [kept_beat(kept) for kept in await cur.fetchall()])
 
 
 async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:
@@ -240,25 +197,8 @@ async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:
     top_rules = dict(await rows("SELECT rule_id, n FROM rule_counts WHERE n > 0 "
                                 "ORDER BY n DESC, rule_id LIMIT 10"))
     agents = dict(await rows("SELECT status, count(*) FROM agents GROUP BY status"))
-    by_severity: dict[str, int] = {}
-    by_status: dict[str, int] = {}
-    open_by_severity: dict[str, int] = {}
-    for severity, status, n in by_severity_status:
-        by_severity[severity] = by_severity.get(severity, 0) + n
-        by_status[status] = by_status.get(status, 0) + n
-        if status == "open":
-            open_by_severity[severity] = n
-    return {
-        "total_signals": sum(by_status.values()),
-        "last_24h": last_24h,
-        "by_severity": by_severity,
-        "by_status": by_status,
-        "open_by_severity": open_by_severity,
-        "by_host": by_host,
-        "top_rules": top_rules,
-        "agents": {"active": agents.get("active", 0), "stale": agents.get("stale", 0),
-                   "total": sum(agents.values())},
-    }
+    return stats_document(last_24h=last_24h, by_severity_status=by_severity_status,
+                          by_host=by_host, top_rules=top_rules, agents=agents)
 
 
 async def signal_volume(conn: aiosqlite.Connection, since: str, until: str,
@@ -291,8 +231,9 @@ async def forward_position(conn: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-async def unshipped(conn: aiosqlite.Connection, limit: int) -> ForwardBatch:
-    start = await forward_position(conn)
+async def unshipped(conn: aiosqlite.Connection, limit: int,
+                    after: ForwardPosition | None = None) -> ForwardBatch:
+    start = await forward_position(conn) if after is None else int(after)
     async with conn.execute(
             f"SELECT {SIGNAL_COLUMNS}, seq, EXISTS (SELECT 1 FROM shipped "
             "WHERE shipped.signal_id = signals.signal_id) AS is_shipped "
@@ -317,7 +258,64 @@ async def forward_backlog(conn: aiosqlite.Connection, severities: tuple[str, ...
 
 async def get_session(conn: aiosqlite.Connection, token_hash: bytes,
                       now: str) -> ConsoleSession | None:
-    async with conn.execute("SELECT token_hash, actor, created_at, expires_at FROM sessions "
-                            "WHERE token_hash = ? AND expires_at > ?", (token_hash, now)) as cur:
+    async with conn.execute("SELECT token_hash, actor, created_at, expires_at, role, key_id "
+                            "FROM sessions WHERE token_hash = ? AND expires_at > ?",
+                            (token_hash, now)) as cur:
         row = await cur.fetchone()
     return ConsoleSession(*row) if row else None
+
+
+# -- agent connection problems ---------------------------------------------------------------
+
+async def connection_problems(conn: aiosqlite.Connection, since: str,
+                              limit: int) -> list[dict[str, Any]]:
+    async with conn.execute(connection_problems_sql(since="?", limit="?"),
+                            (since, limit)) as cur:
+        return [problem_row(row) for row in await cur.fetchall()]
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+async def keys_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (KEYS_VERSION_KEY,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def valid_keys(conn: aiosqlite.Connection,
+                     now: str) -> tuple[list[AgentKey], list[AnalystKey]]:
+    async with conn.execute(
+            f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys WHERE revoked_at IS NULL AND "
+            "(expires_at IS NULL OR expires_at > ?)", (now,)) as cur:
+        agents = [agent_key(row) for row in await cur.fetchall()]
+    async with conn.execute(f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys "
+                            "WHERE revoked_at IS NULL") as cur:
+        people = [analyst_key(row) for row in await cur.fetchall()]
+    return agents, people
+
+
+async def list_agent_keys(conn: aiosqlite.Connection, host_id: str | None,
+                          limit: int | None) -> list[AgentKey]:
+    where, params = ("WHERE host_id = ?", [host_id]) if host_id is not None else ("", [])
+    async with conn.execute(f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys {where} "
+                            "ORDER BY created_at DESC, key_id LIMIT ?",
+                            [*params, -1 if limit is None else limit]) as cur:
+        return [agent_key(row) for row in await cur.fetchall()]
+
+
+async def list_analyst_keys(conn: aiosqlite.Connection) -> list[AnalystKey]:
+    async with conn.execute(f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys "
+                            "ORDER BY created_at DESC, key_id") as cur:
+        return [analyst_key(row) for row in await cur.fetchall()]
+
+
+async def known_agents(conn: aiosqlite.Connection, agent_ids: list[str]) -> set[str]:
+    known: set[str] = set()
+    for chunk in chunks(list(dict.fromkeys(agent_ids))):
+        marks = placeholders(len(chunk))
+        async with conn.execute(
+                f"SELECT agent_id FROM agents WHERE agent_id IN ({marks}) UNION "
+                f"SELECT host_id FROM host_counts WHERE n > 0 AND host_id IN ({marks})",
+                chunk * 2) as cur:
+            known.update(row[0] for row in await cur.fetchall())
+    return known

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import aiosqlite
 
 from ... import timeutil
+from ..base import SchemaTooNew
 
 log = logging.getLogger(__name__)
 
@@ -291,19 +292,80 @@ async def _to_v3(conn: aiosqlite.Connection) -> None:
         await conn.execute(statement)
 
 
-# Version 4: the heartbeats table becomes each agent's history (domain/heartbeats.py), with why
-# each heartbeat was kept. Older rows keep NULL: the server that wrote them kept every one.
+# Version 4: keys kept in the database, only as hashes: agent keys bound to one host each, and
+# people's keys with their role. A name has at most one key not revoked. Agents record how
+# they authenticate; console sessions the role and key they were opened with (sessions so far
+# were the admin key's, whose actor the history now calls "admin").
+V4_STATEMENTS = [
+    """CREATE TABLE agent_keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash BLOB NOT NULL UNIQUE,
+        host_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT,
+        revoked_by TEXT,
+        replaces TEXT,
+        last_used_at TEXT,
+        last_used_from TEXT
+    )""",
+    "CREATE INDEX idx_agent_keys_host ON agent_keys(host_id, created_at)",
+    """CREATE TABLE analyst_keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash BLOB NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT
+    )""",
+    "CREATE UNIQUE INDEX idx_analyst_keys_name ON analyst_keys(name) WHERE revoked_at IS NULL",
+    "ALTER TABLE agents ADD COLUMN auth TEXT",
+    "ALTER TABLE sessions ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'",
+    "ALTER TABLE sessions ADD COLUMN key_id TEXT",
+    "UPDATE sessions SET actor = 'admin' WHERE actor = 'analyst'",
+]
+
+
 async def _to_v4(conn: aiosqlite.Connection) -> None:
+    for statement in V4_STATEMENTS:
+        await conn.execute(statement)
+
+
+# Version 5: what the server cut from a signal to store it instead of refusing it, and agent
+# connection problems counted per hour (added to by every process, pruned by retention). A row
+# id of its own, so `migrate-db` copies it like the other tables.
+V5_STATEMENTS = [
+    "ALTER TABLE signals ADD COLUMN shortened TEXT",
+    "ALTER TABLE signals ADD COLUMN original_context_bytes INTEGER",
+    """CREATE TABLE connection_problems (
+        hour TEXT NOT NULL,
+        client TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_seen TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (hour, client, kind)
+    )""",
+]
+
+
+async def _to_v5(conn: aiosqlite.Connection) -> None:
+    for statement in V5_STATEMENTS:
+        await conn.execute(statement)
+
+
+# Version 6: the heartbeats table becomes each agent's history (domain/heartbeats.py), with why
+# each heartbeat was kept. Older rows keep NULL: the server that wrote them kept every one.
+async def _to_v6(conn: aiosqlite.Connection) -> None:
     await conn.execute("ALTER TABLE heartbeats ADD COLUMN reasons TEXT")
 
 
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [
-    _to_v1, _to_v2, _to_v3, _to_v4]
+    _to_v1, _to_v2, _to_v3, _to_v4, _to_v5, _to_v6]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer server."""
 
 
 async def migrate(conn: aiosqlite.Connection, target: int = SCHEMA_VERSION) -> bool:

@@ -4,32 +4,41 @@ that under WAL never wait for it, and a maintenance connection for upgrades and 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from ... import timeutil
 from ..base import (
     AgentFilter,
     AgentHistory,
+    AgentKey,
     AlertBuilder,
+    AnalystKey,
+    ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
+    ForwardPosition,
     Heartbeat,
     HistoryRule,
+    KeyUse,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
     NewSignal,
     SignalFilter,
     SignalPage,
     StatusResult,
     StoreUnavailable,
+    SummaryBuilder,
 )
+from ..common import IngestFailures
 from . import maintenance, reads, writes
 from .schema import migrate
 from .writer import CommitObserver, WriteOp, Writer
@@ -45,11 +54,6 @@ WRITER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -32000",
                   "wal_autocheckpoint = 0"]
 READER_PRAGMAS = [*CONNECTION_PRAGMAS, "cache_size = -8000",  # 8 MB each: RSS under 200 MB
                   "query_only = ON"]
-# The health probe stores (and removes) a signal with a context of a typical size.
-PROBE_CONTEXT = orjson.dumps({"kind": "health_probe", "padding": "x" * 4000})
-# After a signal could not be stored, /health fails for this long unless one is stored since,
-# even when its own probe fits: real batches need more room than the probe.
-INGEST_FAILURE_MEMORY_SECONDS = 30.0
 
 
 class SQLiteStore:
@@ -67,7 +71,7 @@ class SQLiteStore:
         self._checkpoints: asyncio.Task[None] | None = None
         self._file: maintenance.FileIdentity | None = None
         self._open = False
-        self._ingest_failed: tuple[float, str] | None = None  # (monotonic time, why)
+        self._ingest_failures = IngestFailures()
 
     def _now(self) -> str:
         return timeutil.format_utc(self._clock())
@@ -88,6 +92,12 @@ class SQLiteStore:
 
     async def _open_all(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Plain sqlite3 first: aiosqlite leaves its thread to finish on its own when a connect
+        # fails, too late for a process that is exiting because of it. A thread of its own,
+        # gone when this is done, so a failed start leaves none behind.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            await asyncio.get_running_loop().run_in_executor(pool, maintenance.check_opens,
+                                                             self.path)
         self._maintenance = await self._connect(CONNECTION_PRAGMAS)
         if await migrate(self._maintenance):
             await maintenance.analyze(self._maintenance)
@@ -166,9 +176,9 @@ class SQLiteStore:
         try:
             stored = await self._write(writes.InsertSignals(signals))
         except StoreUnavailable as exc:
-            self._ingest_failed = (time.monotonic(), str(exc))
+            self._ingest_failures.failed(str(exc))
             raise
-        self._ingest_failed = None
+        self._ingest_failures.stored()
         return stored
 
     async def record_heartbeats(self, beats: list[Heartbeat], history: HistoryRule) -> None:
@@ -211,18 +221,17 @@ class SQLiteStore:
 
     async def check_writable(self) -> None:
         self._check_file()
-        failed = self._ingest_failed
-        if failed and time.monotonic() - failed[0] < INGEST_FAILURE_MEMORY_SECONDS:
-            raise StoreUnavailable(f"the last signals could not be stored: {failed[1]}")
-        await self._write(writes.ProbeWrite(PROBE_CONTEXT))
+        self._ingest_failures.check()
+        await self._write(writes.ProbeWrite())
 
     async def size_bytes(self) -> int:
         return await asyncio.to_thread(maintenance.size_bytes, self.path)
 
     # -- maintenance ------------------------------------------------------------------------
 
-    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder) -> list[str]:
-        return await self._write(writes.MarkStale(cutoff, alert))
+    async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder,
+                                summary: SummaryBuilder | None = None) -> list[str]:
+        return await self._write(writes.MarkStale(cutoff, alert, summary))
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
         return await self._write(writes.PruneHeartbeats(cutoff, limit))
@@ -233,9 +242,9 @@ class SQLiteStore:
     async def compact(self) -> None:
         await self._write(maintenance.Compact())
 
-    async def unshipped(self, limit: int) -> ForwardBatch:
+    async def unshipped(self, limit: int, after: ForwardPosition | None = None) -> ForwardBatch:
         async with self._reader() as conn:
-            return await reads.unshipped(conn, limit)
+            return await reads.unshipped(conn, limit, after)
 
     async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
         await self._write(writes.MarkShipped(signal_ids, position))
@@ -243,6 +252,18 @@ class SQLiteStore:
     async def forward_backlog(self, severities: tuple[str, ...]) -> int:
         async with self._reader() as conn:
             return await reads.forward_backlog(conn, severities)
+
+    # -- agent connection problems ----------------------------------------------------------
+
+    async def add_connection_problems(self, problems: list[ConnectionProblem]) -> None:
+        await self._write(writes.AddConnectionProblems(problems))
+
+    async def connection_problems(self, since: str, limit: int) -> list[dict[str, Any]]:
+        async with self._reader() as conn:
+            return await reads.connection_problems(conn, since, limit)
+
+    async def prune_connection_problems(self, cutoff: str) -> int:
+        return await self._write(writes.PruneConnectionProblems(cutoff))
 
     # -- console sessions -------------------------------------------------------------------
 
@@ -258,3 +279,48 @@ class SQLiteStore:
 
     async def prune_sessions(self, now: str) -> int:
         return await self._write(writes.PruneSessions(now))
+
+    # -- keys -------------------------------------------------------------------------------
+
+    async def keys_version(self) -> int:
+        async with self._reader() as conn:
+            return await reads.keys_version(conn)
+
+    async def valid_keys(self, now: str) -> tuple[list[AgentKey], list[AnalystKey]]:
+        async with self._reader() as conn:
+            return await reads.valid_keys(conn, now)
+
+    async def create_agent_keys(self, keys: list[NewAgentKey]) -> list[AgentKey]:
+        return await self._write(writes.CreateAgentKeys(keys))
+
+    async def rotate_agent_key(self, key_id: str, new: NewAgentKey,
+                               old_valid_until: str) -> AgentKey | None:
+        return await self._write(writes.RotateAgentKey(key_id, new, old_valid_until))
+
+    async def revoke_agent_key(self, key_id: str, actor: str) -> AgentKey | None:
+        return await self._write(writes.RevokeAgentKey(key_id, actor))
+
+    async def list_agent_keys(self, host_id: str | None = None,
+                              limit: int | None = None) -> list[AgentKey]:
+        async with self._reader() as conn:
+            return await reads.list_agent_keys(conn, host_id, limit)
+
+    async def record_key_use(self, uses: list[KeyUse]) -> None:
+        await self._write(writes.RecordKeyUse(uses))
+
+    async def create_analyst_key(self, key: NewAnalystKey) -> AnalystKey:
+        result = await self._write(writes.CreateAnalystKey(key))
+        if isinstance(result, NameTaken):
+            raise result
+        return result
+
+    async def list_analyst_keys(self) -> list[AnalystKey]:
+        async with self._reader() as conn:
+            return await reads.list_analyst_keys(conn)
+
+    async def revoke_analyst_key(self, key_id: str, actor: str) -> AnalystKey | None:
+        return await self._write(writes.RevokeAnalystKey(key_id, actor))
+
+    async def known_agents(self, agent_ids: list[str]) -> set[str]:
+        async with self._reader() as conn:
+            return await reads.known_agents(conn, agent_ids)

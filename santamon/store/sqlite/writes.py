@@ -13,16 +13,48 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
-from ...domain.heartbeats import LAST, RETURN, LastBeat, encode_reasons
+from ...domain.heartbeats import LastBeat
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
-from ..base import AlertBuilder, ConsoleSession, Heartbeat, HistoryRule, StatusResult
+from ..base import (
+    AgentKey,
+    AlertBuilder,
+    AnalystKey,
+    ConnectionProblem,
+    ConsoleSession,
+    Heartbeat,
+    HistoryRule,
+    KeyUse,
+    NameTaken,
+    NewAgentKey,
+    NewAnalystKey,
+    StatusResult,
+    SummaryBuilder,
+)
+from ..common import (
+    AGENT_KEY_COLUMNS,
+    AGENT_UPSERT,
+    ANALYST_KEY_COLUMNS,
+    FORWARD_POSITION_KEY,
+    KEYS_VERSION_KEY,
+    agent_key,
+    analyst_key,
+    first_occurrences,
+    heartbeat_writes,
+    last_beat,
+    last_beats_sql,
+    probe_signal,
+    shortened_column,
+    stale_alerts,
+    stored_flags,
+)
 
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
-INSERT_ROWS_PER_STATEMENT = 500  # 5,500 parameters; SQLite allows 32,766
-SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_ROWS_PER_STATEMENT = 500  # 6,500 parameters; SQLite allows 32,766
+SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_SIGNALS = ("INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
-                  "tags, context, received_at, status, rule_description) VALUES ")
-FORWARD_POSITION_KEY = "forward_position"
+                  "tags, context, received_at, status, rule_description, shortened, "
+                  "original_context_bytes) VALUES ")
+PROBLEM_VALUES = "(?, ?, ?, ?, ?, ?)"
 
 
 def chunks(items: list[Any], size: int = SQL_PARAMS_PER_QUERY) -> Iterable[list[Any]]:
@@ -36,7 +68,8 @@ def placeholders(count: int) -> str:
 
 def _signal_row(s: NewSignal, now: str) -> tuple[Any, ...]:
     return (s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title, s.tags_json,
-            s.context_json, now, NEW_STATUS, s.rule_description)
+            s.context_json, now, NEW_STATUS, s.rule_description, shortened_column(s),
+            s.original_context_bytes)
 
 
 def insert_new_signals(conn: sqlite3.Connection, signals: list[NewSignal], now: str) -> set[str]:
@@ -62,19 +95,8 @@ class InsertSignals:
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[InsertSignals],
               now: str) -> list[list[bool]]:
-        unique: dict[str, NewSignal] = {}  # within a commit, an id's first occurrence wins
-        for op in ops:
-            for s in op.signals:
-                unique.setdefault(s.signal_id, s)
-        stored = insert_new_signals(conn, list(unique.values()), now)
-        results = []
-        for op in ops:
-            flags = []
-            for s in op.signals:
-                flags.append(s.signal_id in stored)
-                stored.discard(s.signal_id)  # a repeat within the commit is a duplicate
-            results.append(flags)
-        return results
+        calls = [op.signals for op in ops]
+        return stored_flags(calls, insert_new_signals(conn, first_occurrences(calls), now))
 
 
 @dataclass(slots=True)
@@ -91,47 +113,18 @@ class RecordHeartbeats:
         return [None] * len(ops)
 
     def _apply(self, conn: sqlite3.Connection) -> None:
-        beats = sorted(self.beats, key=lambda beat: beat.received_at)
-        last = last_beats(conn, list(dict.fromkeys(beat.agent_id for beat in beats)))
-        kept: list[tuple[Any, ...]] = []
-        latest: dict[str, Heartbeat] = {}
-        first_seen: dict[str, str] = {}  # agents new to the store
-        reconnected: list[tuple[str, str, str]] = []  # (agent, silent since, heard again)
-        for beat in beats:
-            previous = last.get(beat.agent_id)
-            if previous is not None and beat.received_at <= previous.received_at:
-                continue  # a newer one is stored already (another server, a re-sent flush)
-            reasons = self.history.reasons(previous, beat)
-            if RETURN in reasons and previous is not None and previous.timestamp is not None:
-                kept.append((beat.agent_id, previous.timestamp, previous.version,
-                             previous.os_version, previous.uptime_seconds,
-                             previous.received_at, LAST))
-            if reasons:
-                kept.append((beat.agent_id, beat.timestamp, beat.version, beat.os_version,
-                             beat.uptime_seconds, beat.received_at, encode_reasons(reasons)))
-            if previous is not None and previous.stale:
-                reconnected.append((beat.agent_id, previous.received_at, beat.received_at))
-            latest[beat.agent_id] = beat
-            if previous is None:
-                first_seen[beat.agent_id] = beat.received_at
-            last[beat.agent_id] = LastBeat(
-                beat.received_at, beat.timestamp, beat.version, beat.os_version,
-                beat.uptime_seconds, stale=False,
-                kept_at=beat.received_at if reasons or previous is None else previous.kept_at)
+        stored = last_beats(conn, list(dict.fromkeys(beat.agent_id for beat in self.beats)))
+        writes = heartbeat_writes(self.beats, stored, self.history)
         conn.executemany(
             "INSERT OR IGNORE INTO heartbeats (agent_id, timestamp, version, os_version, "
-            "uptime_seconds, received_at, reasons) VALUES (?, ?, ?, ?, ?, ?, ?)", kept)
+            "uptime_seconds, received_at, reasons) VALUES (?, ?, ?, ?, ?, ?, ?)", writes.kept)
         conn.executemany(
             "INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, "
-            "os_version, uptime_seconds, status, stale_since) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', NULL) "
-            "ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
-            "last_timestamp = excluded.last_timestamp, version = excluded.version, "
-            "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
-            "status = 'active', stale_since = NULL WHERE excluded.last_seen > agents.last_seen",
-            [(b.agent_id, first_seen.get(b.agent_id, b.received_at), b.received_at, b.timestamp,
-              b.version, b.os_version, b.uptime_seconds) for b in latest.values()])
-        for agent_id, silent_since, heard in reconnected:
+            "os_version, uptime_seconds, status, stale_since, auth) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, 'active', NULL, ?) {AGENT_UPSERT}",
+            [(b.agent_id, first_seen, b.received_at, b.timestamp, b.version, b.os_version,
+              b.uptime_seconds, b.auth) for b, first_seen in writes.latest])
+        for agent_id, silent_since, heard in writes.reconnected:
             _note_reconnection(conn, agent_id, reconnection_note(silent_since, heard), heard)
 
 
@@ -139,13 +132,8 @@ def last_beats(conn: sqlite3.Connection, agent_ids: list[str]) -> dict[str, Last
     """What is stored about these agents, for the heartbeats that follow."""
     found: dict[str, LastBeat] = {}
     for chunk in chunks(agent_ids):
-        with closing(conn.execute(
-                "SELECT agent_id, last_seen, last_timestamp, version, os_version, "
-                "uptime_seconds, status = 'stale', (SELECT received_at FROM heartbeats h "
-                "WHERE h.agent_id = agents.agent_id ORDER BY received_at DESC LIMIT 1) "
-                f"FROM agents WHERE agent_id IN ({placeholders(len(chunk))})", chunk)) as cur:
-            for agent_id, *row in cur.fetchall():
-                found[agent_id] = LastBeat(*row[:5], stale=bool(row[5]), kept_at=row[6])
+        with closing(conn.execute(last_beats_sql(placeholders(len(chunk))), chunk)) as cur:
+            found.update(last_beat(row) for row in cur.fetchall())
     return found
 
 
@@ -203,6 +191,7 @@ class SetStatus:
 class MarkStale:
     cutoff: str
     alert: AlertBuilder
+    summary: SummaryBuilder | None
     outside_transaction: ClassVar[bool] = False
 
     @classmethod
@@ -217,7 +206,7 @@ class MarkStale:
                 silent = [SilentAgent(*row) for row in cur.fetchall()]
             conn.executemany("UPDATE agents SET status = 'stale', stale_since = ? "
                              "WHERE agent_id = ?", [(now, agent.agent_id) for agent in silent])
-            insert_new_signals(conn, [op.alert(agent, now) for agent in silent], now)
+            insert_new_signals(conn, stale_alerts(silent, now, op.alert, op.summary), now)
             results.append([agent.agent_id for agent in silent])
         return results
 
@@ -287,21 +276,55 @@ class ProbeWrite:
     ever sees it, but it dirties the same table, index and counter pages a real signal does,
     so it needs as much room in the log: a full disk fails it as it fails ingest."""
 
-    context_json: bytes
     outside_transaction: ClassVar[bool] = False
 
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[ProbeWrite], now: str) -> list[None]:
-        probe = NewSignal(signal_id=f"santamon-health-probe-{now}", ts=now,
-                          host_id="santamon-health-probe", rule_id="SANTAMON-HEALTH",
-                          severity="info", title="health probe", tags_json=b"[]",
-                          context_json=ops[-1].context_json, rule_description=None)
         with closing(conn.execute(
                 INSERT_SIGNALS + SIGNAL_VALUES + " ON CONFLICT (signal_id) DO NOTHING "
-                "RETURNING seq", _signal_row(probe, now))) as cur:
+                "RETURNING seq", _signal_row(probe_signal(now), now))) as cur:
             inserted = cur.fetchall()
         conn.executemany("DELETE FROM signals WHERE seq = ?", inserted)
         return [None] * len(ops)
+
+
+@dataclass(slots=True)
+class AddConnectionProblems:
+    problems: list[ConnectionProblem]
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[AddConnectionProblems],
+              now: str) -> list[None]:
+        rows = [(p.hour, p.client, p.kind, p.count, p.last_seen, p.detail)
+                for op in ops for p in op.problems]
+        for chunk in chunks(rows, INSERT_ROWS_PER_STATEMENT):
+            # Every SET expression reads the row as it was: the detail goes with the later
+            # last_seen.
+            conn.execute(
+                "INSERT INTO connection_problems (hour, client, kind, count, last_seen, detail) "
+                "VALUES " + ",".join([PROBLEM_VALUES] * len(chunk)) + " "
+                "ON CONFLICT (hour, client, kind) DO UPDATE SET count = count + excluded.count, "
+                "detail = CASE WHEN excluded.last_seen >= last_seen THEN excluded.detail "
+                "ELSE detail END, last_seen = max(last_seen, excluded.last_seen)",
+                [value for row in chunk for value in row]).close()
+        return [None] * len(ops)
+
+
+@dataclass(slots=True)
+class PruneConnectionProblems:
+    cutoff: str
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[PruneConnectionProblems],
+              now: str) -> list[int]:
+        results = []
+        for op in ops:
+            with closing(conn.execute("DELETE FROM connection_problems WHERE hour < ?",
+                                      (op.cutoff,))) as cur:
+                results.append(cur.rowcount)
+        return results
 
 
 @dataclass(slots=True)
@@ -315,9 +338,9 @@ class CreateSession:
               now: str) -> list[None]:
         for op in ops:
             s = op.session
-            conn.execute("INSERT INTO sessions (token_hash, actor, created_at, expires_at) "
-                         "VALUES (?, ?, ?, ?)", (s.token_hash, s.actor, s.created_at,
-                                                 s.expires_at))
+            conn.execute("INSERT INTO sessions (token_hash, actor, created_at, expires_at, "
+                         "role, key_id) VALUES (?, ?, ?, ?, ?, ?)",
+                         (s.token_hash, s.actor, s.created_at, s.expires_at, s.role, s.key_id))
             conn.execute("DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM "
                          "sessions ORDER BY expires_at DESC LIMIT -1 OFFSET ?)", (op.keep,))
         return [None] * len(ops)
@@ -348,4 +371,153 @@ class PruneSessions:
             with closing(conn.execute("DELETE FROM sessions WHERE expires_at <= ?",
                                       (op.now,))) as cur:
                 results.append(cur.rowcount)
+        return results
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+def _keys_changed(conn: sqlite3.Connection) -> None:
+    """Move the version other instances poll (common.KEYS_VERSION_KEY)."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE "
+                 "SET value = CAST(value AS INTEGER) + 1", (KEYS_VERSION_KEY,))
+
+
+def _agent_key(conn: sqlite3.Connection, key_id: str) -> AgentKey | None:
+    with closing(conn.execute(f"SELECT {AGENT_KEY_COLUMNS} FROM agent_keys WHERE key_id = ?",
+                              (key_id,))) as cur:
+        row = cur.fetchone()
+    return agent_key(row) if row else None
+
+
+def _insert_agent_key(conn: sqlite3.Connection, key: NewAgentKey, host_id: str, now: str,
+                      replaces: str | None = None) -> AgentKey:
+    conn.execute("INSERT INTO agent_keys (key_id, key_hash, host_id, created_at, created_by, "
+                 "replaces) VALUES (?, ?, ?, ?, ?, ?)",
+                 (key.key_id, key.key_hash, host_id, now, key.created_by, replaces))
+    return AgentKey(key.key_id, key.key_hash, host_id, now, key.created_by, replaces=replaces)
+
+
+@dataclass(slots=True)
+class CreateAgentKeys:
+    keys: list[NewAgentKey]
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[CreateAgentKeys],
+              now: str) -> list[list[AgentKey]]:
+        results = [[_insert_agent_key(conn, key, key.host_id, now) for key in op.keys]
+                   for op in ops]
+        _keys_changed(conn)
+        return results
+
+
+@dataclass(slots=True)
+class RotateAgentKey:
+    key_id: str
+    new: NewAgentKey
+    old_valid_until: str
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[RotateAgentKey],
+              now: str) -> list[AgentKey | None]:
+        results = []
+        for op in ops:
+            old = _agent_key(conn, op.key_id)
+            if old is None or old.revoked_at or (old.expires_at and old.expires_at <= now):
+                results.append(None)
+                continue
+            until = min(op.old_valid_until, old.expires_at or op.old_valid_until)
+            conn.execute("UPDATE agent_keys SET expires_at = ? WHERE key_id = ?",
+                         (until, op.key_id))
+            results.append(_insert_agent_key(conn, op.new, old.host_id, now, op.key_id))
+            _keys_changed(conn)
+        return results
+
+
+@dataclass(slots=True)
+class RevokeAgentKey:
+    key_id: str
+    actor: str
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[RevokeAgentKey],
+              now: str) -> list[AgentKey | None]:
+        results = []
+        for op in ops:
+            with closing(conn.execute(
+                    "UPDATE agent_keys SET revoked_at = ?, revoked_by = ? "
+                    "WHERE key_id = ? AND revoked_at IS NULL", (now, op.actor, op.key_id))) as cur:
+                if cur.rowcount:
+                    _keys_changed(conn)
+            results.append(_agent_key(conn, op.key_id))
+        return results
+
+
+@dataclass(slots=True)
+class RecordKeyUse:
+    uses: list[KeyUse]
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[RecordKeyUse], now: str) -> list[None]:
+        conn.executemany(
+            "UPDATE agent_keys SET last_used_at = ?1, last_used_from = ?2 "
+            "WHERE key_id = ?3 AND (last_used_at IS NULL OR last_used_at < ?1)",
+            [(use.at, use.address, use.key_id) for op in ops for use in op.uses])
+        return [None] * len(ops)
+
+
+def _analyst_key(conn: sqlite3.Connection, key_id: str) -> AnalystKey | None:
+    with closing(conn.execute(
+            f"SELECT {ANALYST_KEY_COLUMNS} FROM analyst_keys WHERE key_id = ?",
+            (key_id,))) as cur:
+        row = cur.fetchone()
+    return analyst_key(row) if row else None
+
+
+@dataclass(slots=True)
+class CreateAnalystKey:
+    key: NewAnalystKey
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[CreateAnalystKey],
+              now: str) -> list[AnalystKey | NameTaken]:
+        results: list[AnalystKey | NameTaken] = []
+        for op in ops:
+            key = op.key
+            with closing(conn.execute("SELECT 1 FROM analyst_keys WHERE name = ? AND "
+                                      "revoked_at IS NULL", (key.name,))) as cur:
+                if cur.fetchone():
+                    results.append(NameTaken(f"{key.name} already has a key; revoke it first"))
+                    continue
+            conn.execute("INSERT INTO analyst_keys (key_id, key_hash, name, role, created_at, "
+                         "created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                         (key.key_id, key.key_hash, key.name, key.role, now, key.created_by))
+            _keys_changed(conn)
+            results.append(AnalystKey(key.key_id, key.key_hash, key.name, key.role, now,
+                                      key.created_by))
+        return results
+
+
+@dataclass(slots=True)
+class RevokeAnalystKey:
+    key_id: str
+    actor: str
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[RevokeAnalystKey],
+              now: str) -> list[AnalystKey | None]:
+        results = []
+        for op in ops:
+            with closing(conn.execute(
+                    "UPDATE analyst_keys SET revoked_at = ?, revoked_by = ? "
+                    "WHERE key_id = ? AND revoked_at IS NULL", (now, op.actor, op.key_id))) as cur:
+                if cur.rowcount:
+                    _keys_changed(conn)
+            conn.execute("DELETE FROM sessions WHERE key_id = ?", (op.key_id,))
+            results.append(_analyst_key(conn, op.key_id))
         return results
