@@ -130,10 +130,10 @@ AGENT_UPSERT = ("ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_
                 "WHERE excluded.last_seen > agents.last_seen")
 
 
-# What a flush needs to know of each agent it has heartbeats for (domain.heartbeats.LastBeat):
-# its latest heartbeat, whether it is stale, and when its history last kept one. The argument
-# is the engine's expression for the agent ids.
 def last_beats_sql(agent_ids: str) -> str:
+    """What a flush needs to know of each agent it has heartbeats for (LastBeat): its latest
+    heartbeat, whether it is stale, and when its history last kept one. `agent_ids` is the
+    engine's expression for the ids (placeholders, a subquery)."""
     return ("SELECT agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds, "
             "status = 'stale', (SELECT received_at FROM heartbeats h WHERE h.agent_id = "
             "agents.agent_id ORDER BY received_at DESC LIMIT 1) "
@@ -189,7 +189,7 @@ def heartbeat_writes(beats: Iterable[Heartbeat], stored: dict[str, LastBeat],
         last[beat.agent_id] = LastBeat(
             beat.received_at, beat.timestamp, beat.version, beat.os_version,
             beat.uptime_seconds, stale=False,
-            kept_at=beat.received_at if reasons or previous is None else previous.kept_at)
+            kept_at=beat.received_at if reasons else previous.kept_at)
     return HeartbeatWrites(
         kept, [(latest[agent_id], first_seen.get(agent_id, latest[agent_id].received_at))
                for agent_id in sorted(latest)],
