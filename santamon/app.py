@@ -24,6 +24,7 @@ from .api.auth.sync import KeySync
 from .api.middlewares import MIDDLEWARES, answer_protocol_errors_in_json, security_headers
 from .api.problems import record_key_misuse, tls_handshake_failed
 from .api.routes import openapi_document, setup_routes
+from .api.silencing import SilenceCache
 from .api.state import (
     AGENT_GUARD,
     AUTH_LIMITER,
@@ -31,6 +32,7 @@ from .api.state import (
     CLOCK,
     HEALTH,
     HTTP_SESSION,
+    INSTANCE,
     JOBS,
     KEY_SYNC,
     KEY_WARNINGS,
@@ -41,11 +43,12 @@ from .api.state import (
     PROBLEMS,
     SESSIONS,
     SETTINGS,
+    SILENCES,
     STORE,
     HealthCache,
 )
 from .api.tls import TLSSite
-from .config import Settings
+from .config import Settings, instance_name
 from .jobs.problems import ConnectionProblems
 from .jobs.scheduler import Jobs
 from .metrics import Metrics
@@ -87,8 +90,16 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[LIVENESS] = liveness
     app[SESSIONS] = ConsoleSessions(store, clock=app[CLOCK])
+    silences = SilenceCache(store, app[CLOCK])
+    try:
+        await silences.start()
+    except BaseException:
+        await store.close()
+        raise
+    app[SILENCES] = silences
     yield
     await liveness.stop()  # writes the heartbeats acknowledged so far
+    await silences.stop()
     await store.close()
 
 
@@ -120,7 +131,8 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    jobs = Jobs(app[STORE], app[LIVENESS], app[SETTINGS], app[HTTP_SESSION], app[CLOCK])
+    jobs = Jobs(app[STORE], app[LIVENESS], app[SETTINGS], app[HTTP_SESSION], app[CLOCK],
+                instance=app[INSTANCE])
     app[METRICS].watch(jobs.board.collector())
     app[METRICS].watch(jobs.forwarder.collector())
     app[JOBS] = jobs
@@ -129,8 +141,9 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     await jobs.stop()  # before the HTTP session and the store close under a running job
 
 
-def create_app(settings: Settings, *,
-               clock: Callable[[], int] = timeutil.now_ns) -> web.Application:
+def create_app(settings: Settings, *, clock: Callable[[], int] = timeutil.now_ns,
+               instance: str | None = None) -> web.Application:
+    """`instance` names this process in GET /jobs (default: config.instance_name)."""
     if not settings.admin_key:
         raise ValueError("settings.admin_key must be set (see config.ensure_admin_key)")
     answer_protocol_errors_in_json()
@@ -138,6 +151,7 @@ def create_app(settings: Settings, *,
                           middlewares=MIDDLEWARES)
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[INSTANCE] = instance or instance_name(settings)
     app[KEYRING] = KeyRing(settings.api_key, settings.admin_key,
                            bound_only=settings.agent_keys == "bound-only", clock=clock)
     app[AUTH_LIMITER] = FailedAuthLimiter(burst=AUTH_FAILURE_BURST, period=AUTH_FAILURE_PERIOD)
@@ -155,12 +169,12 @@ def create_app(settings: Settings, *,
     return app
 
 
-def listening_site(runner: web.AppRunner, settings: Settings,
-                   tls: ssl.SSLContext | None) -> web.TCPSite:
+def listening_site(runner: web.AppRunner, settings: Settings, tls: ssl.SSLContext | None, *,
+                   reuse_port: bool = False) -> web.TCPSite:
     """Where the service listens: plain HTTP, or HTTPS whose failed handshakes are logged and
-    counted (api/tls.py)."""
+    counted (api/tls.py). `reuse_port`: one of several workers sharing the port."""
     if tls is None:
-        return web.TCPSite(runner, settings.host, settings.port)
+        return web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
     on_failure = functools.partial(tls_handshake_failed, runner.app, WarningLimiter())
     return TLSSite(runner, settings.host, settings.port, ssl_context=tls,
-                   on_failure=on_failure)
+                   on_failure=on_failure, reuse_port=reuse_port)

@@ -26,13 +26,14 @@ import uvloop
 from aiohttp import web
 from yarl import URL
 
-from . import __version__, certs, timeutil
+from . import __version__, certs, timeutil, workers
 from .config import (
     POSTGRESQL_SCHEMES,
     ConfigError,
     Settings,
     ensure_admin_key,
     env_name,
+    instance_name,
     load_settings,
     parse_duration,
     write_secret_file,
@@ -83,22 +84,30 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 def serve(args: argparse.Namespace) -> int:
     from .app import StartupError, create_app
 
-    settings = load_settings(args.config)
-    configure_logging(settings.log_format, settings.log_level.upper())
+    environ = dict(os.environ)
+    if args.workers is not None:  # the option wins over the variable, and is checked alike
+        environ[env_name("workers")] = str(args.workers)
+    settings = load_settings(args.config, environ)
+    if args.worker is not None:
+        workers.die_with_supervisor(args.supervisor)
+    configure_logging(settings.log_format, settings.log_level.upper(), worker=args.worker)
     # The scheduler's own INFO lines (every job run) would drown the service's.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
-    settings, key_file = ensure_admin_key(settings)
-    if key_file is not None:
+    settings, key_file = ensure_admin_key(settings)  # before any worker starts: created once
+    if key_file is not None and args.worker is None:
         log.info("admin key: read it from %s (set SANTAMON_ADMIN_KEY to choose one)", key_file)
     tls = _tls_context(settings)
-    if tls is None:
+    if tls is None and args.worker is None:
         log.warning("serving plain HTTP: agents refuse non-loopback HTTP endpoints; set "
                     "SANTAMON_TLS_CERT and SANTAMON_TLS_KEY for production")
     scheme = "https" if tls else "http"
+    if settings.workers > 1 and args.worker is None:
+        return _supervise(args, settings, scheme)
+    app = create_app(settings, instance=instance_name(settings, args.worker))
     try:
         # uvloop cuts the per-request cost of the loop itself.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_run(create_app(settings), settings, tls))
+            runner.run(_run(app, settings, tls, reuse_port=args.worker is not None))
     except StartupError as exc:
         log.critical("cannot start: %s", exc)
         return 1
@@ -106,10 +115,33 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | None) -> None:
+def _supervise(args: argparse.Namespace, settings: Settings, scheme: str) -> int:
+    """Run `settings.workers` worker processes on the port until SIGTERM (santamon/workers.py)."""
+    try:
+        workers.check_port_free(settings.host, settings.port)
+    except OSError as exc:  # the same line as a single process's (_run)
+        log.critical("cannot start: cannot listen on %s:%d: %s", settings.host, settings.port,
+                     exc.strerror or exc)
+        return 1
+    config = ["--config", args.config] if args.config else []
+
+    def command(number: int) -> list[str]:
+        return [sys.executable, "-m", "santamon", "serve", *config, "--worker", str(number),
+                "--supervisor", str(os.getpid())]
+
+    log.info("serving %s://%s:%d with %d worker processes", scheme, settings.host,
+             settings.port, settings.workers)
+    code = asyncio.run(workers.Supervisor(settings.workers, command).run())
+    log.info("stopped (%s://%s:%d, %d workers)", scheme, settings.host, settings.port,
+             settings.workers)
+    return code
+
+
+async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | None, *,
+               reuse_port: bool) -> None:
     """Serve until SIGTERM or SIGINT. A start that fails undoes what it had started and raises
     StartupError, so the process exits instead of hanging on a thread; SIGTERM works while
-    starting too."""
+    starting too. `reuse_port`: a worker of several, sharing the port (SO_REUSEPORT)."""
     from .app import StartupError, listening_site
 
     loop = asyncio.get_running_loop()
@@ -135,7 +167,7 @@ async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | N
             raise
         raise StartupError(str(exc) or type(exc).__name__) from exc
     try:
-        site = listening_site(runner, settings, tls)
+        site = listening_site(runner, settings, tls, reuse_port=reuse_port)
         try:
             await site.start()
         except OSError as exc:
@@ -226,7 +258,8 @@ def check_config(args: argparse.Namespace) -> int:
         print("tls: disabled (agents refuse plain HTTP to anything but loopback)")
     if settings.database_url:
         print(f"storage: PostgreSQL {mask_database_url(settings.database_url)}, "
-              f"up to {settings.database_pool_size} connections per process")
+              f"up to {settings.database_pool_size} connections per process (and one for "
+              f"job locks), {settings.workers} worker process(es)")
         return 0
     print(f"storage: SQLite file {settings.db_path.resolve()}")
     db_dir = settings.db_path.resolve().parent
@@ -598,6 +631,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_cmd = commands.add_parser("serve", help="run the HTTP service")
     serve_cmd.add_argument("--config", help="TOML file; SANTAMON_* variables override it")
+    serve_cmd.add_argument("--workers", type=int, metavar="N",
+                           help="processes sharing the port (needs PostgreSQL for N > 1; "
+                                f"default {env_name('workers')} or 1)")
+    # How the supervisor starts each worker: its number, and the supervisor's pid.
+    serve_cmd.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve_cmd.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
     serve_cmd.set_defaults(func=serve)
 
     check_cmd = commands.add_parser(

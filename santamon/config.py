@@ -12,6 +12,7 @@ import math
 import os
 import re
 import secrets
+import socket
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    IPvAnyNetwork,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -101,7 +103,7 @@ Retention = _duration(3600.0, 36500 * DAY)
 RetentionOrOff = _duration(3600.0, 36500 * DAY, zero_means_off=True)
 
 
-def _split_keys(value: Any) -> Any:
+def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
@@ -119,13 +121,20 @@ class Settings(BaseModel):
     # Whether agents may still use a shared key (SANTAMON_API_KEY) beside the keys bound to
     # one host each (`santamon agent-keys`); `bound-only` once the whole fleet has its own.
     agent_keys: Literal["shared-or-bound", "bound-only"] = "shared-or-bound"
-    api_key: Annotated[list[str], BeforeValidator(_split_keys)] = Field(
+    api_key: Annotated[list[str], BeforeValidator(_split_list)] = Field(
         default_factory=list, validate_default=True)
     admin_key: str | None = None
     db_path: Path = Path("signals.db")
     # PostgreSQL instead of the SQLite file: postgresql://user:password@host:port/database
     database_url: str | None = None
     database_pool_size: int = Field(10, ge=1, le=1000)  # connections per process
+    # Processes serving one port (SO_REUSEPORT); more than one needs PostgreSQL.
+    workers: int = Field(1, ge=1, le=256)
+    # How this instance is named in GET /jobs; host name and process id when unset.
+    instance_name: str | None = Field(None, min_length=1, max_length=200)
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client; nobody else's.
+    trusted_proxies: Annotated[list[IPvAnyNetwork],
+                               BeforeValidator(_split_list)] = Field(default_factory=list)
     host: str = "0.0.0.0"
     port: int = Field(8443, ge=1, le=65535)
     tls_cert: Path | None = None
@@ -140,8 +149,9 @@ class Settings(BaseModel):
     # Background jobs (santamon/jobs/)
     stale_after: StaleAfter = 180.0
     stale_check_interval: Interval = 30.0
-    # More agents than this going stale in one check raise one alert naming them all; 0: one
-    # alert per agent, however many.
+    # More agents than this going stale in one check raise one alert naming them all (agents
+    # in a maintenance window and silenced alerts are not counted); 0: one alert per agent,
+    # however many.
     stale_summary_threshold: int = Field(10, ge=0, le=1_000_000)
     # New agent ids one key may bring per hour before further new ones are turned away (503,
     # agents retry); known agents are never limited. 0: no limit.
@@ -154,6 +164,7 @@ class Settings(BaseModel):
     forward_webhook_format: Literal["json", "slack"] = "json"
     forward_file: Path | None = None
     forward_min_severity: Severity = "info"
+    forward_silenced: bool = False  # also forward signals an active silence matched
     forward_interval: Interval = 5.0
 
     @field_validator("api_key")
@@ -171,6 +182,14 @@ class Settings(BaseModel):
             raise ValueError("expected postgresql://user:password@host:port/database")
         return url
 
+    @field_validator("workers")
+    @classmethod
+    def _workers_need_postgresql(cls, workers: int, info: ValidationInfo) -> int:
+        if workers > 1 and not info.data.get("database_url"):
+            raise ValueError(f"{workers} workers need PostgreSQL (SANTAMON_DATABASE_URL); "
+                             "SQLite has one writer by design, so serve it with 1 worker")
+        return workers
+
     @field_validator("admin_key")
     @classmethod
     def _admin_key_long_enough_and_not_an_agent_key(cls, key: str | None,
@@ -184,6 +203,15 @@ class Settings(BaseModel):
     @property
     def admin_key_file(self) -> Path:
         return self.db_path.with_name(self.db_path.name + ".admin-key")
+
+
+def instance_name(settings: Settings, worker: int | None = None) -> str:
+    """This process's name in GET /jobs: the configured one (with the worker's number when
+    there are several), else host name and process id, which no other process shares."""
+    if settings.instance_name:
+        return settings.instance_name if worker is None else (
+            f"{settings.instance_name}/worker-{worker}")
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def env_name(field: str) -> str:

@@ -88,12 +88,18 @@ def _text_value(value: Any) -> str:
 
 
 class TextFormatter(logging.Formatter):
+    def __init__(self, process_fields: dict[str, Any] | None = None) -> None:
+        """`process_fields` end every line: which worker process wrote it."""
+        super().__init__()
+        self._process_fields = process_fields or {}
+
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         if not message.isprintable():
             message = _quoted(message)
         parts = [_timestamp(record), record.levelname, record.name, message]
-        parts += [f"{k}={_text_value(v)}" for k, v in _fields(record).items()]
+        parts += [f"{k}={_text_value(v)}"
+                  for k, v in (_fields(record) | self._process_fields).items()]
         line = " ".join(parts)
         if record.exc_text:
             line += "\n" + record.exc_text
@@ -101,6 +107,10 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, process_fields: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self._process_fields = process_fields or {}
+
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "ts": _timestamp(record),
@@ -108,7 +118,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in _fields(record).items():
+        for key, value in (_fields(record) | self._process_fields).items():
             doc.setdefault(key, value)
         if record.exc_text:
             doc["exc"] = record.exc_text
@@ -206,9 +216,11 @@ _listener: _Writer | None = None
 
 
 def configure_logging(
-    fmt: str = "text", level: int | str = logging.INFO, stream: IO[str] | None = None
+    fmt: str = "text", level: int | str = logging.INFO, stream: IO[str] | None = None,
+    *, worker: int | None = None,
 ) -> None:
-    """Send every logger's records to one handler on stderr (journald picks it up).
+    """Send every logger's records to one handler on stderr (journald picks it up); in a
+    worker process (`serve --workers N`) every line says `worker=<its number>`.
 
     Records are formatted and written by a thread of their own: a slow or blocked stderr
     must never stall the event loop.
@@ -224,7 +236,9 @@ def configure_logging(
         old.close()
     root.addHandler(_Handoff(records))
     root.setLevel(level)
-    _listener = _Writer(records, JsonFormatter() if fmt == "json" else TextFormatter(),
+    process_fields = {} if worker is None else {"worker": worker}
+    formatter = JsonFormatter(process_fields) if fmt == "json" else TextFormatter(process_fields)
+    _listener = _Writer(records, formatter,
                         _stream_writer(stream) if stream else _stderr_writer())
     _listener.start()
     # aiohttp's own access log would be a second, unstructured line per request.

@@ -135,7 +135,8 @@ class Metrics:
             "santamon_signals", "Stored signals by triage status.", ["status"], registry=r
         )
         self.open_signals = Gauge(
-            "santamon_open_signals", "Signals still open, by severity.", ["severity"], registry=r
+            "santamon_open_signals", "Signals still open, by severity (silenced ones left out).",
+            ["severity"], registry=r
         )
         self.agents = Gauge("santamon_agents", "Known agents by status.", ["status"], registry=r)
         self.forward_backlog = Gauge(

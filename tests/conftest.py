@@ -5,13 +5,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from santamon.app import create_app
 from santamon.config import Settings
 
 from . import pg
-from .helpers import AGENT_KEY, AGENT_KEY_2, ANALYST_KEY, ServerProcess
+from .helpers import AGENT_KEY, AGENT_KEY_2, ANALYST_KEY, Receiver, ServerProcess
 
 
 @pytest.fixture
@@ -37,6 +38,17 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path / "signals.db").start()
     yield proc
     proc.kill()
+
+
+@pytest.fixture
+async def receiver(aiohttp_server) -> Receiver:
+    """A webhook receiver on a free port of 127.0.0.1, at `receiver.url`."""
+    hook = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", hook.handle)
+    server = await aiohttp_server(app)
+    hook.url = str(server.make_url("/hook"))
+    return hook
 
 
 # -- PostgreSQL: one throwaway server per test session, a fresh database per test ------------

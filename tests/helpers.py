@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
+import orjson
+from aiohttp import web
 
 from santamon.domain.keys import digest
 from santamon.store import NewAgentKey, NewAnalystKey
@@ -121,8 +124,9 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self.command, env=self.env,
-                                     cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
+        # A group of its own: with --workers, killing the group stops every worker too.
+        self.proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, stdout=log,
+                                     stderr=subprocess.STDOUT, process_group=0)
         ServerProcess.started.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -153,19 +157,36 @@ class ServerProcess:
         return done
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        """SIGKILL to the server and whatever it started (the group it leads)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
     def stop(self) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+        self.kill()  # anything left of the group
         return self.proc.returncode
+
+    def group(self) -> list[int]:
+        """Every live process of the server's group (its workers with --workers)."""
+        assert self.proc is not None
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()
+                and _process_group(int(entry)) == self.proc.pid]
+
+
+def _process_group(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[2]) if fields[0] != "Z" else None  # a zombie is as good as gone
 
 
 class AgentFleet:
@@ -200,3 +221,32 @@ class AgentFleet:
                     return  # the server went away: an agent would retry later
                 if len(self.acknowledged) >= self.target:
                     self.enough.set()
+
+
+class Receiver:
+    """A real local webhook receiver that can be told to fail."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.headers: list[dict] = []
+        self.bodies: list[bytes] = []
+        self.fail_with: int | None = None
+        self.attempts = 0
+        self.delay = 0.0
+        self.started = asyncio.Event()
+        self.url = ""  # set once it listens
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        self.started.set()
+        await asyncio.sleep(self.delay)
+        if self.fail_with:
+            return web.Response(status=self.fail_with)
+        body = await request.read()
+        self.bodies.append(body)
+        self.headers.append(dict(request.headers))
+        self.received.append(orjson.loads(body))
+        return web.json_response({"ok": True})
+
+    def ids(self) -> list[str]:
+        return [h["X-Santamon-Signal-Id"] for h in self.headers]

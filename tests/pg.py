@@ -66,15 +66,19 @@ def with_database(url: str, name: str) -> str:
 class PostgresServer:
     """One server: started by `start`, stopped by `stop` (and started again, for outages)."""
 
-    def __init__(self, *, durable: bool = False) -> None:
-        """`durable` keeps PostgreSQL's defaults (fsync on), for measurements."""
+    def __init__(self, *, durable: bool = False, directory: Path | None = None,
+                 settings: dict[str, str] | None = None) -> None:
+        """`durable` keeps PostgreSQL's defaults (fsync on), for measurements; `directory`
+        keeps the server's files there, to be used again by a later run (a benchmark's cached
+        database), instead of in a temporary directory; `settings` go to postgresql.conf."""
         bin_dir = binaries()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL is not installed (make test installs Debian's "
                                f"postgresql), and {EXTERNAL_URL_VARIABLE} is not set")
         self.bin = bin_dir
         self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="santamon-pg-"))
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="santamon-pg-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
@@ -82,11 +86,13 @@ class PostgresServer:
         if self._user is not None:
             entry = pwd.getpwnam(self._user)
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+        if (self.data / "PG_VERSION").exists():
+            return  # a kept server: its settings are in its postgresql.conf already
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
-        settings = {**({} if durable else TEST_SETTINGS), "port": str(self.port),
-                    "listen_addresses": "127.0.0.1",
-                    "unix_socket_directories": str(self.dir)}
+        # The port is chosen at each start (start()), since a kept server may find it taken.
+        settings = {**({} if durable else TEST_SETTINGS), **(settings or {}),
+                    "listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.dir)}
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.writelines(f"{name} = '{value}'\n" for name, value in settings.items())
 
@@ -101,7 +107,7 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w",
-                  "-t", str(START_TIMEOUT_SECONDS), "start")
+                  "-t", str(START_TIMEOUT_SECONDS), "-o", f"-p {self.port}", "start")
         return self
 
     def stop(self, mode: str = "fast") -> None:

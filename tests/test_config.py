@@ -1,9 +1,16 @@
 import os
+import socket
 import stat
 
 import pytest
 
-from santamon.config import ConfigError, ensure_admin_key, load_settings, parse_duration
+from santamon.config import (
+    ConfigError,
+    ensure_admin_key,
+    instance_name,
+    load_settings,
+    parse_duration,
+)
 
 KEY = "k" * 16
 
@@ -160,3 +167,25 @@ def test_check_config_names_the_engine_and_masks_the_database_password(monkeypat
     assert "up to 10 connections per process" in out
     assert main(["vacuum"]) == 2  # a SQLite command
     assert "PostgreSQL" in capsys.readouterr().err
+
+
+def test_an_instance_is_named_by_host_and_pid_unless_named():
+    settings = load_settings(environ={"SANTAMON_API_KEY": KEY})
+    assert instance_name(settings) == f"{socket.gethostname()}:{os.getpid()}"
+    named = load_settings(environ={"SANTAMON_API_KEY": KEY, "SANTAMON_INSTANCE_NAME": "eu-1"})
+    assert instance_name(named) == "eu-1"
+    assert instance_name(named, worker=2) == "eu-1/worker-2"
+
+
+def test_workers_need_postgresql_and_trusted_proxies_are_networks():
+    with pytest.raises(ConfigError, match=r"SANTAMON_WORKERS: 2 workers need PostgreSQL"):
+        load_settings(environ={"SANTAMON_API_KEY": KEY, "SANTAMON_WORKERS": "2"})
+    settings = load_settings(environ={
+        "SANTAMON_API_KEY": KEY, "SANTAMON_WORKERS": "4",
+        "SANTAMON_DATABASE_URL": "postgresql://santamon@db/santamon",
+        "SANTAMON_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7, fd00::/8"})
+    assert settings.workers == 4
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "192.0.2.7/32",
+                                                          "fd00::/8"]
+    with pytest.raises(ConfigError, match="SANTAMON_TRUSTED_PROXIES"):
+        load_settings(environ={"SANTAMON_API_KEY": KEY, "SANTAMON_TRUSTED_PROXIES": "proxy"})

@@ -221,44 +221,6 @@ async def test_database_file_stays_bounded_under_ingest_and_pruning(tmp_path):
     assert sizes[-1] <= sizes[1] * 1.25, sizes
 
 
-class Receiver:
-    """A real local webhook receiver that can be told to fail."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.headers: list[dict] = []
-        self.bodies: list[bytes] = []
-        self.fail_with: int | None = None
-        self.attempts = 0
-        self.delay = 0.0
-        self.started = asyncio.Event()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.attempts += 1
-        self.started.set()
-        await asyncio.sleep(self.delay)
-        if self.fail_with:
-            return web.Response(status=self.fail_with)
-        body = await request.read()
-        self.bodies.append(body)
-        self.headers.append(dict(request.headers))
-        self.received.append(orjson.loads(body))
-        return web.json_response({"ok": True})
-
-    def ids(self) -> list[str]:
-        return [h["X-Santamon-Signal-Id"] for h in self.headers]
-
-
-@pytest.fixture
-async def receiver(aiohttp_server):
-    hook = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", hook.handle)
-    server = await aiohttp_server(app)
-    hook.url = str(server.make_url("/hook"))
-    return hook
-
-
 async def test_forwarding_delivers_each_signal_once_signed(aiohttp_client, settings, receiver,
                                                           tmp_path):
     secret = "webhook-secret-0123456789"
@@ -397,6 +359,14 @@ async def test_no_sink_means_no_forward_job(aiohttp_client, settings, caplog):
     forward = await job_state(client, "forward")
     assert forward["enabled"] is False and forward["next_run"] is None
     assert sum("forwarding is off" in r.message for r in caplog.records) == 1
+
+
+async def test_jobs_say_which_instance_ran_them(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings.model_copy(update={
+        **FAST, "instance_name": "backend-eu-1"})))
+    await eventually(lambda: _finished(client, "stale-agents"))
+    assert (await job_state(client, "stale-agents"))["instance"] == "backend-eu-1"
+    assert (await job_state(client, "retention"))["instance"] is None  # not run yet
 
 
 # -- forwarding under hostile or broken receivers (issue 9) ---------------------------------

@@ -81,6 +81,19 @@ def test_unknown_format_is_refused():
         configure_logging("xml")
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_worker_process_says_which_worker_on_every_line(capture, fmt):
+    configure_logging(fmt, stream=capture, worker=2)
+    log_request("GET", "/health", 200, 0.001, remote="127.0.0.1")
+    logging.getLogger("santamon").warning("a message of its own")
+    lines = written(capture).splitlines()
+    assert len(lines) == 2
+    if fmt == "text":
+        assert all(line.endswith(" worker=2") for line in lines)
+    else:
+        assert [json.loads(line)["worker"] for line in lines] == [2, 2]
+
+
 def test_unicode_format_characters_are_escaped_in_both_formats(capture):
     """U+202E and friends reorder or hide text in a terminal: a path must not disguise a line."""
     for fmt in ("text", "json"):

@@ -26,9 +26,11 @@ from santamon.store import (
     Heartbeat,
     HistoryRule,
     KeyUse,
+    Matchers,
     NewAgentKey,
     NewAnalystKey,
     NewSignal,
+    NewSilence,
     SignalFilter,
     Store,
 )
@@ -60,8 +62,9 @@ async def run_migrate_db(source: Path, url: str, *args: str) -> tuple[int, str, 
 
 
 async def write_ours(path: Path, signals: int) -> None:
-    """A database of ours with every kind of row: triaged signals, agents (one stale, with its
-    alert), heartbeats, sessions, keys and a forwarding position."""
+    """A database of ours with every kind of row: triaged signals (some shortened), agents
+    (stale, with their alert or held by a maintenance window), heartbeats, sessions, keys,
+    silences (one expired) and the signals they silenced, and a forwarding position."""
     clock = FakeClock(1_790_000_000 * NS)
     store = SQLiteStore(path, clock=clock)
     await store.open()
@@ -73,6 +76,16 @@ async def write_ours(path: Path, signals: int) -> None:
                 orjson.dumps({"n": n}), None, ("context",) if n % 7 == 0 else (),
                 n * 1000 if n % 7 == 0 else None)
                 for n in range(start, min(signals, start + 500))])
+        quiet, _ = await store.create_silence(NewSilence(
+            Matchers(rule_id="SM-1", title="Title *"), "build noise", "alice",
+            clock_ts(clock, 86400)), resolve_matching=True)
+        ended, _ = await store.create_silence(NewSilence(
+            Matchers(host_id="mac-3"), "in repair", "bob", clock_ts(clock, 3600)), False)
+        await store.expire_silence(ended.id, "carol")
+        await store.insert_signals([NewSignal(
+            f"quiet-{n}", f"2026-09-22T00:00:{n:02d}.000000000Z", f"mac-{n % 3}", "SM-1",
+            SEVERITIES[n % 5], "Title 1", b"[]", b"{}", None, silence_id=quiet.id)
+            for n in range(12)])
         await store.set_status([f"sig-{n}" for n in range(0, signals, 3)], "acknowledged",
                                "looking", "alice")
         await store.set_status([f"sig-{n}" for n in range(0, signals, 9)], "resolved", None,
@@ -84,9 +97,10 @@ async def write_ours(path: Path, signals: int) -> None:
         clock.advance(600)
         await store.record_heartbeats([Heartbeat("mac-0", clock_ts(clock), clock_ts(clock),
                                                  version="v2", os_version="15")], HISTORY)
-        await store.mark_stale_agents(clock_ts(clock, -300),
-                                      lambda agent, now: stale_alert(agent, now,
-                                                                     threshold_seconds=300))
+        await store.mark_stale_agents(
+            clock_ts(clock, -300),
+            lambda agent, now: None if agent.agent_id == "mac-5" else stale_alert(
+                agent, now, threshold_seconds=300))
         for n in range(3):
             await store.create_session(ConsoleSession(bytes([n]) * 32, f"person-{n}",
                                                       clock_ts(clock), clock_ts(clock, 3600),
@@ -133,8 +147,16 @@ async def everything(store: Store) -> dict:
                 for n in range(3)]
     agents = await store.list_agents(AgentFilter(limit=2000))
     histories = [await store.agent_history(a["agent_id"], *EVER) for a in agents]
+    groups = await store.signal_groups(SignalFilter(status=None, silenced=None, limit=500))
+    now = "2026-10-01T00:00:00.000000000Z"
+    for detail in details:
+        detail["silence"] = detail["silence"] and detail["silence"].as_dict(now)
     return orjson.loads(orjson.dumps({
         "signals": details,
+        "silences": [s.as_dict(now) for s in await store.list_silences()],
+        "silences_version": await store.silences_version(),
+        "groups": groups.groups,
+        "quiet_backlog": await store.forward_backlog(SEVERITIES, include_silenced=False),
         "agents": agents,
         "agent_histories": [[asdict(beat) for beat in h.beats] for h in histories if h],
         "stats": await store.stats(),
@@ -211,11 +233,14 @@ async def test_an_interrupted_copy_resumes_where_it_stopped(tmp_path, postgres_u
 
     code, out, err = await run_migrate_db(source, postgres_url, "--chunk-size", "20")
     assert code == 0, err
-    assert "done (resumed): counts verified: 3,005 signals" in out  # and 5 stale alerts
+    # and 12 silenced signals, and 4 stale alerts (a fifth is held)
+    assert "done (resumed): counts verified: 3,016 signals" in out
     shown = await assert_same(source, postgres_url)
-    assert shown["stats"]["total_signals"] == 3005
+    assert shown["stats"]["total_signals"] == 3016
     assert sum(a["status"] == "stale" for a in shown["agents"]) == 5
-    assert len(shown["unshipped"]) == 3005 - 25
+    assert len(shown["unshipped"]) == 3016 - 25
+    assert [s["signals"] for s in shown["silences"]] == [0, 12]
+    assert shown["stats"]["silenced_open"] == 12
 
     # running it again changes nothing and checks again
     code, out, err = await run_migrate_db(source, postgres_url)

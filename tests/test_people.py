@@ -17,8 +17,9 @@ from .test_routes import WRITES, concrete
 pytestmark = pytest.mark.e2e
 
 PERSON = re.compile(r"(analyst|viewer) key (\S+) for (\S+):\n  (\S+)")
-READS = ["/signals", "/signals/s1", "/signal?signal_id=s1", "/agents", "/stats",
-         "/signals/volume", "/jobs", "/metrics", "/agent-keys"]
+READS = ["/signals", "/signals/s1", "/signal?signal_id=s1", "/signals/groups", "/agents",
+         "/stats", "/signals/volume", "/jobs", "/metrics", "/agent-keys", "/silences",
+         "/silences/preview?rule_id=SM-001"]
 
 
 def person(server: ServerProcess, name: str, role: str = "analyst") -> str:
@@ -70,6 +71,24 @@ async def test_the_history_names_the_person_and_a_viewer_changes_nothing(tmp_pat
         status, revoked = await call(server, "DELETE", f"/agent-keys/{key['key_id']}",
                                      headers=bearer(alice))
         assert (status, revoked["revoked_by"]) == (200, "alice")
+
+        # So are silences, what they resolve, triage of a whole group, and who ended one.
+        await call(server, "POST", "/ingest", headers=AGENT, body=[
+            make_signal("s3", rule_id="SM-NOISY"), make_signal("s4", rule_id="SM-GROUP")])
+        status, made = await call(server, "POST", "/silences", headers=bearer(alice), body={
+            "rule_id": "SM-NOISY", "comment": "build script", "duration": "1h",
+            "resolve_matching": True})
+        assert (status, made["silence"]["created_by"], made["resolved"]) == (201, "alice", 1)
+        assert await history(server, "s3") == [("alice", "resolved")]
+        status, triaged = await call(server, "POST", "/signals/status", headers=bearer(alice),
+                                     body={"group": {"rule_id": "SM-GROUP",
+                                                     "host_id": "mbp-alice"},
+                                           "status": "acknowledged"})
+        assert (status, triaged["updated"]) == (200, 1)
+        assert await history(server, "s4") == [("alice", "acknowledged")]
+        status, ended = await call(server, "DELETE", f"/silences/{made['silence']['id']}",
+                                   headers=ANALYST)
+        assert (status, ended["expired_by"]) == (200, "admin")
     finally:
         server.kill()
 

@@ -64,12 +64,26 @@ def test_a_viewer_may_change_nothing():
     viewer's key gets 403 on each of them."""
     assert {(route.method, route.path) for route in WRITES} >= {
         ("PATCH", "/signals/{signal_id}/status"), ("POST", "/signals/status"),
+        ("POST", "/silences"), ("DELETE", "/silences/{silence_id}"),
         ("POST", "/agent-keys"), ("POST", "/agent-keys/{key_id}/rotate"),
         ("DELETE", "/agent-keys/{key_id}")}
     for route in ROUTES:
         if route.method in ("POST", "PATCH", "PUT", "DELETE") and route.access is Access.READ:
             raise AssertionError(f"{route.method} {route.path} changes something but needs "
                                  "only reading")
+
+
+def test_silences_and_groups_are_read_with_read_and_changed_with_write():
+    """Triage by group or filter is `POST /signals/status`, a write like triage by ids."""
+    access = {(route.method, route.path): route.access for route in ROUTES}
+    assert {key: access[key] for key in [
+        ("GET", "/signals/groups"), ("GET", "/silences"), ("GET", "/silences/preview"),
+        ("POST", "/silences"), ("DELETE", "/silences/{silence_id}"),
+        ("POST", "/signals/status")]} == {
+        ("GET", "/signals/groups"): Access.READ, ("GET", "/silences"): Access.READ,
+        ("GET", "/silences/preview"): Access.READ, ("POST", "/silences"): Access.WRITE,
+        ("DELETE", "/silences/{silence_id}"): Access.WRITE,
+        ("POST", "/signals/status"): Access.WRITE}
 
 
 def test_the_document_describes_every_route_with_its_access():

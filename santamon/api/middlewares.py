@@ -1,8 +1,9 @@
-"""Every request's path through the service, in one order (MIDDLEWARES): observed (log line
-and metrics), errors turned into JSON, the caller authenticated, the body read (only where a
-route takes one, bounded, within a deadline), a missing static file made a JSON 404; the
-answer to `Expect: 100-continue`; and the headers every response carries, even those aiohttp
-makes itself for requests it cannot parse."""
+"""Every request's path through the service, in one order (MIDDLEWARES): seen as its client
+sent it (behind trusted proxies), observed (log line and metrics), errors turned into JSON, the
+caller authenticated, the body read (only where a route takes one, bounded, within a
+deadline), a missing static file made a JSON 404; the answer to `Expect: 100-continue`; and
+the headers every response carries, even those aiohttp makes itself for requests it cannot
+parse."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..store import InvalidCursor, StoreUnavailable
 from .auth.authenticate import authenticate, may_call
 from .auth.keys import Access
 from .problems import wrong_agent_key
+from .proxies import forwarded
 from .responses import ApiError, error_response
 from .state import (
     AGENT_ID,
@@ -33,6 +35,7 @@ from .state import (
     METRICS,
     ROUTE_ACCESS,
     ROUTE_BODY_LIMITS,
+    SETTINGS,
 )
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,23 @@ def route_label(request: web.Request) -> str:
 
 
 @web.middleware
+async def forwarded_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: a request through a trusted proxy (SANTAMON_TRUSTED_PROXIES) carries the
+    client's address and scheme from here on, so whatever names the client is the client's,
+    not the proxy's: the request log, the failed-authentication limit, wrong-key warnings, the
+    agent connection problems, an agent key's last address, a misuse alert, and the session
+    cookie's Secure flag."""
+    trusted = request.app[SETTINGS].trusted_proxies
+    if trusted and (client := forwarded(request, trusted)) is not None:
+        remote, secure = client
+        request = request.clone(remote=remote, scheme="https" if secure else request.scheme)
+    return await handler(request)
+
+
+@web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: sees the final status after errors became JSON responses."""
+    """Outside all but forwarded_middleware: sees the final status after errors became JSON
+    responses, and the client's address."""
     start = time.perf_counter()
     status = 500
     try:
@@ -202,8 +220,8 @@ async def static_files_middleware(request: web.Request,
     return response
 
 
-MIDDLEWARES: list[Middleware] = [observe_middleware, error_middleware, auth_middleware,
-                                 body_middleware, static_files_middleware]
+MIDDLEWARES: list[Middleware] = [forwarded_middleware, observe_middleware, error_middleware,
+                                 auth_middleware, body_middleware, static_files_middleware]
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
@@ -254,7 +272,9 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     # Static files may be cached but are revalidated (their paths carry no version).
     headers.setdefault("Cache-Control",
                        "no-cache" if request.path.startswith("/static/") else "no-store")
-    if request.secure:
+    # Called with the request as it arrived: through a trusted proxy, ask what it said.
+    trusted = request.app[SETTINGS].trusted_proxies
+    if request.secure or (trusted and (client := forwarded(request, trusted)) and client[1]):
         headers["Strict-Transport-Security"] = HSTS
     headers["Server"] = SERVER
 

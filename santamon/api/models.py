@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    model_validator,
 )
 
 from .. import timeutil
@@ -27,9 +28,13 @@ from ..domain.keys import MAX_ROTATION_GRACE_SECONDS
 from ..domain.problems import Kind
 from ..domain.shortening import cut_text
 from ..domain.signals import Severity, Status
+from ..domain.silences import MAX_SILENCE_SECONDS
 
 MAX_CONTEXT_BYTES = 100_000
 MAX_BATCH = 1000
+# Triage by a group or a filter changes at most this many signals per call (in chunks).
+MAX_FILTER_TRIAGE = 100_000
+MAX_GROUPS_PER_PAGE = 500
 # Free text longer than this is stored cut, with a marker saying how much went.
 MAX_TITLE_CHARS = 512
 MAX_DESCRIPTION_CHARS = 2000
@@ -143,25 +148,72 @@ class StatusUpdate(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-class BulkStatusUpdate(StatusUpdate):
-    signal_ids: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
-        min_length=1, max_length=MAX_BATCH)
+SilencedChoice = Annotated[Literal["false", "true", "all"], BeforeValidator(_lower)]
+StatusChoice = Annotated[Literal["open", "acknowledged", "resolved", "all"],
+                         BeforeValidator(_lower)]
 
 
-class SignalQuery(BaseModel):
+class SignalFilterFields(BaseModel):
+    """What GET /signals, GET /signals/groups and triage by filter select on."""
+
     model_config = ConfigDict(extra="ignore")
 
     severity: Annotated[list[Severity] | None, BeforeValidator(_comma_list)] = None
-    status: Annotated[Literal["open", "acknowledged", "resolved", "all"],
-                      BeforeValidator(_lower)] = "open"
+    status: StatusChoice = "open"
     host_id: str | None = Field(None, min_length=1, max_length=255)
     rule_id: str | None = Field(None, min_length=1, max_length=128)
     search: str | None = Field(None, max_length=256)
     since: Timestamp | None = None
     until: Timestamp | None = None
+    silenced: SilencedChoice = Field(
+        "false", description="`false`: leave out signals an active silence matched when they "
+                             "arrived; `true`: only those; `all`: both.")
+
+
+class SignalQuery(SignalFilterFields):
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=512,
                                description="`next_cursor` of the previous page.")
+
+
+class GroupQuery(SignalFilterFields):
+    limit: int = Field(50, ge=1, le=MAX_GROUPS_PER_PAGE)
+    cursor: str | None = Field(None, max_length=1024,
+                               description="`next_cursor` of the previous page of groups.")
+
+
+class TriageFilter(SignalFilterFields):
+    """The signals to triage. Unlike GET /signals, nothing is left out unless asked: any
+    status, silenced ones too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: StatusChoice = "all"
+    silenced: SilencedChoice = "all"
+
+
+class GroupRef(BaseModel):
+    """A group of repeats: the signals of one rule on one host."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule_id: str = Field(min_length=1, max_length=128)
+    host_id: str = Field(min_length=1, max_length=255)
+
+
+class BulkStatusUpdate(StatusUpdate):
+    """Either `signal_ids`, or a `group` and/or a `filter` (both must hold)."""
+
+    signal_ids: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        None, min_length=1, max_length=MAX_BATCH)
+    group: GroupRef | None = None
+    filter: TriageFilter | None = None
+
+    @model_validator(mode="after")
+    def _ids_or_a_selection(self) -> BulkStatusUpdate:
+        if (self.signal_ids is None) == (self.group is None and self.filter is None):
+            raise ValueError("give either signal_ids, or a group and/or a filter")
+        return self
 
 
 class ProblemsQuery(BaseModel):
@@ -253,6 +305,64 @@ class TimelineQuery(BaseModel):
     until: Timestamp | None = Field(None, description="Exclusive; by default now.")
 
 
+class SilenceMatchersIn(BaseModel):
+    """What a silence matches; every given matcher must hold."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    rule_id: str | None = Field(None, min_length=1, max_length=128)
+    host_id: str | None = Field(None, min_length=1, max_length=255)
+    severity: Annotated[Severity | None, BeforeValidator(_lower)] = None
+    title: str | None = Field(None, min_length=1, max_length=MAX_TITLE_CHARS, description=(
+        "Exact, or a glob where `*` stands for any run of characters (`curl * | sh`); "
+        "case-sensitive. Matched against the title as stored (a longer one is stored cut)."))
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> SilenceMatchersIn:
+        if not (self.rule_id or self.host_id or self.severity or self.title):
+            raise ValueError("a silence needs at least one matcher: rule_id, host_id, "
+                             "severity or title")
+        return self
+
+
+def _silence_duration(value: str | None) -> str | None:
+    if value is not None and not 0 < parse_duration(value) <= MAX_SILENCE_SECONDS:
+        raise ValueError("a silence lasts more than 0 s and at most 90 days")
+    return value
+
+
+class SilenceIn(SilenceMatchersIn):
+    """A new silence: its matchers, why, and until when (`duration` or `ends_at`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "rule_id": "SM-008", "host_id": "build-mac-07", "title": "curl * | sh",
+        "comment": "CI build script, ticket OPS-1234", "duration": "7d",
+        "resolve_matching": True}]})
+
+    comment: Annotated[str, AfterValidator(str.strip)] = Field(min_length=1, max_length=2000)
+    duration: Annotated[str | None, AfterValidator(_silence_duration)] = Field(
+        None, max_length=32, description="How long from now: `3600`, `90m`, `24h`, `7d` "
+                                         "(at most 90 days).")
+    ends_at: Timestamp | None = Field(None, description="When it ends, at most 90 days ahead.")
+    resolve_matching: bool = Field(False, description="Also resolve the open signals it "
+                                                      "matches now, in the same transaction.")
+
+    @model_validator(mode="after")
+    def _one_end_and_a_reason(self) -> SilenceIn:
+        if (self.duration is None) == (self.ends_at is None):
+            raise ValueError("give either duration or ends_at")
+        if not self.comment:
+            raise ValueError("a silence needs a comment: why, and who asked")
+        return self
+
+
+class SilenceQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    state: Annotated[Literal["active", "expired", "all"], BeforeValidator(_lower)] = "all"
+    limit: int = Field(200, ge=1, le=1000)
+
+
 # -- Responses ------------------------------------------------------------------------------
 # What the API answers with. The views build plain dicts (stored JSON is passed through as
 # `orjson.Fragment`, never decoded), and these models describe them for /openapi.json; the
@@ -306,6 +416,8 @@ class SignalOut(BaseModel):
     context: dict[str, Any]
     status: str
     received_at: str | None
+    silence_id: int | None = Field(description="The silence it matched when it arrived: "
+                                               "kept out of the default queue, not forwarded.")
     shortened: list[str] = Field(description=(
         "What the server cut to store the signal rather than refuse it (`context`, `title`, "
         "`rule_description`, `tags`); empty for a signal stored as sent."))
@@ -321,11 +433,70 @@ class HistoryEntry(BaseModel):
     actor: str | None
 
 
+class SilenceOut(BaseModel):
+    """A silence, active or expired; `signals` counts the signals it silenced."""
+
+    id: int
+    rule_id: str | None
+    host_id: str | None
+    severity: str | None
+    title: str | None
+    comment: str
+    created_by: str
+    created_at: str
+    ends_at: str
+    expired_at: str | None
+    expired_by: str | None
+    state: Literal["active", "expired"]
+    signals: int
+
+
 class SignalDetail(SignalOut):
-    """A stored signal with its triage history and when it was forwarded."""
+    """A stored signal with its triage history, when it was forwarded, and its silence."""
 
     history: list[HistoryEntry]
     shipped_at: str | None
+    silence: SilenceOut | None
+
+
+class SilenceList(BaseModel):
+    """Silences, newest first."""
+
+    count: int
+    silences: list[SilenceOut]
+
+
+class SilenceCreated(BaseModel):
+    """The silence, and how many open signals it resolved."""
+
+    silence: SilenceOut
+    resolved: int
+
+
+class SilencePreview(BaseModel):
+    """How many open signals these matchers match now."""
+
+    open_matching: int
+
+
+class GroupOut(BaseModel):
+    rule_id: str
+    host_id: str
+    count: int
+    first_ts: str
+    last_ts: str
+    severity: str | None = Field(description="The highest severity among them.")
+    by_status: dict[str, int]
+    silenced: int
+    sample_signal_id: str | None = Field(description="The newest of them.")
+
+
+class GroupPageOut(BaseModel):
+    """Repeats grouped by (rule, host), newest last-seen first."""
+
+    count: int
+    groups: list[GroupOut]
+    next_cursor: str | None
 
 
 class SignalPageOut(BaseModel):
@@ -344,11 +515,13 @@ class StatusChanged(BaseModel):
 
 
 class BulkStatusResult(BaseModel):
-    """How many signals changed status, and the ids that do not exist."""
+    """By ids: how many exist (`updated`) and the ids that do not. By a group or filter: how
+    many changed, and whether more matching signals are left past the cap (`more`)."""
 
     updated: int
     not_found: list[str]
     status: Status
+    more: bool = False
 
 
 class AgentOut(BaseModel):
@@ -362,6 +535,9 @@ class AgentOut(BaseModel):
     last_seen: str | None
     status: str
     stale_since: str | None
+    maintenance_until: str | None = Field(description="The end of a maintenance window (a "
+                                                      "silence on this host that covers its "
+                                                      "stale alert), if one is active.")
     auth: str | None = Field(description="How the agent's latest heartbeat authenticated: "
                                           "`bound` (a key of its own), `shared` "
                                           "(SANTAMON_API_KEY) or `admin`; null before any "
@@ -427,7 +603,8 @@ class AgentTimeline(BaseModel):
 
 
 class ConnectionProblemOut(BaseModel):
-    client: str = Field(description="The client's address, as this server saw it.")
+    client: str = Field(description="The client's address, as this server saw it (behind a "
+                                    "trusted proxy, as the proxy named it).")
     kind: Kind
     count: int
     last_seen: str
@@ -455,7 +632,9 @@ class StatsOut(BaseModel):
     last_24h: int
     by_severity: dict[str, int]
     by_status: dict[str, int]
-    open_by_severity: dict[str, int]
+    open_by_severity: dict[str, int] = Field(description="Open signals by severity, silenced "
+                                                          "ones left out.")
+    silenced_open: int
     by_host: dict[str, int]
     top_rules: dict[str, int]
     agents: AgentCounts
@@ -505,10 +684,13 @@ class JobOut(BaseModel):
     last_outcome: str | None
     last_message: str | None
     last_duration_seconds: float | None
+    instance: str | None = Field(
+        description="The process that ran it last (SANTAMON_INSTANCE_NAME, or host name and "
+                    "process id): with several processes on one database, one runs each job.")
     consecutive_failures: int
     runs: int
     failures: int
-    next_run: str | None
+    next_run: str | None = Field(description="When this process tries the job next.")
 
 
 class ForwardingOut(BaseModel):
@@ -516,7 +698,8 @@ class ForwardingOut(BaseModel):
     backlog: int | None
     min_severity: str | None = None
     consecutive_failures: int | None = None
-    retry_in_seconds: float | None = None
+    retry_in_seconds: float | None = Field(
+        None, description="This process's backoff; null when another process forwards.")
 
 
 class JobsOut(BaseModel):
@@ -558,7 +741,8 @@ class AgentKeyOut(BaseModel):
     revoked_by: str | None
     replaces: str | None = Field(description="The key this one rotated.")
     last_used_at: str | None = Field(description="Recorded within about 30 s of the use.")
-    last_used_from: str | None
+    last_used_from: str | None = Field(description="The client's address (behind a trusted "
+                                                   "proxy, as the proxy named it).")
 
 
 class AgentKeyList(BaseModel):

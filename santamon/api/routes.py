@@ -31,6 +31,8 @@ from .models import (
     BulkStatusResult,
     BulkStatusUpdate,
     ConnectionProblemsOut,
+    GroupPageOut,
+    GroupQuery,
     HealthOut,
     HeartbeatAck,
     HeartbeatIn,
@@ -47,6 +49,13 @@ from .models import (
     SignalPageOut,
     SignalQuery,
     SignedOut,
+    SilenceCreated,
+    SilenceIn,
+    SilenceList,
+    SilenceMatchersIn,
+    SilenceOut,
+    SilencePreview,
+    SilenceQuery,
     StatsOut,
     StatusChanged,
     StatusUpdate,
@@ -56,7 +65,7 @@ from .models import (
 )
 from .openapi import Body, Operation, build_openapi
 from .state import ROUTE_ACCESS, ROUTE_BODY_LIMITS
-from .views import agents, console, ingest, keys, ops, signals
+from .views import agents, console, ingest, keys, ops, signals, silences
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -71,6 +80,7 @@ BULK_STATUS_BODY_LIMIT = 2 * MIB  # 1,000 ids of up to 256 characters, and a not
 SESSION_BODY_LIMIT = 8 * KIB  # {"key": "..."}: a key is at most 1,024 characters
 AGENT_KEYS_BODY_LIMIT = 512 * KIB  # 1,000 host names of up to 255 characters
 ROTATE_BODY_LIMIT = 8 * KIB
+SILENCE_BODY_LIMIT = 64 * KIB  # matchers and a comment of up to 2,000 characters
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class Route:
 
 SIGNAL_ID = {"signal_id": "The signal's id as the agent sent it."}
 KEY_ID = {"key_id": "The agent key's id (never the key)."}
+SILENCE_ID = {"silence_id": "The silence's id (a number)."}
 BOUND_ELSEWHERE = ("The key is bound to another host than the one named (counted, listed in "
                    "`GET /agents/problems` as `key_misuse`, and raised once an hour as an "
                    "AGENT-KEY-MISUSE alert).")
@@ -130,7 +141,15 @@ ROUTES = [
     Route("GET", "/signals", signals.list_signals, Access.READ,
           "List signals, newest first", "signals", {200: SignalPageOut}, query=SignalQuery,
           description="Filters combine with AND. Page with `cursor` = the previous "
-                      "`next_cursor`."),
+                      "`next_cursor`. Signals an active silence matched when they arrived "
+                      "are left out unless `silenced` says otherwise."),
+    Route("GET", "/signals/groups", signals.signal_groups, Access.READ,
+          "Repeats grouped by rule and host, newest last-seen first", "signals",
+          {200: GroupPageOut}, query=GroupQuery,
+          description="The same filters as `GET /signals`; one entry per (rule, host) with "
+                      "the count, first and last event time, highest severity and status "
+                      "counts of its matching signals, and the newest one's id. Page with "
+                      "`cursor` = the previous `next_cursor`."),
     Route("GET", "/signals/{signal_id}", signals.get_signal, Access.READ,
           "One signal with its history", "signals",
           {200: SignalDetail, 404: "No signal has this id."}, path_params=SIGNAL_ID),
@@ -145,8 +164,15 @@ ROUTES = [
           {200: StatusChanged, 404: "No signal has this id."}, path_params=SIGNAL_ID,
           body=Body(StatusUpdate), max_body=STATUS_BODY_LIMIT),
     Route("POST", "/signals/status", signals.bulk_update_status, Access.WRITE,
-          "Triage many signals in one transaction", "signals", {200: BulkStatusResult},
-          body=Body(BulkStatusUpdate), max_body=BULK_STATUS_BODY_LIMIT),
+          "Triage many signals: by id, or a whole group or filter", "signals",
+          {200: BulkStatusResult}, body=Body(BulkStatusUpdate),
+          max_body=BULK_STATUS_BODY_LIMIT,
+          description="`signal_ids` (up to 1,000) change in one transaction. A `group` "
+                      "(rule and host) and/or a `filter` (the filters of `GET /signals`, "
+                      "but matching any status and silenced signals unless given) change "
+                      "every matching signal stored before the call, up to 100,000, in small "
+                      "transactions so ingest keeps flowing; `updated` is how many changed "
+                      "and `more` says whether matching signals are left."),
     Route("GET", "/signals/volume", signals.signal_volume, Access.READ,
           "Signals per time bucket, by severity", "signals", {200: VolumeOut},
           query=VolumeQuery,
@@ -166,7 +192,9 @@ ROUTES = [
                       "handshakes (`tls_failure`), wrong or revoked agent keys (`wrong_key`), "
                       "a key bound to one host used for another (`key_misuse`), and signals "
                       "stored with their oversized context shortened (`context_shortened`). "
-                      "Counted per hour by every instance; the most recently seen first."),
+                      "Counted per hour by every process; the most recently seen first. "
+                      "Behind a trusted proxy (SANTAMON_TRUSTED_PROXIES) the address is the "
+                      "client's it names in `X-Forwarded-For`."),
     Route("GET", "/agents/{agent_id}", agents.agent_timeline, Access.READ,
           "One agent's timeline", "agents",
           {200: AgentTimeline, 404: "No agent has this id."}, query=TimelineQuery,
@@ -175,6 +203,23 @@ ROUTES = [
           description="Online and offline intervals, availability per UTC day, agent and "
                       "macOS versions and reboots, worked out from the heartbeats the "
                       "agent's history keeps (by default the whole retention)."),
+    # -- silences ----------------------------------------------------------------------------
+    Route("GET", "/silences", silences.list_silences, Access.READ,
+          "Silences, newest first", "silences", {200: SilenceList}, query=SilenceQuery),
+    Route("POST", "/silences", silences.create_silence, Access.WRITE,
+          "Silence signals for a while", "silences", {201: SilenceCreated},
+          body=Body(SilenceIn), max_body=SILENCE_BODY_LIMIT,
+          description="New signals that match an active silence are still stored, but "
+                      "marked with it: left out of the default queue and the open counts, "
+                      "and not forwarded (unless SANTAMON_FORWARD_SILENCED). A silence on "
+                      "a host that covers its `AGENT-STALE` alert is a maintenance window: "
+                      "no stale alert for that host while it lasts."),
+    Route("GET", "/silences/preview", silences.preview_silence, Access.READ,
+          "How many open signals a silence would resolve", "silences",
+          {200: SilencePreview}, query=SilenceMatchersIn),
+    Route("DELETE", "/silences/{silence_id}", silences.expire_silence, Access.WRITE,
+          "Expire a silence now (it is kept for the record)", "silences",
+          {200: SilenceOut, 404: "No silence has this id."}, path_params=SILENCE_ID),
     # -- agent keys --------------------------------------------------------------------------
     Route("GET", "/agent-keys", keys.list_agent_keys, Access.READ,
           "Agent keys bound to a host, newest first", "agent keys", {200: AgentKeyList},
@@ -197,8 +242,9 @@ ROUTES = [
     Route("DELETE", "/agent-keys/{key_id}", keys.revoke_agent_key, Access.KEYS,
           "Revoke a key", "agent keys", {200: AgentKeyOut, 404: "No key has this id."},
           path_params=KEY_ID,
-          description="Refused at once by this instance and within seconds by any other "
-                      "sharing the database. The key stays listed, revoked, for the record."),
+          description="Refused at once by the process that takes this request and within "
+                      "seconds by any other sharing the database. The key stays listed, "
+                      "revoked, for the record."),
     # -- the console -------------------------------------------------------------------------
     Route("GET", "/ui", console.console_page, Access.PUBLIC,
           "The console", "console", {200: "An HTML page."}, content_type="text/html"),
@@ -218,7 +264,10 @@ ROUTES = [
           "Whether the database takes writes", "operations",
           {200: HealthOut, 503: "The database cannot be written."}),
     Route("GET", "/jobs", ops.jobs, Access.READ,
-          "Background jobs and forwarding", "operations", {200: JobsOut}),
+          "Background jobs and forwarding", "operations", {200: JobsOut},
+          description="Each job's last run as the database recorded it, whichever process "
+                      "ran it (`instance`): with several workers or instances on one "
+                      "database, each job runs in one process at a time."),
     Route("GET", "/metrics", ops.prometheus_metrics, Access.READ,
           "Prometheus metrics", "operations",
           {200: "Metrics in the Prometheus text format."}, content_type="text/plain"),
@@ -240,7 +289,7 @@ The server Santamon agents ship detections (signals) and heartbeats to, and anal
 **Authentication.** Agent keys go in `X-API-Key` and may only call `POST /ingest` and
 `POST /agents/heartbeat`; a key bound to a host (`/agent-keys`) only for that host. People's
 keys and the admin key go in `Authorization: Bearer <key>` or `X-API-Key`: a viewer may read,
-an analyst may also triage and manage agent keys, the admin key may do everything. Each
+an analyst may also triage, silence and manage agent keys, the admin key may do everything. Each
 operation names the access it needs (`public`, `agent`, `read`, `write`, `keys`). Use
 "Authorize" with a key to try requests from this page.
 

@@ -19,6 +19,7 @@ from .auth.keys import Access, Caller, KeyRing
 from .auth.limiter import BodyBudget, FailedAuthLimiter, WarningLimiter
 from .auth.sessions import ConsoleSessions
 from .auth.sync import KeySync
+from .silencing import SilenceCache
 
 
 @dataclass
@@ -28,6 +29,7 @@ class HealthCache:
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Callable[[], int])  # nanoseconds since the epoch; tests move it
+INSTANCE = web.AppKey("instance", str)  # this process's name in GET /jobs
 STORE = web.AppKey("store", Store)
 LIVENESS = web.AppKey("liveness", Liveness)  # heartbeats on their way to the store
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)  # for forwarding
@@ -36,6 +38,7 @@ KEYRING = web.AppKey("keyring", KeyRing)
 KEY_SYNC = web.AppKey("key_sync", KeySync)  # keeps KEYRING in step with the stored keys
 AGENT_GUARD = web.AppKey("agent_guard", AgentGuard)  # whom an agent key may speak for
 SESSIONS = web.AppKey("sessions", ConsoleSessions)
+SILENCES = web.AppKey("silences", SilenceCache)  # the active ones, for ingest and agents
 AUTH_LIMITER = web.AppKey("auth_limiter", FailedAuthLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", bytes)  # the serialised document, built once

@@ -31,23 +31,27 @@ HandshakeFailed = Callable[[str | None, ssl.SSLError], None]  # (client address,
 class TLSSite(web.TCPSite):
     def __init__(self, runner: web.BaseRunner, host: str | None, port: int, *,
                  ssl_context: ssl.SSLContext, on_failure: HandshakeFailed,
-                 backlog: int = 128) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog)
+                 backlog: int = 128, reuse_port: bool = False) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog,
+                         reuse_port=reuse_port)
         self._on_failure = on_failure
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registered with the runner; the listening is ours
         serve, context = self._runner.server, self._ssl_context
         assert serve is not None and context is not None
-        listener = _Listener(_listening_sockets(self._host, self._port, self._backlog),
-                             serve, context, self._on_failure)
+        sockets = _listening_sockets(self._host, self._port, self._backlog,
+                                     reuse_port=bool(self._reuse_port))
+        listener = _Listener(sockets, serve, context, self._on_failure)
         self._server = listener  # type: ignore[assignment]  # BaseSite.stop() closes it
         self._bound_port = listener.port
 
 
-def _listening_sockets(host: str | None, port: int, backlog: int) -> list[socket.socket]:
+def _listening_sockets(host: str | None, port: int, backlog: int, *,
+                       reuse_port: bool) -> list[socket.socket]:
     """Bound and listening, as the loop's create_server() makes them: one per address the host
-    names (all interfaces for none), IPv6 ones for IPv6 only, the address reusable at once."""
+    names (all interfaces for none), IPv6 ones for IPv6 only, the address reusable at once,
+    and the port shared with the other workers when `reuse_port` (SO_REUSEPORT)."""
     sockets: list[socket.socket] = []
     addresses = dict.fromkeys(socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                                  flags=socket.AI_PASSIVE))
@@ -56,6 +60,8 @@ def _listening_sockets(host: str | None, port: int, backlog: int) -> list[socket
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)

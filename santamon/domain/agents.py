@@ -43,6 +43,10 @@ def stale_alert_id(agent_id: str, last_seen: str) -> str:
     return digest.hexdigest()[:32]
 
 
+def stale_alert_title(agent_id: str) -> str:
+    return f"Agent {agent_id} stopped sending heartbeats"
+
+
 def stale_alert(agent: SilentAgent, now: str, *, threshold_seconds: float) -> NewSignal:
     context = {
         "kind": "agent_stale",
@@ -61,7 +65,7 @@ def stale_alert(agent: SilentAgent, now: str, *, threshold_seconds: float) -> Ne
         host_id=agent.agent_id,
         rule_id=STALE_RULE_ID,
         severity=STALE_SEVERITY,
-        title=f"Agent {agent.agent_id} stopped sending heartbeats",
+        title=stale_alert_title(agent.agent_id),
         tags_json=orjson.dumps(list(STALE_TAGS)),
         context_json=orjson.dumps(context),
         rule_description=f"No heartbeat for more than {human_duration(threshold_seconds)}. "

@@ -37,3 +37,4 @@ class NewSignal:
     # agent retries a refused signal forever, so an oversized one is stored shortened.
     shortened: tuple[str, ...] = ()
     original_context_bytes: int | None = None  # the context's size as received, when cut
+    silence_id: int | None = None  # the active silence it matched: stored, but kept quiet

@@ -219,10 +219,12 @@ def build_sinks(settings: Settings, session: aiohttp.ClientSession) -> list[Sink
 
 class Forwarder:
     def __init__(self, store: Store, sinks: list[Sink], *, min_severity: str,
-                 base_delay: float) -> None:
+                 base_delay: float, forward_silenced: bool = False) -> None:
         self.store = store
         self.sinks = sinks
         self.severities = at_or_above(min_severity)
+        # Signals an active silence matched are kept quiet downstream too, unless asked.
+        self.forward_silenced = forward_silenced
         self._base_delay = base_delay
         self.consecutive_failures = 0
         self._retry_at = 0.0
@@ -278,7 +280,8 @@ class Forwarder:
                 progress.out_of_time = True
                 break
             batch = await self.store.unshipped(BATCH_SIZE, after=after)
-            wanted = [s for s in batch.signals if s["severity"] in self.severities]
+            wanted = [s for s in batch.signals if s["severity"] in self.severities
+                      and (self.forward_silenced or s["silence_id"] is None)]
             delivered = {s["signal_id"] for s in wanted}
             for sink in self.sinks:
                 if delivered:

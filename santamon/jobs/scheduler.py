@@ -1,5 +1,9 @@
 """The background jobs as one unit: started after the store and the HTTP session exist,
-stopped (waiting a bounded time for running jobs) before either closes."""
+stopped (waiting a bounded time for running jobs) before either closes.
+
+Every process runs the scheduler; a job does its work only in the process that holds its lock
+in the store (board.py), so with several processes on one database each job still runs once
+per interval, and another process takes it over when its holder dies."""
 
 from __future__ import annotations
 
@@ -33,12 +37,14 @@ STOP_GRACE_SECONDS = 10.0
 
 class Jobs:
     def __init__(self, store: Store, liveness: Liveness, settings: Settings,
-                 http: aiohttp.ClientSession,
-                 clock: Callable[[], int] = timeutil.now_ns) -> None:
-        self.board = JobBoard(clock)
+                 http: aiohttp.ClientSession, clock: Callable[[], int] = timeutil.now_ns, *,
+                 instance: str) -> None:
+        self._store = store
+        self.board = JobBoard(store, instance, clock)
         sinks = build_sinks(settings, http)
         self.forwarder = Forwarder(store, sinks, min_severity=settings.forward_min_severity,
-                                   base_delay=settings.forward_interval)
+                                   base_delay=settings.forward_interval,
+                                   forward_silenced=settings.forward_silenced)
         if not sinks:
             log.info("forwarding is off: set SANTAMON_FORWARD_WEBHOOK_URL or "
                      "SANTAMON_FORWARD_FILE to ship signals downstream")
@@ -83,12 +89,23 @@ class Jobs:
                     await task
         self._scheduler.shutdown(wait=False)
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Each job's last run and its next one, for GET /jobs."""
+    async def snapshot(self) -> list[dict[str, Any]]:
+        """Each job's last run, by whichever process ran it (as the store recorded it, so every
+        process answers the same), and when this process tries it next, for GET /jobs."""
+        records = await self._store.job_records()
         jobs = []
         for state in self.board.jobs.values():
             job = self._scheduler.get_job(state.id) if self._scheduler.running else None
             next_run = job.next_run_time if job else None
-            jobs.append({**asdict(state), "next_run": timeutil.format_utc(
-                int(next_run.timestamp() * 1e9)) if next_run else None})
+            entry = {**asdict(state), "next_run": timeutil.format_utc(
+                int(next_run.timestamp() * 1e9)) if next_run else None}
+            if (record := records.get(state.id)) is not None:
+                last = record.last
+                entry.update(last_run=last.started_at, last_outcome=last.outcome,
+                             last_message=last.message,
+                             last_duration_seconds=last.duration_seconds,
+                             instance=last.instance, runs=record.runs,
+                             failures=record.failures,
+                             consecutive_failures=record.consecutive_failures)
+            jobs.append(entry)
         return jobs

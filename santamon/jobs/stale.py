@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from .. import timeutil
-from ..domain.agents import stale_alert, stale_summary
+from ..domain.silences import stale_alert_unless_held, stale_summary_marked
 from ..store import Liveness, Store
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,9 @@ LOGGED_ONE_BY_ONE = 10
 async def check_stale_agents(store: Store, liveness: Liveness, stale_after: float,
                              started_ns: int, clock: Callable[[], int] = timeutil.now_ns, *,
                              summary_over: int = 0) -> str:
-    """Mark silent agents stale; more than `summary_over` at once (if not 0) raise one alert
-    for all of them instead of one each."""
+    """Mark silent agents stale; more than `summary_over` alerts due at once (if not 0) become
+    one alert for all their agents. An agent in a maintenance window raises none and is not
+    counted; a silenced alert is stored on its own (store.common.stale_alerts)."""
     cutoff_ns = clock() - int(stale_after * 1e9)
     if started_ns > cutoff_ns:
         # Agents get the full threshold counted from the server's start: a silence that was
@@ -29,10 +30,15 @@ async def check_stale_agents(store: Store, liveness: Liveness, stale_after: floa
         return "waiting for the threshold to pass since the server started"
     # Heartbeats acknowledged but not yet written count: an agent that just beat is not silent.
     await liveness.flush()
+    # Read at each run, not cached: one small query, and a maintenance window holds the
+    # alert from the moment it is made, whichever instance made it.
+    silences = await store.list_silences(active_at=timeutil.format_utc(clock()))
     agents = await store.mark_stale_agents(
         timeutil.format_utc(cutoff_ns),
-        functools.partial(stale_alert, threshold_seconds=stale_after),
-        functools.partial(stale_summary, threshold_seconds=stale_after, over=summary_over))
+        functools.partial(stale_alert_unless_held, silences=silences,
+                          threshold_seconds=stale_after),
+        functools.partial(stale_summary_marked, silences=silences, threshold_seconds=stale_after,
+                          over=summary_over))
     if len(agents) > LOGGED_ONE_BY_ONE or 0 < summary_over < len(agents):
         more = len(agents) - LOGGED_ONE_BY_ONE
         log.warning("%d agents are stale at once: no heartbeat for over %gs: %s%s",

@@ -15,17 +15,23 @@ from .base import (
     ConnectionProblem,
     ConsoleSession,
     ForwardBatch,
+    GroupPage,
     Heartbeat,
     HistoryRule,
     InvalidCursor,
+    JobRecord,
+    JobRun,
     KeptBeat,
     KeyUse,
+    Matchers,
     NameTaken,
     NewAgentKey,
     NewAnalystKey,
     NewSignal,
+    NewSilence,
     SignalFilter,
     SignalPage,
+    Silence,
     StatusResult,
     Store,
     StoreUnavailable,
@@ -34,10 +40,11 @@ from .base import (
 from .liveness import Liveness
 
 __all__ = ["AgentFilter", "AgentHistory", "AgentKey", "AlertBuilder", "AnalystKey",
-           "ConnectionProblem", "ConsoleSession", "ForwardBatch", "Heartbeat", "HistoryRule",
-           "InvalidCursor", "KeptBeat", "KeyUse", "Liveness", "NameTaken", "NewAgentKey",
-           "NewAnalystKey", "NewSignal", "SignalFilter", "SignalPage", "StatusResult", "Store",
-           "StoreUnavailable", "SummaryBuilder", "create_store"]
+           "ConnectionProblem", "ConsoleSession", "ForwardBatch", "GroupPage", "Heartbeat",
+           "HistoryRule", "InvalidCursor", "JobRecord", "JobRun", "KeptBeat", "KeyUse", "Liveness",
+           "Matchers", "NameTaken", "NewAgentKey", "NewAnalystKey", "NewSignal", "NewSilence",
+           "SignalFilter", "SignalPage", "Silence", "StatusResult", "Store", "StoreUnavailable",
+           "SummaryBuilder", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

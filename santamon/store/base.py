@@ -13,6 +13,7 @@ surfaces as `StoreUnavailable`, which the API answers with 503 and `Retry-After`
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,13 +21,14 @@ from ..domain.agents import SilentAgent
 from ..domain.heartbeats import Heartbeat, HistoryRule, KeptBeat
 from ..domain.keys import ADMIN
 from ..domain.signals import NewSignal
+from ..domain.silences import Matchers, NewSilence, Silence
 
 __all__ = [
     "AgentFilter", "AgentHistory", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
-    "ConsoleSession", "ForwardBatch", "ForwardPosition", "Heartbeat", "HistoryRule",
-    "InvalidCursor", "KeptBeat", "KeyUse", "NameTaken", "NewAgentKey", "NewAnalystKey",
-    "NewSignal", "SchemaTooNew", "SignalFilter", "SignalPage", "StatusResult", "Store",
-    "StoreUnavailable", "SummaryBuilder",
+    "ConsoleSession", "ForwardBatch", "ForwardPosition", "GroupPage", "Heartbeat", "HistoryRule",
+    "InvalidCursor", "JobRecord", "JobRun", "KeptBeat", "KeyUse", "Matchers", "NameTaken",
+    "NewAgentKey", "NewAnalystKey", "NewSignal", "NewSilence", "SchemaTooNew", "SignalFilter",
+    "SignalPage", "Silence", "StatusResult", "Store", "StoreUnavailable", "SummaryBuilder",
 ]
 
 
@@ -57,6 +59,7 @@ class SignalFilter:
     search: str | None = None  # in the title or the rule id, case-insensitive
     since: str | None = None  # inclusive
     until: str | None = None  # exclusive
+    silenced: bool | None = False  # False: not silenced, True: only silenced, None: either
     limit: int = 100
     cursor: str | None = None  # `next_cursor` of the previous page
 
@@ -81,9 +84,20 @@ class SignalPage:
 
 
 @dataclass(slots=True)
+class GroupPage:
+    """Groups of repeats, newest last-seen first. Each is a dict: `rule_id`, `host_id`,
+    `count`, `first_ts`, `last_ts`, `severity` (the highest), `by_status` ({status: n}),
+    `silenced` (how many of them), `sample_signal_id` (the newest)."""
+
+    groups: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
 class StatusResult:
-    updated: int
+    updated: int  # signals found
     not_found: list[str] = field(default_factory=list)
+    changed: int = 0  # signals whose status changed
 
 
 # Where the forwarder stands: the store's own value, which callers only pass back (and may
@@ -190,10 +204,33 @@ class ConnectionProblem:
     detail: str  # what the latest of them was about
 
 
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One run of a background job, as it finished."""
+
+    job_id: str
+    instance: str  # the process that ran it (config.instance_name)
+    started_at: str
+    outcome: str  # "ok", "failed" or "skipped"
+    message: str | None
+    duration_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job's last run, and its runs counted over every process that ran it."""
+
+    last: JobRun
+    runs: int
+    failures: int
+    consecutive_failures: int
+
+
 # Builds the alert for an agent found silent, inside the transaction that marks it stale:
-# (the agent's last heartbeat, the time it is marked) -> the signal to insert.
-AlertBuilder = Callable[[SilentAgent, str], NewSignal]
-# Builds one alert for all the agents found silent in one check, or None to raise one per agent.
+# (the agent's last heartbeat, the time it is marked) -> the signal to insert, or None while
+# a maintenance window holds it.
+AlertBuilder = Callable[[SilentAgent, str], NewSignal | None]
+# Builds one alert for all the agents one check alerts for, or None to raise one per agent.
 SummaryBuilder = Callable[[list[SilentAgent], str], NewSignal | None]
 
 
@@ -235,11 +272,25 @@ class Store(Protocol):
         """Change the status of these signals in one transaction, recording history (a note
         on an unchanged status is recorded too)."""
 
+    async def set_status_matching(self, query: SignalFilter, status: str, note: str | None,
+                                  actor: str, limit: int) -> tuple[int, bool]:
+        """Change the status of up to `limit` signals that match `query` (its limit and cursor
+        aside) and were stored when the call began, recording history like `set_status`.
+
+        Done in many small transactions, so ingest keeps flowing while a large group is
+        triaged; returns (how many changed, whether more matching signals are left)."""
+
     async def list_signals(self, query: SignalFilter) -> SignalPage:
         """Raises InvalidCursor for a cursor it did not hand out."""
 
+    async def signal_groups(self, query: SignalFilter) -> GroupPage:
+        """The signals `query` matches, one entry per (rule, host), newest last-seen first,
+        `query.limit` groups per page. Raises InvalidCursor for a cursor it did not hand
+        out (a signal page's cursor included)."""
+
     async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
-        """The signal with its `history` (oldest first) and `shipped_at`."""
+        """The signal with its `history` (oldest first), `shipped_at`, and the `silence` it
+        is marked with (a `Silence`, or None)."""
 
     async def list_agents(self, query: AgentFilter) -> list[dict[str, Any]]:
         """Stale agents first, then the most recently seen."""
@@ -249,7 +300,9 @@ class Store(Protocol):
         [since, until), with the last one kept before `since` and the first at or after
         `until` (how the window begins and ends); None for an agent never heard from."""
 
-    async def stats(self) -> dict[str, Any]: ...
+    async def stats(self) -> dict[str, Any]:
+        """Totals; `open_by_severity` leaves silenced signals out, `silenced_open` counts
+        them."""
 
     async def signal_volume(self, since: str, until: str,
                             bucket_seconds: int) -> dict[int, dict[str, int]]:
@@ -274,9 +327,12 @@ class Store(Protocol):
 
     async def mark_stale_agents(self, cutoff: str, alert: AlertBuilder,
                                 summary: SummaryBuilder | None = None) -> list[str]:
-        """Mark active agents last seen before `cutoff` stale, and insert in the same
-        transaction the one alert `summary` builds for all of them, or else the alert built
-        for each; returns the agents marked."""
+        """Mark active agents last seen before `cutoff` stale, and insert the alerts for them
+        in the same transaction: the one alert `summary` builds for all the agents alerted,
+        or else the alert built for each. An agent whose alert is held (the builder returned
+        None) is in neither, and is asked for again at every later call while it stays
+        stale, until the builder gives one; a heartbeat ends that. A silenced alert is stored
+        on its own (`common.stale_alerts`). Returns the agents marked or alerted."""
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
         """Delete up to `limit` heartbeats of the history received before `cutoff`, keeping
@@ -305,8 +361,53 @@ class Store(Protocol):
         """Record these signals as shipped and everything up to `position` (one of a batch's
         `start` or `positions`) as dealt with; a position never moves back."""
 
-    async def forward_backlog(self, severities: tuple[str, ...]) -> int:
-        """Signals of these severities after the recorded position and not shipped."""
+    async def forward_backlog(self, severities: tuple[str, ...], *,
+                              include_silenced: bool = True) -> int:
+        """Signals of these severities after the recorded position and not shipped (silenced
+        ones too unless told otherwise)."""
+
+    # -- silences ---------------------------------------------------------------------------
+
+    async def create_silence(self, silence: NewSilence, resolve_matching: bool) -> tuple[
+            Silence, int]:
+        """Store a silence; with `resolve_matching`, resolve in the same transaction every
+        open signal its matchers match, each with a history note naming the silence (by its
+        creator). Returns the silence and how many signals were resolved."""
+
+    async def count_open_matching(self, matchers: Matchers) -> int:
+        """How many open signals these matchers match: what creating a silence with
+        `resolve_matching` would resolve now."""
+
+    async def expire_silence(self, silence_id: int, actor: str) -> Silence | None:
+        """End an active silence now (an ended one stays as it was); None if there is no
+        such silence. Silences are never deleted: they are the record."""
+
+    async def list_silences(self, active_at: str | None = None,
+                            limit: int = 1000) -> list[Silence]:
+        """Silences, newest first; with `active_at`, only those active at that time."""
+
+    async def silences_version(self) -> int:
+        """A number that changes whenever a silence is created or expired, so a cache of
+        the active silences (also another instance's) knows to reload."""
+
+    # -- background jobs shared by several processes ---------------------------------------
+
+    def job_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Whether this process runs job `name` now: yields True while it holds the job's
+        lock, False while another process sharing the database holds it.
+
+        A process keeps a lock it took between runs, until the store closes or the process
+        dies, so each job runs once per interval across all processes rather than once per
+        process; another process's next try then takes it. A lock whose hold can no longer
+        be proven (its connection broke) counts as lost, and is taken afresh if it is free.
+        Raises StoreUnavailable when the database cannot tell.
+        """
+
+    async def record_job_run(self, run: JobRun) -> None:
+        """Keep this run as the job's last, and count it, for every process to report."""
+
+    async def job_records(self) -> dict[str, JobRecord]:
+        """Each job's last recorded run, by job id."""
 
     # -- agent connection problems ----------------------------------------------------------
 

@@ -25,8 +25,13 @@ function byUrgency(a, b) {
   return String(a.agent_id).localeCompare(String(b.agent_id));
 }
 
+// A stale agent in a maintenance window (a silence on its host) raises no alert: it is
+// expected to be silent, and says until when.
+const inMaintenance = (a) => a.status === 'stale' && typeof a.maintenance_until === 'string';
+
 function renderAgent(a) {
   const isStale = a.status === 'stale';
+  const maintenance = inMaintenance(a);
   const seen = lastSeen(a);
   const uptime = fmtDuration(a.uptime_seconds);
   const meta = [
@@ -38,7 +43,7 @@ function renderAgent(a) {
   const id = String(a.agent_id);
   const isOpen = id === opened;
   const item = el('li', {
-    class: `agent${isStale ? ' is-stale' : ''}${isOpen ? ' is-open' : ''}`,
+    class: `agent${isStale ? ' is-stale' : ''}${isOpen ? ' is-open' : ''}${maintenance ? ' is-maintenance' : ''}`,
     title: `Last heartbeat received ${fmtUtc(seen)} UTC${a.first_seen ? ` · first seen ${fmtUtc(parseTs(a.first_seen))} UTC` : ''}`,
     tabindex: '0',
     'aria-expanded': isOpen ? 'true' : 'false',
@@ -49,7 +54,8 @@ function renderAgent(a) {
   el('span', { class: 'agent-dot', 'aria-hidden': 'true' }),
   el('span', { class: 'agent-name', text: id }),
   el('span', { class: 'agent-seen', text: isStale ? fmtSilent(seen) : `seen ${fmtAgo(seen)}` }),
-  el('span', { class: 'agent-meta', text: meta || 'no version reported' }));
+  el('span', { class: 'agent-meta', text: meta || 'no version reported' }),
+  maintenance ? el('span', { class: 'agent-maintenance', text: `in maintenance until ${fmtUtc(parseTs(a.maintenance_until), false)} UTC` }) : null);
   if (isOpen) {
     const box = el('div', { class: 'agent-timeline', role: 'region', 'aria-label': `Timeline of ${id}`,
       onclick: (e) => e.stopPropagation(), onkeydown: (e) => e.stopPropagation() });
@@ -73,9 +79,11 @@ function renderList() {
 
 function render(heartbeats) {
   const agents = heartbeats.filter(isPlainObject);
-  const stale = agents.filter((a) => a.status === 'stale'); // the banner names them in API order
+  // The banner names them in API order; those in maintenance are expected to be silent.
+  const stale = agents.filter((a) => a.status === 'stale' && !inMaintenance(a));
   agents.sort(byUrgency);
-  setText('agents-meta', `${fmtNum(agents.length - stale.length)} active · ${fmtNum(stale.length)} stale`);
+  const staleCount = agents.filter((a) => a.status === 'stale').length;
+  setText('agents-meta', `${fmtNum(agents.length - staleCount)} active · ${fmtNum(staleCount)} stale`);
 
   const box = $('#agents-state');
   if (!agents.length) {

@@ -6,6 +6,7 @@ import * as filters from './filters.js';
 import { basename, fmtNum, fmtUtc, parseTs, shellJoin } from './format.js';
 import { qs } from './query.js';
 import * as queue from './queue.js';
+import * as silenceForm from './silence-form.js';
 import { setStatus } from './triage.js';
 import { STATUSES } from './vocabulary.js';
 
@@ -144,7 +145,8 @@ function renderContext(context) {
   return wrap;
 }
 
-function renderTriage(id, status, draftValue) {
+function renderTriage(id, data, draftValue) {
+  const { status } = data;
   const note = el('textarea', { placeholder: 'Note for the history (optional)', maxlength: '2000', 'aria-label': 'Triage note' });
   note.value = draftValue || '';
   const action = (target, label) => el('button', {
@@ -168,7 +170,19 @@ function renderTriage(id, status, draftValue) {
     el('div', { class: 'triage-actions' },
       action('acknowledged', 'Acknowledge'),
       action('resolved', 'Resolve'),
-      action('open', 'Reopen')));
+      action('open', 'Reopen'),
+      el('button', {
+        type: 'button', class: 'btn btn-small btn-ghost', text: 'Silence…', 'data-action': 'silence-open',
+        'aria-expanded': String(silenceForm.isOpen(id)), title: 'Keep signals like this one out of the queue for a while',
+        onclick: () => { silenceForm.toggle(id, data); render(id); },
+      })));
+}
+
+function silenceFact(silence) {
+  if (!isPlainObject(silence)) return null;
+  const until = silence.expired_at || silence.ends_at;
+  const verb = silence.state === 'active' ? 'until' : 'ended';
+  return `#${silence.id} by ${silence.created_by}, ${verb} ${fmtUtc(parseTs(until))} UTC: ${silence.comment}`;
 }
 
 function renderFacts(data) {
@@ -182,6 +196,8 @@ function renderFacts(data) {
     ['Received', when(data.received_at)],
   ];
   if (data.shipped_at) rows.push(['Forwarded', `${fmtUtc(parseTs(data.shipped_at))} UTC`]);
+  const silenced = silenceFact(data.silence);
+  if (silenced) rows.push(['Silenced', silenced]);
   const pivots = {
     Host: (v) => ({ host_id: v }),
     Rule: (v) => ({ rule_id: v }),
@@ -223,7 +239,7 @@ function render(id) {
   const signal = queue.signalById(id) || {};
   const detail = details.get(id);
   // Keep a note the analyst is typing across background refreshes.
-  const draft = box.querySelector('textarea');
+  const draft = box.querySelector('.triage textarea');
   const draftValue = draft ? draft.value : '';
   const draftFocused = draft && document.activeElement === draft;
 
@@ -245,7 +261,9 @@ function render(id) {
   if (tree) main.append(el('section', {}, el('h4', { text: 'Process tree' }), tree));
   main.append(el('section', {}, el('h4', { text: 'Context' }), renderContext(context)));
 
-  side.append(renderTriage(id, data.status, draftValue));
+  side.append(renderTriage(id, data, draftValue));
+  const form = silenceForm.render(id, data);
+  if (form) side.append(form);
   side.append(el('section', {}, el('h4', { text: 'Signal' }), renderFacts(data)));
   const history = el('section', {}, el('h4', { text: 'History' }));
   if (!detail) history.append(el('div', { class: 'detail-loading' }, el('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Loading…'));
@@ -255,7 +273,7 @@ function render(id) {
 
   box.replaceChildren(main, side);
   if (draftFocused) {
-    const area = $('textarea', box);
+    const area = $('.triage textarea', box);
     area.focus();
     area.setSelectionRange(area.value.length, area.value.length);
   }
@@ -276,6 +294,10 @@ function decorate(li, signal) {
 }
 
 export function init() {
+  silenceForm.onChange((id, silenced) => {
+    render(id);
+    if (silenced) queue.load({ quiet: true });
+  });
   queue.on('row', decorate);
   queue.on('open', toggle);
   queue.on('reset', () => { expanded.clear(); details.clear(); });

@@ -1,17 +1,21 @@
-// The queue's filter controls: severity, status, time window, host, rule and text. They own
-// the current filters, keep them in the URL and say when they change.
+// The queue's filter controls: severity, status, time window, host, rule and text, and the
+// view beside them (grouped repeats, silenced signals, the silences page). They own the
+// current filters and view, keep them in the URL and say when they change.
 import { $, $$, el, toast } from './dom.js';
 import { isoSeconds, parseTs } from './format.js';
 import {
-  defaultFilters, filtersFromQuery, isoToLocalInput, localInputToIso, patchFilters, queryFromFilters,
+  DEFAULT_VIEW, defaultFilters, filtersFromQuery, isoToLocalInput, localInputToIso, pageQuery, patchFilters,
+  viewFromQuery,
 } from './query.js';
 import { SEVERITIES } from './vocabulary.js';
 
 const TYPING_PAUSE_MS = 350;
 let filters = defaultFilters();
+let view = { ...DEFAULT_VIEW };
 const listeners = [];
 
 export const current = () => filters;
+export const currentView = () => view;
 
 // `listener({ chart })` runs after every change; `chart` when the time window may differ.
 export function onChange(listener) {
@@ -33,12 +37,17 @@ export function showInControls() {
   if (document.activeElement !== $('#f-host')) $('#f-host').value = f.host_id;
   if (document.activeElement !== $('#f-rule')) $('#f-rule').value = f.rule_id;
   if (document.activeElement !== $('#f-search')) $('#f-search').value = f.search;
+  for (const b of $$('#f-silenced [data-silenced]')) b.setAttribute('aria-pressed', String(b.dataset.silenced === view.silenced));
+  $('#group-repeats').checked = view.grouped;
+  $('#nav-silences').setAttribute('aria-pressed', String(view.page === 'silences'));
 }
 
-function writeToUrl() {
-  const url = `${window.location.pathname}${queryFromFilters(filters)}`;
+// `push`: a step the Back button should undo (opening a group), not a change of filter.
+function writeToUrl(push = false) {
+  const url = `${window.location.pathname}${pageQuery(filters, view)}`;
   if (url !== `${window.location.pathname}${window.location.search}`) {
-    window.history.replaceState(null, '', url);
+    if (push) window.history.pushState(null, '', url);
+    else window.history.replaceState(null, '', url);
   }
 }
 
@@ -46,6 +55,15 @@ export function set(patch, { chart = false } = {}) {
   filters = patchFilters(filters, patch);
   showInControls();
   writeToUrl();
+  changed(chart);
+}
+
+// Filters and view changed together; `push` keeps the previous state for the Back button.
+export function setView(viewPatch, { filters: filterPatch = {}, push = false, chart = false } = {}) {
+  filters = patchFilters(filters, filterPatch);
+  view = { ...view, ...viewPatch };
+  showInControls();
+  writeToUrl(push);
   changed(chart);
 }
 
@@ -111,6 +129,7 @@ function bindTextFilter(selector, key) {
 
 export function init() {
   filters = filtersFromQuery(window.location.search);
+  view = viewFromQuery(window.location.search);
   $('#filters').addEventListener('submit', (e) => e.preventDefault());
   for (const b of $$('#f-severity [data-sev]')) {
     b.addEventListener('click', () => {
@@ -136,9 +155,15 @@ export function init() {
   bindTextFilter('#f-rule', 'rule_id');
   bindTextFilter('#f-search', 'search');
   $('#f-clear').addEventListener('click', () => resetTo({}, { chart: true }));
+  for (const b of $$('#f-silenced [data-silenced]')) {
+    b.addEventListener('click', () => setView({ silenced: b.dataset.silenced }));
+  }
+  $('#group-repeats').addEventListener('change', (e) => setView({ grouped: e.target.checked }));
+  $('#nav-silences').addEventListener('click', () => setView({ page: view.page === 'silences' ? 'signals' : 'silences' }, { push: true }));
 
   window.addEventListener('popstate', () => {
     filters = filtersFromQuery(window.location.search);
+    view = viewFromQuery(window.location.search);
     showInControls();
     changed(true);
   });

@@ -6,6 +6,7 @@ import * as cards from './cards.js';
 import * as chart from './chart.js';
 import * as detail from './detail.js';
 import * as filters from './filters.js';
+import * as groups from './groups.js';
 import * as jobs from './jobs.js';
 import * as keyboard from './keyboard.js';
 import * as keys from './keys.js';
@@ -14,27 +15,46 @@ import * as queue from './queue.js';
 import * as refresh from './refresh.js';
 import * as selection from './selection.js';
 import * as signin from './signin.js';
+import * as silences from './silences.js';
+
+// The queue shows signals, or their repeats grouped; the silences page replaces both.
+const onSilencesPage = () => filters.currentView().page === 'silences';
+const list = () => (filters.currentView().grouped ? groups : queue);
+
+function showView() {
+  silences.show(onSilencesPage());
+  groups.show(filters.currentView().grouped);
+  if (filters.currentView().grouped) queue.leave();
+}
 
 filters.init();
 filters.onChange(({ chart: windowChanged }) => {
+  showView();
   if (!signin.isSignedIn()) return;
-  queue.load({ reset: true });
+  if (onSilencesPage()) { silences.load(); return; }
+  list().load({ reset: true });
   if (windowChanged) chart.load();
 });
 queue.init();
+groups.init();
 selection.init();
 detail.init();
 cards.init();
 agents.init();
 chart.init();
+silences.init();
 keys.init();
-keyboard.init({ active: signin.isSignedIn });
+keyboard.init({ active: () => signin.isSignedIn() && !onSilencesPage() });
 refresh.init({
-  load: ({ reset }) => [cards.load(), agents.load(), problems.load(), chart.load(),
-    queue.load({ reset, quiet: !reset }), keys.isOpen() ? keys.load() : null],
+  load: ({ reset }) => [
+    ...(onSilencesPage()
+      ? [silences.load(), cards.load()]
+      : [cards.load(), agents.load(), problems.load(), chart.load(), list().load({ reset, quiet: !reset })]),
+    keys.isOpen() ? keys.load() : null],
   after: jobs.load,
   active: signin.isSignedIn,
 });
+showView();
 signin.start({
   enter() {
     filters.showInControls();
@@ -43,6 +63,7 @@ signin.start({
   leave: refresh.stop,
   signedOut() {
     queue.clear();
+    groups.clear();
     keys.clear();
   },
 });

@@ -118,3 +118,47 @@ export function localInputToIso(value) {
   const ms = Date.parse(`${withSeconds}Z`);
   return Number.isFinite(ms) ? new Date(ms).toISOString() : '';
 }
+
+// How the queue is shown, beside its filters: repeats grouped by rule and host, which
+// silenced signals to show (`false` hides them, as the API does), and which page.
+export const DEFAULT_VIEW = Object.freeze({ grouped: false, silenced: 'false', page: 'signals' });
+const SILENCED = Object.freeze(['false', 'true', 'all']);
+
+export function viewFromQuery(query) {
+  const params = new URLSearchParams(query);
+  const silenced = params.get('silenced');
+  return {
+    grouped: params.get('group') === '1',
+    silenced: SILENCED.includes(silenced) ? silenced : DEFAULT_VIEW.silenced,
+    page: params.get('page') === 'silences' ? 'silences' : DEFAULT_VIEW.page,
+  };
+}
+
+// The page URL's query for filters and view together; defaults left out.
+export function pageQuery(f, view) {
+  const params = new URLSearchParams(queryFromFilters(f));
+  if (view.grouped) params.set('group', '1');
+  if (view.silenced !== DEFAULT_VIEW.silenced) params.set('silenced', view.silenced);
+  if (view.page !== DEFAULT_VIEW.page) params.set('page', view.page);
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+// What the view adds to GET /signals: which silenced signals, when not the API's default.
+export const viewExtra = (view) => ({ silenced: view.silenced === DEFAULT_VIEW.silenced ? '' : view.silenced });
+
+// GET /signals/groups for these filters: the same query as GET /signals.
+export function groupListQuery(f, view, extra = {}, now = Date.now()) {
+  return signalListQuery(f, { ...viewExtra(view), ...extra }, now);
+}
+
+// The `filter` of POST /signals/status that triages what a grouped view shows of a group.
+export function triageFilter(f, view, now = Date.now()) {
+  const { since, until } = windowRange(f, now);
+  const filter = { status: f.status, silenced: view.silenced };
+  if (f.severity.length) filter.severity = [...f.severity];
+  for (const [key, value] of Object.entries({ search: f.search, since, until })) {
+    if (value) filter[key] = value;
+  }
+  return filter;
+}

@@ -5,7 +5,7 @@ import { advice, api, isPlainObject } from './api.js';
 import { $, el, setText, toast } from './dom.js';
 import * as filters from './filters.js';
 import { fmtAgo, fmtNum, fmtShort, fmtUtc, parseTs } from './format.js';
-import { describeFilters, signalListQuery, statusInView } from './query.js';
+import { describeFilters, signalListQuery, statusInView, viewExtra } from './query.js';
 import { SEVERITIES, STATUSES } from './vocabulary.js';
 
 const PAGE_SIZE = 50;
@@ -65,7 +65,7 @@ function setQueueState(kind, title, message, action) {
 
 function showEmpty() {
   const f = filters.current();
-  const onlyDefault = !f.severity.length && !f.host_id && !f.rule_id && !f.search;
+  const onlyDefault = !f.severity.length && !f.host_id && !f.rule_id && !f.search && filters.currentView().silenced === 'false';
   const windowText = f.window === 'all' ? '' : f.window === 'custom' ? ' in the custom window' : ` in the last ${f.window}`;
   if (onlyDefault && f.status === 'open') {
     setQueueState('empty', `No open signals${windowText}.`, 'All quiet. Widen the time window or look at acknowledged and resolved signals.',
@@ -74,6 +74,12 @@ function showEmpty() {
     setQueueState('empty', `No signals match${windowText}.`, `Filters: ${describeFilters(f).join(', ') || 'none'}.`,
       { label: 'Clear filters', run: () => filters.resetTo({}, { chart: true }) });
   }
+}
+
+// A signal an active silence matched when it arrived: kept quiet, shown only when asked for.
+function silencedBadge(signal) {
+  if (signal.silence_id === null || signal.silence_id === undefined) return null;
+  return el('span', { class: 'silenced-badge', title: `Matched silence #${signal.silence_id} when it arrived`, text: 'silenced' });
 }
 
 function buildRow(signal) {
@@ -88,9 +94,9 @@ function buildRow(signal) {
     el('time', { class: 'sig-time', datetime: String(signal.ts ?? ''), title: `${fmtUtc(ts)} UTC (${fmtAgo(ts)})`, text: fmtShort(ts) }),
     el('span', { class: 'sig-host', title: String(signal.host_id ?? ''), text: String(signal.host_id ?? '') }),
     el('span', { class: 'sig-rule', title: String(signal.rule_id ?? ''), text: String(signal.rule_id ?? '') }),
-    el('span', { class: 'sig-title', title: String(signal.title ?? ''), text: String(signal.title ?? '') }),
+    el('span', { class: 'sig-title', title: String(signal.title ?? '') }, silencedBadge(signal), String(signal.title ?? '')),
     el('span', { class: 'sig-status' }, status));
-  const li = el('li', { class: `sig sev-${sev}`, 'data-id': id }, row);
+  const li = el('li', { class: `sig sev-${sev}${signal.silence_id != null ? ' is-silenced' : ''}`, 'data-id': id }, row);
   li.refs = { check, status, row };
 
   check.addEventListener('click', (e) => {
@@ -173,7 +179,7 @@ export async function load({ reset = false, quiet = false } = {}) {
   const done = () => { if (seq === loadSeq) panel.removeAttribute('aria-busy'); };
   let data;
   try {
-    data = await api('GET', `/signals${signalListQuery(filters.current(), { limit })}`);
+    data = await api('GET', `/signals${signalListQuery(filters.current(), { ...viewExtra(filters.currentView()), limit })}`);
   } catch (err) {
     done();
     if (seq !== loadSeq || err.status === 401) return false;
@@ -213,7 +219,7 @@ async function loadMore() {
   button.disabled = true;
   button.textContent = 'Loading…';
   try {
-    const data = await api('GET', `/signals${signalListQuery(filters.current(), { limit: PAGE_SIZE, cursor: nextCursor })}`);
+    const data = await api('GET', `/signals${signalListQuery(filters.current(), { ...viewExtra(filters.currentView()), limit: PAGE_SIZE, cursor: nextCursor })}`);
     if (seq !== loadSeq) return;
     const known = new Set(signals.map((s) => s.signal_id));
     const more = (Array.isArray(data.signals) ? data.signals : []).filter((s) => isPlainObject(s) && !known.has(s.signal_id));
@@ -265,4 +271,11 @@ export function applyStatus(ids, status) {
 
 export function init() {
   $('#load-more').addEventListener('click', loadMore);
+}
+
+// The grouped view shows groups instead: the list empties and its answers are dropped.
+export function leave() {
+  loadSeq += 1;
+  $('#queue-panel').removeAttribute('aria-busy');
+  clear();
 }

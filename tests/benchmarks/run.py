@@ -1,7 +1,9 @@
-"""The benchmark suite behind `make bench`: ingest against a ceiling, queries over a big database.
+"""The benchmark suite behind `make bench`: ingest against a ceiling, queries over a big database,
+SQLite beside PostgreSQL, one worker process beside two.
 
     .venv/bin/python tests/benchmarks/run.py                      # 1,000,000 signals, full run
     .venv/bin/python tests/benchmarks/run.py --signals 100000 --quick
+    .venv/bin/python tests/benchmarks/run.py --skip sqlite        # PostgreSQL alone
 
 What it does, all on 127.0.0.1:
 1. copies a cached seed-schema database of N signals (generate.py) and times the real server's
@@ -12,12 +14,19 @@ What it does, all on 127.0.0.1:
 4. durability: SIGKILLs the server and checks every id it acknowledged with a 2xx is in the file;
 5. the same queries again while a separate process ingests 500 signals/s;
 6. server RSS (/proc) and database size;
-7. the heartbeat fleet, on a database of its own: 5,000 agents beating ~2,000 times a second,
+7. PostgreSQL (postgres.py): a server whose data directory is cached in bench-results/pg-N/
+   (the seed copied in once with `santamon migrate-db`), a fresh copy of that database per run;
+   the queries idle, single-signal ingest in rotating turns on SQLite, PostgreSQL with one
+   worker and with `--workers 2`, then batches on each, with the CPU time (user + system, from
+   /proc/PID/stat) of the service's processes and of PostgreSQL's per request; SIGKILL and
+   every acknowledged id looked up; the queries under ingest;
+8. the heartbeat fleet, on a database of its own: 5,000 agents beating ~2,000 times a second,
    alone and then with 300 signals/s, measuring what the server writes to disk per heartbeat and
    per signal (/proc/PID/io), its CPU per heartbeat (/proc/PID/stat), the largest the WAL gets,
    and how many history rows an agent leaves per week.
 Prints a table, writes bench-results/report.json. `--only fleet` runs the last phase alone
-(no seed file needed); `--server` may be any `santamon` command, e.g. an older checkout's.
+(no seed file needed); `--skip sqlite` or `--skip postgres` leaves an engine out; `--server`
+may be any `santamon` command, e.g. an older checkout's.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -50,10 +60,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 import generate  # noqa: E402
+import postgres  # noqa: E402
 
 START_TIMEOUT_S = 600.0  # a first open may upgrade a large seed file
 SEED_PHASES = ("queries", "ingest", "under-ingest")
-PHASES = (*SEED_PHASES, "fleet")
+# Which engines the seed phases run on; `workers` is PostgreSQL's run with --workers 2.
+ENGINE_PHASES = ("sqlite", "postgres", "workers")
+PHASES = (*SEED_PHASES, *ENGINE_PHASES, "fleet")
 
 # The heartbeat fleet (issue 16). Real agents beat every 30 s; 5,000 of them beating 2,000
 # times a second beat 12 times faster, so the server's history sample is shortened 12 times
@@ -163,8 +176,9 @@ class Process:
         """Start and wait until /health answers; returns seconds from spawn to healthy."""
         log_handle = open(self.logfile, "ab")  # noqa: SIM115 - handed to the child
         started = time.monotonic()
+        # A group of its own: its workers (--workers) are found, timed and stopped with it.
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log_handle,
-                                     stderr=subprocess.STDOUT, cwd=ROOT)
+                                     stderr=subprocess.STDOUT, cwd=ROOT, process_group=0)
         log_handle.close()
         url = f"http://127.0.0.1:{self.port}/health"
         deadline = started + START_TIMEOUT_S
@@ -188,24 +202,37 @@ class Process:
         assert self.proc is not None
         return self.proc.pid
 
+    def pids(self) -> list[int]:
+        """The server's processes: itself, and its workers when it supervises some."""
+        return postgres.process_group(self.pid) if self.proc else []
+
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of its group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+Pids = Callable[[], list[int]]
 
 
 def run_wrk(url: str, mode: str, key: str, ackdir: Path | None, seconds: float, connections: int,
-            threads: int, batch: int = 500) -> dict:
+            threads: int, batch: int = 500, cpu: dict[str, Pids] | None = None) -> dict:
+    """One wrk run; `cpu` names groups of processes (the service, the database) whose user
+    plus system time is reported per request answered with a 2xx (per signal in batches)."""
     nonce = secrets.token_hex(4)
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "--timeout",
             "10s", "-s", str(HERE / "ingest.lua"), url, "--", mode, nonce, key, str(ackdir or ""),
             str(batch)]
+    groups = {name: pids() for name, pids in (cpu or {}).items()}
+    before = {name: postgres.cpu_seconds(pids) for name, pids in groups.items()}
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    used = {name: postgres.cpu_seconds(pids) - before[name] for name, pids in groups.items()}
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             result = json.loads(line.removeprefix("BENCH_RESULT "))
@@ -213,8 +240,28 @@ def run_wrk(url: str, mode: str, key: str, ackdir: Path | None, seconds: float, 
             secs = result["duration_us"] / 1e6
             result["req_per_s"] = round(result["ok_2xx"] / secs, 1)
             result["signals_per_s"] = round(result["acked_ids"] / secs, 1)
+            units = result["acked_ids"] if mode == "batch" else result["ok_2xx"]
+            result["cpu_us_per_" + ("signal" if mode == "batch" else "request")] = {
+                name: round(seconds_used * 1e6 / max(units, 1), 1)
+                for name, seconds_used in used.items()}
+            result["processes"] = {name: len(pids) for name, pids in groups.items()}
             return result
     raise RuntimeError(f"wrk gave no result: {out.stdout}\n{out.stderr}")
+
+
+def summary(results: list[dict]) -> dict:
+    """Rounds of single-signal ingest against one server, taken together."""
+    total_ok = sum(r["ok_2xx"] for r in results)
+    total_s = sum(r["duration_us"] for r in results) / 1e6
+    cpu = {name: round(sum(r["cpu_us_per_request"][name] * r["ok_2xx"] for r in results)
+                       / max(total_ok, 1), 1)
+           for name in results[0]["cpu_us_per_request"]}
+    return {"req_per_s": round(total_ok / total_s, 1),
+            "p50_ms": round(sorted(r["p50_us"] for r in results)[len(results) // 2] / 1000, 2),
+            "p99_ms": round(max(r["p99_us"] for r in results) / 1000, 2),
+            "non_2xx": sum(r["non_2xx"] for r in results),
+            "cpu_us_per_request": cpu,
+            "rounds": results}
 
 
 def ingest_phase(real: Process, ceiling: Process, args, keys: dict, ackdir: Path) -> dict:
@@ -225,7 +272,8 @@ def ingest_phase(real: Process, ceiling: Process, args, keys: dict, ackdir: Path
         for name in order:
             result = run_wrk(f"http://127.0.0.1:{targets[name].port}/ingest", "single",
                              keys["agent"], ackdir if name == "santamon" else None,
-                             args.duration, args.connections, args.threads)
+                             args.duration, args.connections, args.threads,
+                             cpu={"server": targets[name].pids})
             rounds[name].append(result)
             log(f"single ingest round {index + 1} {name}: {result['req_per_s']:.0f} req/s, "
                 f"p50 {result['p50_us'] / 1000:.1f} ms, p99 {result['p99_us'] / 1000:.1f} ms, "
@@ -233,32 +281,118 @@ def ingest_phase(real: Process, ceiling: Process, args, keys: dict, ackdir: Path
                 f"{result['err_connect'] + result['err_read'] + result['err_timeout']}")
             time.sleep(1)
 
-    def summary(results: list[dict]) -> dict:
-        total_ok = sum(r["ok_2xx"] for r in results)
-        total_s = sum(r["duration_us"] for r in results) / 1e6
-        return {"req_per_s": round(total_ok / total_s, 1),
-                "p50_ms": round(sorted(r["p50_us"] for r in results)[len(results) // 2] / 1000, 2),
-                "p99_ms": round(max(r["p99_us"] for r in results) / 1000, 2),
-                "non_2xx": sum(r["non_2xx"] for r in results),
-                "rounds": results}
-
     single = {name: summary(results) for name, results in rounds.items()}
     single["ratio"] = round(single["santamon"]["req_per_s"] / single["ceiling"]["req_per_s"], 3)
 
-    batch = {}
-    for name in ("ceiling", "santamon"):
-        result = run_wrk(f"http://127.0.0.1:{targets[name].port}/ingest", "batch", keys["agent"],
-                         ackdir if name == "santamon" else None, args.batch_duration,
-                         args.batch_connections, min(args.threads, args.batch_connections),
-                         batch=args.batch_size)
-        batch[name] = {"signals_per_s": result["signals_per_s"],
-                       "p50_ms": round(result["p50_us"] / 1000, 1),
-                       "p99_ms": round(result["p99_us"] / 1000, 1),
-                       "non_2xx": result["non_2xx"], "requests": result["requests"],
-                       "nonce": result["nonce"]}
-        log(f"batch ingest ({args.batch_size}/request) {name}: "
-            f"{result['signals_per_s']:.0f} signals/s, non-2xx {result['non_2xx']}")
+    batch = {name: batch_ingest(name, targets[name], args, keys["agent"],
+                                ackdir if name == "santamon" else None,
+                                {"server": targets[name].pids})
+             for name in ("ceiling", "santamon")}
     return {"single": single, "batch": batch}
+
+
+def batch_ingest(name: str, target: Process, args, key: str, ackdir: Path | None,
+                 cpu: dict[str, Pids]) -> dict:
+    result = run_wrk(f"http://127.0.0.1:{target.port}/ingest", "batch", key, ackdir,
+                     args.batch_duration, args.batch_connections,
+                     min(args.threads, args.batch_connections), batch=args.batch_size, cpu=cpu)
+    log(f"batch ingest ({args.batch_size}/request) {name}: "
+        f"{result['signals_per_s']:.0f} signals/s, non-2xx {result['non_2xx']}, CPU "
+        f"{result['cpu_us_per_signal']} us/signal")
+    return {"signals_per_s": result["signals_per_s"],
+            "p50_ms": round(result["p50_us"] / 1000, 1),
+            "p99_ms": round(result["p99_us"] / 1000, 1),
+            "non_2xx": result["non_2xx"], "requests": result["requests"],
+            "cpu_us_per_signal": result["cpu_us_per_signal"], "nonce": result["nonce"]}
+
+
+def compare_ingest(targets: dict[str, tuple[Process, dict[str, Pids]]], args, key: str,
+                   ackdir: Path) -> dict:
+    """Single-signal ingest on each target in turn, the order rotating every round so that a
+    change in the machine's load falls on all of them alike; then batches on each."""
+    names = list(targets)
+    rounds: dict[str, list[dict]] = {name: [] for name in names}
+    for index in range(args.rounds):
+        for name in names[index % len(names):] + names[:index % len(names)]:
+            target, cpu = targets[name]
+            result = run_wrk(f"http://127.0.0.1:{target.port}/ingest", "single", key,
+                             ackdir if "postgres" in name else None, args.duration,
+                             args.connections, args.threads, cpu=cpu)
+            rounds[name].append(result)
+            log(f"single ingest round {index + 1} {name}: {result['req_per_s']:.0f} req/s, "
+                f"p99 {result['p99_us'] / 1000:.1f} ms, non-2xx {result['non_2xx']}, "
+                f"CPU {result['cpu_us_per_request']} us/request "
+                f"({result['processes']} processes)")
+            time.sleep(1)
+    single = {name: summary(results) for name, results in rounds.items()}
+    batch = {name: batch_ingest(name, target, args, key, ackdir if "postgres" in name else None,
+                                cpu) for name, (target, cpu) in targets.items()}
+    return {"single": single, "batch": batch}
+
+
+def postgres_phases(args, phases: set[str], seed: Path, plan: list, keys: dict, env: dict,
+                    rundir: Path, sqlite_server: Process | None,
+                    seconds_per_kind: float) -> dict:
+    """The same measures on PostgreSQL (the seed copied in with `santamon migrate-db`), and
+    ingest with one worker and with two, beside SQLite."""
+    report: dict = {}
+    log("PostgreSQL: starting the cached server (built from the seed file the first time)")
+    started = time.monotonic()
+    server = postgres.start_server(args.results, args.signals, seed, Path(args.server), log)
+    report["server_ready_s"] = round(time.monotonic() - started, 1)
+    url = postgres.fresh_run_database(server)
+    pg_env = {**env, "SANTAMON_DATABASE_URL": url}
+    one_port, two_port = free_port(), free_port()
+    one = Process("santamon-pg", [args.server, "serve"], {**pg_env, "SANTAMON_PORT": str(one_port)},
+                  one_port, rundir)
+    two = Process("santamon-pg-2-workers", [args.server, "serve", "--workers", "2"],
+                  {**pg_env, "SANTAMON_PORT": str(two_port)}, two_port, rundir)
+    base = f"http://127.0.0.1:{one_port}"
+    admin_headers = {"Authorization": f"Bearer {keys['admin']}"}
+    database_cpu = {"postgres": lambda: postgres.postgres_processes(server)}
+    try:
+        report["first_start_s"] = round(one.start(), 2)
+        if "queries" in phases:
+            plan = with_deep_pages(base, admin_headers, args, plan, report)
+            log(f"PostgreSQL: queries, idle, {args.clients} clients")
+            report["queries_idle"] = asyncio.run(measure_queries(
+                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+        if "ingest" in phases:
+            ackdir = rundir / "acked-postgres"
+            ackdir.mkdir()
+            targets: dict[str, tuple[Process, dict[str, Pids]]] = {}
+            if sqlite_server is not None:
+                targets["sqlite"] = (sqlite_server, {"santamon": sqlite_server.pids})
+            targets["postgres, 1 worker"] = (one, {"santamon": one.pids, **database_cpu})
+            if "workers" in phases:
+                two.start()
+                targets["postgres, 2 workers"] = (two, {"santamon": two.pids, **database_cpu})
+            report["ingest"] = compare_ingest(targets, args, keys["agent"], ackdir)
+            two.stop()
+            log("PostgreSQL: SIGKILL the service, then look for every acknowledged id")
+            one.stop(kill=True)
+            report["durability"] = postgres.missing_acknowledged(url, ackdir)
+            log(f"durability: {report['durability']}")
+            one.start()
+            postgres.settle(url)
+        if "under-ingest" in phases and "queries" in phases:
+            seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
+            log(f"PostgreSQL: queries while ingesting {args.ingest_rate:.0f} signals/s")
+            paced = start_paced_ingest(one_port, keys["agent"], args.ingest_rate, seconds)
+            time.sleep(3)
+            report["queries_under_ingest"] = asyncio.run(measure_queries(
+                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+            if paced.poll() is None:
+                paced.send_signal(signal.SIGTERM)
+            report["background_ingest"] = finish_paced_ingest(paced)
+        report["rss"] = {pid: rss_mb(pid) for pid in one.pids()}
+        report["db_size_mb"] = postgres.database_size_mb(url)
+    finally:
+        one.stop()
+        two.stop()
+        postgres.drop_run_database(server)
+        server.stop()
+    return report
 
 
 def check_durable(db_path: Path, ackdir: Path, nonces: list[str]) -> dict:
@@ -288,7 +422,7 @@ def check_durable(db_path: Path, ackdir: Path, nonces: list[str]) -> dict:
 
 
 def query_plan(db_path: Path, meta: dict) -> tuple[list[tuple[str, list[str]]], dict]:
-    """The query kinds of issue 5 with concrete parameters picked from the generated data."""
+    """The query kinds of issues 5 and 14 with concrete parameters picked from the data."""
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         count = db.execute("SELECT max(rowid) FROM signals").fetchone()[0] or 1
@@ -329,12 +463,41 @@ def query_plan(db_path: Path, meta: dict) -> tuple[list[tuple[str, list[str]]], 
         ("/stats", ["/stats"]),
         ("/agents", ["/agents"]),
         ("/agents?status=all&limit=2000", ["/agents?status=all&limit=2000"]),
+        # Grouped repeats (issue 14): the console's grouped queue and its filters.
+        ("groups, open", ["/signals/groups"]),
+        ("groups, status=all", ["/signals/groups?status=all"]),
+        ("groups, host_id", [f"/signals/groups?host_id={h}&status=all" for h in hosts[:20]]),
+        ("groups, rule_id (common)", ["/signals/groups?rule_id=SM-015&status=all"]),
+        ("groups, severity=critical", ["/signals/groups?severity=critical&status=all"]),
+        ("groups, since (1 day)", [f"/signals/groups?since={since_1d}&status=all"]),
+        ("groups, since (7 days)", [f"/signals/groups?since={since_7d}"]),
+        ("groups, search", ["/signals/groups?search=keys&status=all"]),
+        ("groups, deep page", []),  # filled in once the cursor is found
     ]
     return plan, {"sample_ids": len(ids), "hosts": hosts[:3]}
 
 
-async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float) -> dict:
-    """Follow next_cursor over status=all at limit=1000 for `pages` pages (bounded in time)."""
+def with_deep_pages(base: str, headers: dict, args, plan: list, report: dict) -> list:
+    """The plan with its deep pages (of signals, of groups) at cursors found by paging."""
+    deep = asyncio.run(find_deep_cursor(base, headers, 20 if args.quick else 100, 120))
+    report["deep_cursor"] = {k: v for k, v in deep.items() if k != "cursor"}
+    if deep.get("cursor"):
+        plan = [(kind, [f"/signals?status=all&limit=100&cursor={deep['cursor']}"]
+                 if kind == "deep cursor page" else paths) for kind, paths in plan]
+    log(f"deep cursor: {report['deep_cursor']}")
+    deep = asyncio.run(find_deep_cursor(base, headers, 4 if args.quick else 20, 60,
+                                        path="/signals/groups", limit=500))
+    report["deep_group_cursor"] = {k: v for k, v in deep.items() if k != "cursor"}
+    if deep.get("cursor"):
+        plan = [(kind, [f"/signals/groups?status=all&cursor={deep['cursor']}"]
+                 if kind == "groups, deep page" else paths) for kind, paths in plan]
+    log(f"deep group cursor: {report['deep_group_cursor']}")
+    return plan
+
+
+async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float,
+                           path: str = "/signals", limit: int = 1000) -> dict:
+    """Follow next_cursor over status=all at `limit` for `pages` pages (bounded in time)."""
     cursor = None
     started = time.monotonic()
     walked = 0
@@ -343,10 +506,10 @@ async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float
         for _ in range(pages):
             if time.monotonic() - started > budget_s:
                 break
-            params = {"status": "all", "limit": "1000"}
+            params = {"status": "all", "limit": str(limit)}
             if cursor:
                 params["cursor"] = cursor
-            async with session.get(base + "/signals", params=params) as resp:
+            async with session.get(base + path, params=params) as resp:
                 if resp.status != 200:
                     return {"error": f"HTTP {resp.status}: {(await resp.text())[:200]}"}
                 body = await resp.json()
@@ -354,7 +517,7 @@ async def find_deep_cursor(base: str, headers: dict, pages: int, budget_s: float
                 break
             cursor = body["next_cursor"]
             walked += 1
-    return {"cursor": cursor, "pages": walked, "rows_deep": walked * 1000,
+    return {"cursor": cursor, "pages": walked, "rows_deep": walked * limit,
             "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -391,7 +554,7 @@ async def measure_queries(base: str, headers: dict, plan: list[tuple[str, list[s
                     latencies.append((time.perf_counter() - started) * 1000)
                     if status != 200:
                         errors[str(status)] = errors.get(str(status), 0) + 1
-                    elif path == "/signals" or path.startswith("/signals?"):
+                    elif path.startswith(("/signals?", "/signals/groups")) or path == "/signals":
                         with contextlib.suppress(ValueError, KeyError):
                             counts.append(json.loads(data)["count"])
 
@@ -542,6 +705,54 @@ def fleet_phase(args, env: dict, rundir: Path, keys: dict) -> dict:
     return result
 
 
+def _cpu(cpu: dict[str, float], unit: str) -> str:
+    return "CPU " + " + ".join(f"{name} {us:.0f}" for name, us in cpu.items()) + f" us/{unit}"
+
+
+def postgres_rows(pg: dict, goals: dict) -> list[tuple[str, str, str, bool | None]]:
+    rows: list[tuple[str, str, str, bool | None]] = []
+    rows.append(("PostgreSQL: first start on the migrated copy",
+                 f"{pg.get('first_start_s')} s (server ready in {pg.get('server_ready_s')} s)",
+                 "", None))
+    ingest = pg.get("ingest", {})
+    single = ingest.get("single", {})
+    sqlite_rate = single.get("sqlite", {}).get("req_per_s")
+    for name, result in single.items():
+        workers = 2 if "2 workers" in name else 1
+        per_worker = result["req_per_s"] / workers
+        ok = None if name == "sqlite" or sqlite_rate is None else per_worker >= sqlite_rate
+        rows.append((f"ingest 1/request, {name}",
+                     f"{result['req_per_s']:.0f} req/s ({per_worker:.0f}/worker)  p99 "
+                     f"{result['p99_ms']} ms  {_cpu(result['cpu_us_per_request'], 'request')}"
+                     + (f"  non-2xx {result['non_2xx']}" if result["non_2xx"] else ""),
+                     "" if ok is None else ">= SQLite/worker", ok))
+    for name, result in ingest.get("batch", {}).items():
+        rows.append((f"batch ingest x500, {name}",
+                     f"{result['signals_per_s']:.0f} signals/s  "
+                     f"{_cpu(result['cpu_us_per_signal'], 'signal')}"
+                     + (f"  non-2xx {result['non_2xx']}" if result["non_2xx"] else ""),
+                     "", None))
+    if "durability" in pg:
+        d = pg["durability"]
+        rows.append(("PostgreSQL: durable after SIGKILL", f"{d['acknowledged']} acked, "
+                     f"{d['missing_after_sigkill']} missing", "0 missing", d["durable"]))
+    for phase, goal in (("queries_idle", goals["query_p95_ms"]),
+                        ("queries_under_ingest", goals["query_p95_under_ingest_ms"])):
+        for kind, q in pg.get(phase, {}).items():
+            err = f"  errors {q['errors']}" if q["errors"] else ""
+            ok = not q["errors"] and q["p95_ms"] is not None and q["p95_ms"] <= goal
+            rows.append((f"PG {'idle' if phase == 'queries_idle' else 'ingest'}: {kind}",
+                         f"p50 {q['p50_ms']} ms  p95 {q['p95_ms']} ms  (n={q['n']}, "
+                         f"rows={q['rows']}){err}", f"p95 <= {goal} ms", ok))
+    if "background_ingest" in pg:
+        b = pg["background_ingest"]
+        rows.append(("PG background ingest achieved", f"{b.get('achieved_per_s')} signals/s "
+                     f"(failed {b.get('failed')}, p99 {b.get('p99_ms')} ms)", "", None))
+    if "db_size_mb" in pg:
+        rows.append(("PostgreSQL database size", f"{pg['db_size_mb']} MB", "", None))
+    return rows
+
+
 def print_table(report: dict) -> None:
     rows: list[tuple[str, str, str, bool | None]] = []
     ingest = report.get("ingest", {})
@@ -601,7 +812,7 @@ def print_table(report: dict) -> None:
         rows.append(("database size", ", ".join(f"{k} {v} MB" for k, v in
                                                 report["db_size_mb"].items()), "", None))
     if "wal_max_mb" in report:
-        rows.append(("largest WAL (phases 1-6)", f"{report['wal_max_mb']} MB",
+        rows.append(("largest WAL (SQLite phases)", f"{report['wal_max_mb']} MB",
                      f"<= {goals['fleet_wal_mb']} MB",
                      report["wal_max_mb"] <= goals["fleet_wal_mb"]))
     if "fleet" in report:
@@ -631,6 +842,8 @@ def print_table(report: dict) -> None:
              f"<= {goals['fleet_cpu_us_per_heartbeat']} us",
              f["cpu_ms_per_heartbeat"] * 1000 <= goals["fleet_cpu_us_per_heartbeat"]),
         ]
+    if "postgres" in report:
+        rows += postgres_rows(report["postgres"], goals)
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print()
@@ -644,7 +857,8 @@ def print_table(report: dict) -> None:
 
 def seed_phases(args, phases: set[str], report: dict, env: dict, rundir: Path, ackdir: Path,
                 keys: dict) -> None:
-    """Phases 1-6, on a copy of the seed file of `args.signals` signals."""
+    """Phases 1-7, on a copy of the seed file of `args.signals` signals: on SQLite, then on
+    PostgreSQL."""
     results = args.results
     seconds_per_kind = 10 if args.quick else 20
     if args.db is not None:
@@ -655,74 +869,35 @@ def seed_phases(args, phases: set[str], report: dict, env: dict, rundir: Path, a
         seed = generate.cached_database(args.signals, results, log=log)
         meta = json.loads(seed.with_suffix(".json").read_text())
     db_path = rundir / "santamon.db"
-    log(f"copying {seed.name} ({seed.stat().st_size / 1e6:.0f} MB) to {db_path}")
-    shutil.copyfile(seed, db_path)
-    plan, plan_info = query_plan(db_path, meta)
+    sqlite = "sqlite" in phases
+    if sqlite:
+        log(f"copying {seed.name} ({seed.stat().st_size / 1e6:.0f} MB) to {db_path}")
+        shutil.copyfile(seed, db_path)
+    plan, plan_info = query_plan(db_path if sqlite else seed, meta)
+    report["dataset"] = {**meta, **plan_info}
 
     port, ceiling_port = free_port(), free_port()
-    env = {**env, "SANTAMON_DB_PATH": str(db_path), "SANTAMON_PORT": str(port)}
-    real = Process("santamon", [args.server, "serve"], env, port, rundir)
+    real = Process("santamon", [args.server, "serve"],
+                   {**env, "SANTAMON_DB_PATH": str(db_path), "SANTAMON_PORT": str(port)},
+                   port, rundir)
     ceiling = Process("ceiling", [sys.executable, str(HERE / "ceiling_app.py"), "--port",
                                   str(ceiling_port), "--api-key", keys["agent"]],
                       {**env, "SANTAMON_API_KEY": keys["agent"]}, ceiling_port, rundir)
-    base = f"http://127.0.0.1:{port}"
-    admin_headers = {"Authorization": f"Bearer {keys['admin']}"}
-    report["dataset"] = {**meta, **plan_info}
     wal = LargestSize(Path(str(db_path) + "-wal"))
     wal.start()
     try:
-        log(f"first start of santamon on the seed copy (upgrade), port {port}")
-        first = real.start()
-        real.stop()
-        second = real.start()
-        report["first_open"] = {"seconds": round(first, 2), "second_start_s": round(second, 2)}
-        log(f"first open {first:.1f} s, second start {second:.1f} s")
-        report["db_size_after_upgrade_mb"] = db_size_mb(db_path)
-        ceiling.start()
-
-        if "queries" in phases:
-            deep = asyncio.run(find_deep_cursor(base, admin_headers, 20 if args.quick else 100,
-                                                120))
-            report["deep_cursor"] = {k: v for k, v in deep.items() if k != "cursor"}
-            if deep.get("cursor"):
-                plan = [(kind, [f"/signals?status=all&limit=100&cursor={deep['cursor']}"]
-                         if kind == "deep cursor page" else paths) for kind, paths in plan]
-            log(f"deep cursor: {report['deep_cursor']}")
-            log(f"queries, idle, {args.clients} clients")
-            report["queries_idle"] = asyncio.run(measure_queries(
-                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
-            report["rss_after_queries"] = rss_mb(real.pid)
-
-        if "ingest" in phases:
-            report["ingest"] = ingest_phase(real, ceiling, args, keys, ackdir)
-            nonces = [r["nonce"] for r in report["ingest"]["single"]["santamon"]["rounds"]]
-            nonces.append(report["ingest"]["batch"]["santamon"]["nonce"])
-            report["rss_after_ingest"] = rss_mb(real.pid)
-            log("SIGKILL the server, then look for every acknowledged id in the file")
-            real.stop(kill=True)
-            report["durability"] = check_durable(db_path, ackdir, nonces)
-            log(f"durability: {report['durability']}")
-            restart = real.start()
-            report["restart_after_kill_s"] = round(restart, 2)
-
-        if "under-ingest" in phases and "queries" in phases:
-            seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
-            log(f"queries while ingesting {args.ingest_rate:.0f} signals/s")
-            paced = start_paced_ingest(port, keys["agent"], args.ingest_rate, seconds)
-            time.sleep(3)
-            report["queries_under_ingest"] = asyncio.run(measure_queries(
-                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
-            if paced.poll() is None:
-                paced.send_signal(signal.SIGTERM)
-            report["background_ingest"] = finish_paced_ingest(paced)
-
-        report["rss"] = rss_mb(real.pid)
-        report["db_size_mb"] = db_size_mb(db_path)
+        if sqlite:
+            sqlite_phases(args, phases, report, real, ceiling, plan, keys, db_path, ackdir,
+                          seconds_per_kind)
+        if "postgres" in phases:
+            report["postgres"] = postgres_phases(args, phases, seed, plan, keys, env, rundir,
+                                                 real if sqlite else None, seconds_per_kind)
     finally:
         wal.stopped.set()
         real.stop()
         ceiling.stop()
-    report["wal_max_mb"] = round(wal.largest / 1e6, 1)
+    if sqlite:
+        report["wal_max_mb"] = round(wal.largest / 1e6, 1)
 
 
 def _interrupted(signum: int, _frame) -> None:
@@ -752,13 +927,18 @@ def main() -> int:
     parser.add_argument("--db", type=Path, default=None,
                         help="start from a copy of this database instead of the generated seed "
                              "file (e.g. one already upgraded, to iterate on ingest quickly)")
-    parser.add_argument("--skip", action="append", default=[], choices=PHASES)
+    parser.add_argument("--skip", action="append", default=[], choices=PHASES,
+                        help="leave a phase out (repeatable); sqlite and postgres leave an "
+                             "engine out, workers the run with --workers 2")
     parser.add_argument("--only", action="append", default=[], choices=PHASES,
                         help="run only these phases (repeatable); `--only fleet` needs no seed")
     parser.add_argument("--fleet-seconds", type=float, default=90,
                         help="heartbeat fleet: a third alone, two thirds with signals")
     args = parser.parse_args()
-    phases = set(args.only or PHASES) - set(args.skip)
+    phases = set(args.only or PHASES)
+    if not phases & set(ENGINE_PHASES):  # `--only queries` means on every engine
+        phases |= set(ENGINE_PHASES)
+    phases -= set(args.skip)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.duration = args.duration or (5 if args.quick else 10)
     args.batch_duration = args.batch_duration or (5 if args.quick else 10)
@@ -783,7 +963,9 @@ def main() -> int:
     report: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    # others' work on a shared machine shows here
+                    "load_average_at_start": os.getloadavg()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "goals": {"ingest_ratio": 0.75, "ingest_p99_ms": 25, "batch_signals_per_s": 30000,
                   "query_p95_ms": 50, "query_p95_under_ingest_ms": 100, "rss_mb": 200,
@@ -794,10 +976,62 @@ def main() -> int:
     if "fleet" in phases:
         report["fleet"] = fleet_phase(args, env, rundir, keys)
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    report["machine"]["load_average_at_end"] = os.getloadavg()
     (results / "report.json").write_text(json.dumps(report, indent=2))
     print_table(report)
     log(f"wrote {results / 'report.json'}")
     return 0
+
+
+def sqlite_phases(args, phases: set[str], report: dict, real: Process, ceiling: Process,
+                  plan: list, keys: dict, db_path: Path, ackdir: Path,
+                  seconds_per_kind: float) -> None:
+    """On the SQLite file: first open, queries, ingest beside the ceiling app, SIGKILL,
+    queries under ingest. The server keeps running for the PostgreSQL comparison."""
+    port = real.port
+    base = f"http://127.0.0.1:{port}"
+    admin_headers = {"Authorization": f"Bearer {keys['admin']}"}
+    log(f"first start of santamon on the seed copy (upgrade), port {port}")
+    first = real.start()
+    real.stop()
+    second = real.start()
+    report["first_open"] = {"seconds": round(first, 2), "second_start_s": round(second, 2)}
+    log(f"first open {first:.1f} s, second start {second:.1f} s")
+    report["db_size_after_upgrade_mb"] = db_size_mb(db_path)
+    ceiling.start()
+
+    if "queries" in phases:
+        plan = with_deep_pages(base, admin_headers, args, plan, report)
+        log(f"queries, idle, {args.clients} clients")
+        report["queries_idle"] = asyncio.run(measure_queries(
+            base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+        report["rss_after_queries"] = rss_mb(real.pid)
+
+    if "ingest" in phases:
+        report["ingest"] = ingest_phase(real, ceiling, args, keys, ackdir)
+        nonces = [r["nonce"] for r in report["ingest"]["single"]["santamon"]["rounds"]]
+        nonces.append(report["ingest"]["batch"]["santamon"]["nonce"])
+        report["rss_after_ingest"] = rss_mb(real.pid)
+        log("SIGKILL the server, then look for every acknowledged id in the file")
+        real.stop(kill=True)
+        report["durability"] = check_durable(db_path, ackdir, nonces)
+        log(f"durability: {report['durability']}")
+        restart = real.start()
+        report["restart_after_kill_s"] = round(restart, 2)
+
+    if "under-ingest" in phases and "queries" in phases:
+        seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
+        log(f"queries while ingesting {args.ingest_rate:.0f} signals/s")
+        paced = start_paced_ingest(port, keys["agent"], args.ingest_rate, seconds)
+        time.sleep(3)
+        report["queries_under_ingest"] = asyncio.run(measure_queries(
+            base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
+        if paced.poll() is None:
+            paced.send_signal(signal.SIGTERM)
+        report["background_ingest"] = finish_paced_ingest(paced)
+
+    report["rss"] = rss_mb(real.pid)
+    report["db_size_mb"] = db_size_mb(db_path)
 
 
 if __name__ == "__main__":

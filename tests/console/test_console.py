@@ -331,6 +331,10 @@ def test_auto_refresh_brings_new_signals_and_can_be_turned_off(ui: Console):
 
 def test_expired_session_returns_to_the_login_form(ui: Console):
     page = ui.sign_in().page
+    # Every panel's first load (and the jobs badge after them) is answered first: one still
+    # under way when the cookie goes would show the login form before the click below.
+    expect(page.locator("#sync-status")).to_contain_text("Updated")
+    expect(page.locator("#jobs-health")).to_contain_text("jobs")
     page.context.clear_cookies()
     page.click("#refresh-now")
     expect(page.locator("#login-view")).to_be_visible()

@@ -1,7 +1,8 @@
 """The agent keys page and people's sign-in in Debian's Chromium against a real `santamon
 serve`: a key is shown once with a copy button, listed with its last use, revoked after a
 confirming click; the top bar names who is signed in, and a viewer's console leaves out
-everything that would change something."""
+everything that would change something (triage of one signal or of whole groups, silences,
+agent keys)."""
 
 from __future__ import annotations
 
@@ -140,3 +141,18 @@ def test_a_viewer_reads_but_is_offered_no_change(keys_ui: Console):
         return res.status;
     }""" % ("k" * 32))
     assert status == 403
+
+
+def test_a_viewer_sees_groups_and_silences_but_no_way_to_change_them(keys_ui: Console):
+    made = api(keys_ui.server, "POST", "/silences", {"host_id": "mbp-in-repair",
+                                                     "comment": "in repair", "duration": "1h"})
+    page = sign_in_as(keys_ui, "vera").page
+    page.check("#group-repeats", force=True)
+    keys_ui.wait_idle()
+    expect(page.locator("#groups > li").filter(has_text="mbp-alice")).to_have_count(1)
+    expect(page.locator("#group-bar")).to_be_hidden()
+    page.click("#nav-silences")
+    item = page.locator(f"#silences > li[data-silence='{made['silence']['id']}']")
+    expect(item).to_contain_text("in repair")
+    expect(item.locator("[data-action=expire]")).to_have_count(1)
+    expect(item.locator("[data-action=expire]")).to_be_hidden()

@@ -13,17 +13,21 @@ from santamon import timeutil
 from santamon.domain.agents import STALE_MANY_RULE_ID, STALE_RULE_ID, stale_alert, stale_summary
 from santamon.domain.keys import SERVICE_HOST
 from santamon.domain.signals import SEVERITIES
+from santamon.domain.silences import stale_alert_unless_held, stale_summary_marked
 from santamon.store import (
     AgentFilter,
     ConnectionProblem,
     ConsoleSession,
     Heartbeat,
     HistoryRule,
+    JobRun,
     KeyUse,
+    Matchers,
     NameTaken,
     NewAgentKey,
     NewAnalystKey,
     NewSignal,
+    NewSilence,
     SignalFilter,
     Store,
     StoreUnavailable,
@@ -199,6 +203,29 @@ async def test_filters_combine(store):
     assert await ids(severities=("low", "critical")) == {"h1", "h2", "r1"}
     assert await ids(status="acknowledged") == {"h3"}
     assert await ids(status="resolved") == set()
+
+
+async def test_a_list_of_severities_pages_newest_first_like_one_filter(store):
+    levels = ("info", "high", "critical", "low")
+    stored = [signal(f"s{n:02d}", at=ts(n // 2), severity=levels[n % 4],
+                     host=f"mac-{n % 3}", title=("Curl piped" if n % 5 else "Other"))
+              for n in range(40)]
+    await store.insert_signals(stored)
+    await store.set_status(["s02", "s03"], "resolved", None, "alice")
+
+    def expected(keep) -> list[str]:
+        chosen = [s for s in stored if keep(s)]
+        # newest first; signals of one instant in reverse order of arrival
+        return [s.signal_id for s in sorted(chosen, key=lambda s: (s.ts, s.signal_id),
+                                            reverse=True)]
+
+    wanted = {"high", "critical"}
+    assert await walk(store, SignalFilter(severities=("high", "critical"), limit=3)) == \
+        expected(lambda s: s.severity in wanted and s.signal_id not in ("s02", "s03"))
+    assert await walk(store, SignalFilter(severities=("critical", "high"), status=None,
+                                          host_id="mac-1", search="curl", limit=2)) == \
+        expected(lambda s: s.severity in wanted and s.host_id == "mac-1"
+                 and s.title == "Curl piped")
 
 
 async def test_search_is_a_case_insensitive_substring_of_title_or_rule(store):
@@ -686,6 +713,38 @@ async def test_a_session_keeps_the_role_and_key_it_was_opened_with(store):
     assert (await store.get_session(bytes([2]) * 32, ts())).role == "admin"
 
 
+# -- background jobs ------------------------------------------------------------------------
+
+async def test_a_lone_process_runs_every_job_and_keeps_running_it(store):
+    for _ in range(2):
+        for job in ("stale-agents", "forward"):
+            async with store.job_lock(job) as held:
+                assert held
+
+
+def job_run(job_id: str, outcome: str, instance: str = "host-a:1", at: float = 0) -> JobRun:
+    return JobRun(job_id, instance, ts(at), outcome, f"{outcome} run", 0.25)
+
+
+async def test_job_runs_are_counted_with_failures_in_a_row(open_store):
+    store = await open_store()
+    assert await store.job_records() == {}
+    for n, outcome in enumerate(["ok", "failed", "failed", "skipped"]):
+        await store.record_job_run(job_run("forward", outcome, at=n))
+    await store.record_job_run(job_run("retention", "ok", instance="host-b:2"))
+    await store.close()
+    records = await (await open_store()).job_records()
+    assert set(records) == {"forward", "retention"}
+    forward = records["forward"]
+    assert forward.last == job_run("forward", "skipped", at=3)
+    assert (forward.runs, forward.failures, forward.consecutive_failures) == (4, 2, 2)
+    assert records["retention"].last.instance == "host-b:2"
+    store = await open_store()
+    await store.record_job_run(job_run("forward", "ok", at=4))
+    forward = (await store.job_records())["forward"]
+    assert (forward.runs, forward.failures, forward.consecutive_failures) == (5, 2, 0)
+
+
 # -- keys ------------------------------------------------------------------------------------------
 
 def agent_key(n: int, host: str, by: str = "alice") -> NewAgentKey:
@@ -815,3 +874,344 @@ async def test_health_and_size(store):
     await store.insert_signals([signal(f"z{n}", context={"blob": "x" * 5000})
                                 for n in range(50)])
     assert await store.size_bytes() > before > 0
+
+
+# -- silences ---------------------------------------------------------------------------------
+
+def new_silence(ends_in: float = 3600, *, comment: str = "noisy build script",
+                **matchers: str) -> NewSilence:
+    return NewSilence(Matchers(**matchers), comment, "alice",
+                      timeutil.format_utc(BASE_NS + int(ends_in * NS)))
+
+
+async def test_silences_are_kept_listed_and_expired_for_the_record(store, clock):
+    clock.ns = BASE_NS
+    version = await store.silences_version()
+    silence, resolved = await store.create_silence(
+        new_silence(rule_id="SM-008", host_id="build-mac"), resolve_matching=False)
+    assert resolved == 0
+    assert (silence.matchers.rule_id, silence.created_by, silence.created_at) == (
+        "SM-008", "alice", ts())
+    assert silence.active(ts(1)) and not silence.active(ts(3600))
+    assert await store.silences_version() != version
+    other, _ = await store.create_silence(new_silence(60, title="curl * | sh"), False)
+    assert [s.id for s in await store.list_silences()] == [other.id, silence.id]
+    assert [s.id for s in await store.list_silences(active_at=ts(120))] == [silence.id]
+
+    version = await store.silences_version()
+    clock.advance(10)
+    expired = await store.expire_silence(silence.id, "bob")
+    assert (expired.expired_at, expired.expired_by, expired.end) == (ts(10), "bob", ts(10))
+    assert not expired.active(ts(10)) and expired.active(ts(9))
+    assert await store.silences_version() != version
+    # expiring again changes nothing; an unknown silence is None
+    version = await store.silences_version()
+    assert (await store.expire_silence(silence.id, "carol")).expired_by == "bob"
+    assert await store.silences_version() == version
+    assert await store.expire_silence(silence.id + 100, "bob") is None
+    assert await store.list_silences(active_at=ts(60)) == []
+    assert len(await store.list_silences()) == 2  # nothing is deleted
+
+
+async def test_silenced_signals_are_stored_but_kept_out_of_the_default_views(store):
+    silence, _ = await store.create_silence(new_silence(rule_id="SM-008"), False)
+    await store.insert_signals([
+        replace(signal("quiet-1", rule="SM-008", severity="critical"), silence_id=silence.id),
+        replace(signal("quiet-2", rule="SM-008", severity="low"), silence_id=silence.id),
+        signal("loud", rule="SM-008", severity="critical")])
+    assert await walk(store, SignalFilter()) == ["loud"]
+    assert set(await walk(store, SignalFilter(silenced=True))) == {"quiet-1", "quiet-2"}
+    assert len(await walk(store, SignalFilter(silenced=None))) == 3
+    detail = await store.get_signal("quiet-1")
+    assert detail["silence_id"] == silence.id and detail["silence"].id == silence.id
+    assert detail["silence"].comment == "noisy build script"
+    loud = await store.get_signal("loud")
+    assert (loud["silence_id"], loud["silence"]) == (None, None)
+    stats = await store.stats()
+    assert stats["open_by_severity"] == {"critical": 1}
+    assert stats["silenced_open"] == 2
+    assert stats["by_status"] == {"open": 3}
+    await store.set_status(["quiet-1"], "resolved", None, "alice")
+    assert (await store.stats())["silenced_open"] == 1
+    assert (await store.list_silences())[0].signals == 2
+    assert await store.forward_backlog(("critical", "low")) == 3
+    assert await store.forward_backlog(("critical", "low"), include_silenced=False) == 1
+
+
+async def test_a_silence_can_resolve_the_open_signals_it_matches(store):
+    await store.insert_signals([
+        signal("m1", rule="SM-008", host="build-mac", title="curl https://x | sh"),
+        signal("m2", rule="SM-008", host="build-mac", title="curl http://y.example | sh"),
+        signal("m3", rule="SM-008", host="build-mac", title="curl https://x | bash"),
+        signal("m4", rule="SM-008", host="other-mac", title="curl https://x | sh"),
+        signal("m5", rule="SM-008", host="build-mac", title="curl https://x | sh"),
+        signal("m6", rule="SM-008", host="build-mac", title="CURL https://x | sh")])
+    await store.set_status(["m5"], "acknowledged", None, "bob")
+    matchers = Matchers(rule_id="SM-008", host_id="build-mac", title="curl * | sh")
+    assert await store.count_open_matching(matchers) == 2
+    assert await store.count_open_matching(Matchers(title="curl https://x | sh")) == 2
+    assert await store.count_open_matching(Matchers(severity="high")) == 5
+    silence, resolved = await store.create_silence(
+        new_silence(rule_id="SM-008", host_id="build-mac", title="curl * | sh"),
+        resolve_matching=True)
+    assert resolved == 2
+    statuses = {s: (await store.get_signal(s))["status"] for s in ("m1", "m2", "m3", "m5")}
+    assert statuses == {"m1": "resolved", "m2": "resolved", "m3": "open",
+                        "m5": "acknowledged"}
+    (entry,) = (await store.get_signal("m1"))["history"]
+    assert (entry["to_status"], entry["actor"]) == ("resolved", "alice")
+    assert entry["note"] == f"resolved with silence #{silence.id}: noisy build script"
+    assert await store.count_open_matching(matchers) == 0
+
+
+# -- stale agents and maintenance windows --------------------------------------------------------
+
+async def test_a_held_alert_is_raised_when_the_builder_gives_one(store, clock):
+    await beat(store, clock, "mac-1", ts())
+    await beat(store, clock, "mac-2", ts())
+    clock.advance(200)
+    cutoff = timeutil.format_utc(clock() - 180 * NS)
+    in_maintenance = {"mac-1"}
+
+    def builder(agent, now):
+        return None if agent.agent_id in in_maintenance else alert_builder()(agent, now)
+
+    assert sorted(await store.mark_stale_agents(cutoff, builder)) == ["mac-1", "mac-2"]
+    alerts = await walk(store, SignalFilter(rule_id=STALE_RULE_ID))
+    assert len(alerts) == 1  # mac-2's
+    agents = {a["agent_id"]: a["status"] for a in await store.list_agents(AgentFilter())}
+    assert agents == {"mac-1": "stale", "mac-2": "stale"}
+    assert await store.mark_stale_agents(cutoff, builder) == []  # still held
+    in_maintenance.clear()
+    clock.advance(60)
+    assert await store.mark_stale_agents(cutoff, builder) == ["mac-1"]
+    assert len(await walk(store, SignalFilter(rule_id=STALE_RULE_ID))) == 2
+    assert await store.mark_stale_agents(cutoff, builder) == []  # one alert per silence
+
+    # a heartbeat ends a hold: no alert for that silence once the agent is back
+    await beat(store, clock, "mac-3", ts(260))
+    clock.advance(200)
+    in_maintenance.add("mac-3")
+    cutoff = timeutil.format_utc(clock() - 180 * NS)
+    assert await store.mark_stale_agents(cutoff, builder) == ["mac-3"]
+    await beat(store, clock, "mac-3", ts(460))
+    in_maintenance.clear()
+    assert await store.mark_stale_agents(cutoff, builder) == []
+    assert len(await walk(store, SignalFilter(rule_id=STALE_RULE_ID, status=None))) == 2
+
+
+async def test_held_and_silenced_agents_are_left_out_of_the_alert_for_many(store, clock):
+    clock.ns = BASE_NS
+    office = [f"office-{n}" for n in range(4)]
+    repair = ["repair-0", "repair-1"]
+    for agent_id in [*office, *repair, "fleet-0"]:
+        await beat(store, clock, agent_id, ts())
+    for host in repair:
+        await store.create_silence(new_silence(86_400, host_id=host, rule_id=STALE_RULE_ID),
+                                   resolve_matching=False)
+    quiet, _ = await store.create_silence(
+        new_silence(rule_id=STALE_RULE_ID, title="Agent fleet-*"), resolve_matching=False)
+    clock.advance(200)
+    cutoff = timeutil.format_utc(clock() - 180 * NS)
+
+    async def check() -> list[str]:
+        now = timeutil.format_utc(clock())
+        silences = await store.list_silences(active_at=now)
+        return await store.mark_stale_agents(
+            cutoff,
+            functools.partial(stale_alert_unless_held, silences=silences,
+                              threshold_seconds=180.0),
+            functools.partial(stale_summary_marked, silences=silences, threshold_seconds=180.0,
+                              over=3))
+
+    # Seven silent at once, but only the four office Macs are an outage: the two in repair
+    # are expected to be silent, and fleet-0's alert is silenced on its own.
+    assert sorted(await check()) == sorted([*office, *repair, "fleet-0"])
+    (summary,) = (await store.list_signals(SignalFilter(rule_id=STALE_MANY_RULE_ID))).signals
+    context = orjson.loads(orjson.dumps(summary["context"]))
+    assert (context["count"], context["agent_ids"]) == (4, office)
+    assert summary["silence_id"] is None
+    alerts = (await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID, status=None,
+                                                    silenced=None))).signals
+    assert [(a["host_id"], a["silence_id"]) for a in alerts] == [("fleet-0", quiet.id)]
+    stale = {a["agent_id"] for a in await store.list_agents(AgentFilter(status="stale"))}
+    assert stale == {*office, *repair, "fleet-0"}
+
+    # The windows end while the Macs are still silent: their alerts come now, and two alerts
+    # are not many.
+    clock.advance(86_400)
+    assert sorted(await check()) == repair
+    alerts = (await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID, status=None,
+                                                    silenced=None))).signals
+    assert sorted((a["host_id"], a["silence_id"]) for a in alerts) == [
+        ("fleet-0", quiet.id), ("repair-0", None), ("repair-1", None)]
+    assert len((await store.list_signals(SignalFilter(rule_id=STALE_MANY_RULE_ID))).signals) == 1
+    assert await check() == []
+
+
+async def test_the_alert_for_many_is_silenced_like_any_signal(store, clock):
+    clock.ns = BASE_NS
+    for n in range(5):
+        await beat(store, clock, f"office-{n}", ts())
+    quiet, _ = await store.create_silence(new_silence(rule_id=STALE_MANY_RULE_ID),
+                                          resolve_matching=False)
+    clock.advance(200)
+    silences = await store.list_silences(active_at=timeutil.format_utc(clock()))
+    await store.mark_stale_agents(
+        timeutil.format_utc(clock() - 180 * NS),
+        functools.partial(stale_alert_unless_held, silences=silences, threshold_seconds=180.0),
+        functools.partial(stale_summary_marked, silences=silences, threshold_seconds=180.0,
+                          over=3))
+    assert (await store.list_signals(SignalFilter(rule_id=STALE_MANY_RULE_ID))).signals == []
+    (summary,) = (await store.list_signals(SignalFilter(rule_id=STALE_MANY_RULE_ID,
+                                                        silenced=True))).signals
+    assert summary["silence_id"] == quiet.id
+    assert (await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID, silenced=None))
+            ).signals == []
+
+
+# -- groups of repeats ----------------------------------------------------------------------------
+
+RANK = {severity: rank for rank, severity in enumerate(("info", "low", "medium", "high",
+                                                        "critical"))}
+
+
+async def all_groups(store: Store, query: SignalFilter) -> list[dict]:
+    seen: list[dict] = []
+    cursor = query.cursor
+    for _ in range(1000):
+        page = await store.signal_groups(replace(query, cursor=cursor))
+        assert len(page.groups) <= query.limit
+        seen += page.groups
+        if (cursor := page.next_cursor) is None:
+            return seen
+    raise AssertionError("paging did not end")
+
+
+async def expected_groups(store: Store, query: SignalFilter) -> list[dict]:
+    """The groups worked out from the signals themselves, one by one."""
+    groups: dict[tuple[str, str], dict] = {}
+    for signal_id in await walk(store, replace(query, limit=1000)):
+        s = await store.get_signal(signal_id)
+        g = groups.setdefault((s["rule_id"], s["host_id"]), {
+            "rule_id": s["rule_id"], "host_id": s["host_id"], "count": 0, "first_ts": s["ts"],
+            "last_ts": s["ts"], "severity": s["severity"], "by_status": {}, "silenced": 0,
+            "sample_signal_id": signal_id})
+        g["count"] += 1
+        g["by_status"][s["status"]] = g["by_status"].get(s["status"], 0) + 1
+        g["silenced"] += s["silence_id"] is not None
+        g["first_ts"] = min(g["first_ts"], s["ts"])
+        if RANK[s["severity"]] > RANK[g["severity"]]:
+            g["severity"] = s["severity"]
+    return sorted(groups.values(), key=lambda g: (g["last_ts"], g["rule_id"], g["host_id"]),
+                  reverse=True)
+
+
+def comparable(groups: list[dict]) -> list[dict]:
+    # Which signal is the sample only matters when several share the newest instant.
+    return [{k: v for k, v in g.items() if k != "sample_signal_id"} for g in groups]
+
+
+async def test_groups_count_repeats_across_status_changes_paging_and_pruning(store, clock):
+    clock.ns = BASE_NS
+    silence, _ = await store.create_silence(new_silence(rule_id="R-1", host_id="h-1"), False)
+    signals = []
+    for n in range(60):
+        rule, host = f"R-{n % 4}", f"h-{n % 3}"
+        s = signal(f"g{n:02d}", at=ts(n * 7 % 50, ns=n), rule=rule, host=host,
+                   severity=("low", "high", "medium", "critical", "info")[n % 5],
+                   title=f"thing {n % 3}")
+        signals.append(replace(s, silence_id=silence.id) if (rule, host) == ("R-1", "h-1")
+                       and n % 2 else s)
+    await store.insert_signals(signals)
+    queries = [SignalFilter(status=None, silenced=None, limit=2), SignalFilter(limit=3),
+               SignalFilter(status="resolved", limit=1), SignalFilter(silenced=True),
+               SignalFilter(status=None, host_id="h-2", limit=2),
+               SignalFilter(status=None, rule_id="R-3", silenced=None, limit=1),
+               SignalFilter(severities=("critical", "low"), limit=2),
+               SignalFilter(status=None, since=ts(10), until=ts(40), limit=2),
+               SignalFilter(status=None, search="THING 1", silenced=None, limit=2),
+               SignalFilter(search="thing", limit=2), SignalFilter(search="r-2", limit=1),
+               SignalFilter(search="nothing like it")]
+
+    async def check() -> None:
+        for query in queries:
+            got, want = await all_groups(store, query), await expected_groups(store, query)
+            assert comparable(got) == comparable(want), query
+            for group in got:
+                sample = await store.get_signal(group["sample_signal_id"])
+                assert (sample["rule_id"], sample["host_id"], sample["ts"]) == (
+                    group["rule_id"], group["host_id"], group["last_ts"])
+
+    await check()
+    # triage moves signals between statuses, the newest and oldest of a group included
+    await store.set_status(["g00", "g12", "g24", "g59", "g58", "g57"], "resolved", None, "a")
+    await store.set_status(["g01", "g13"], "acknowledged", None, "a")
+    await check()
+    # a whole group resolved, then reopened in part
+    group = await walk(store, SignalFilter(rule_id="R-2", host_id="h-2", status=None))
+    await store.set_status(group, "resolved", None, "a")
+    await store.set_status(group[:2], "open", None, "a")
+    await check()
+    # pruning removes the oldest resolved ones
+    clock.advance(86400 * 400)
+    assert await store.prune_resolved_signals(ts(20), 5) == 5
+    await check()
+    everything = await all_groups(store, SignalFilter(status=None, silenced=None, limit=100))
+    assert sum(g["count"] for g in everything) == 55
+
+
+async def test_group_pages_stay_stable_while_signals_arrive(store):
+    await store.insert_signals([signal(f"p{n}", at=ts(n), host=f"h-{n}") for n in range(10)])
+    first = await store.signal_groups(SignalFilter(limit=4))
+    assert [g["host_id"] for g in first.groups] == ["h-9", "h-8", "h-7", "h-6"]
+    # a group already shown gets a newer signal, a new group appears: neither is repeated
+    await store.insert_signals([signal("p9b", at=ts(100), host="h-2"),
+                                signal("new", at=ts(100), host="h-new")])
+    rest = await all_groups(store, SignalFilter(limit=4, cursor=first.next_cursor))
+    assert [g["host_id"] for g in rest] == ["h-5", "h-4", "h-3", "h-1", "h-0"]
+    with pytest.raises(InvalidCursor):
+        page = await store.list_signals(SignalFilter(limit=1))
+        await store.signal_groups(SignalFilter(cursor=page.next_cursor))
+
+
+async def test_groups_tied_at_one_instant_page_in_one_order(store):
+    await store.insert_signals([
+        signal(f"tie-{n}", at=ts(50 if n % 2 else 20), rule=f"R-{n % 3}", host=f"h-{n % 5}",
+               severity=("low", "high")[n % 2]) for n in range(40)])
+    await store.set_status([f"tie-{n}" for n in range(0, 40, 3)], "acknowledged", None, "a")
+    # the greatest group at the newest instant has only acknowledged signals there
+    await store.insert_signals([signal("tie-z", at=ts(50), rule="Z-rule", host="h-9"),
+                                signal("tie-a", at=ts(50), rule="A-rule", host="h-1")])
+    await store.set_status(["tie-z"], "acknowledged", None, "a")
+    for query in (SignalFilter(status=None, limit=1), SignalFilter(status=None, limit=4),
+                  SignalFilter(status=None, since=ts(0), limit=1),
+                  SignalFilter(status=None, since=ts(0), limit=3),
+                  SignalFilter(since=ts(0), until=ts(60), limit=2)):
+        assert comparable(await all_groups(store, query)) == comparable(
+            await expected_groups(store, query)), query
+
+
+async def test_triage_by_filter_changes_a_group_in_chunks_up_to_a_limit(store):
+    await store.insert_signals([signal(f"t{n:04d}", at=ts(n), rule="R-big", host="h-big")
+                                for n in range(1200)]
+                               + [signal("bystander", rule="R-big", host="h-other")])
+    await store.set_status(["t0000"], "resolved", None, "bob")
+    group = SignalFilter(status=None, rule_id="R-big", host_id="h-big", silenced=None)
+    assert await store.set_status_matching(group, "resolved", "build noise", "alice",
+                                           limit=1000) == (1000, True)
+    assert await store.set_status_matching(group, "resolved", "build noise", "alice",
+                                           limit=1000) == (199, False)
+    assert await walk(store, SignalFilter(status="open")) == ["bystander"]
+    history = (await store.get_signal("t0500"))["history"]
+    assert [(h["to_status"], h["note"], h["actor"]) for h in history] == [
+        ("resolved", "build noise", "alice")]
+    assert (await store.get_signal("t0000"))["history"][-1]["actor"] == "bob"
+    assert await store.set_status_matching(group, "resolved", None, "alice",
+                                           limit=10) == (0, False)
+    # a filter narrows it: only the acknowledged ones of the group are reopened
+    await store.set_status(["t0001", "t0002"], "acknowledged", None, "bob")
+    acked = replace(group, status="acknowledged")
+    assert await store.set_status_matching(acked, "open", None, "alice", 10) == (2, False)
+    assert sorted(await walk(store, SignalFilter(status="open"))) == [
+        "bystander", "t0001", "t0002"]

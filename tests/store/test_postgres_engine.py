@@ -1,6 +1,9 @@
-"""The PostgreSQL engine's own behaviour, beyond the contract: instances migrating at once,
-concurrent stale checks, a transaction that commits after a later one, grouped ingests that
-fail alone, and the database going away and coming back under an open store."""
+"""The PostgreSQL engine's own behaviour, beyond the contract: instances migrating at once, a
+database of an earlier version upgrading in place, concurrent stale checks (held alerts too),
+instances triaging one group at once, bucket edges kept exact under concurrent triage, a
+silence seen by another instance, a transaction that commits after a later one, grouped
+ingests that fail alone, job locks shared by several processes, and the database going away
+and coming back under an open store."""
 
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ from santamon.store import (
     Heartbeat,
     HistoryRule,
     Liveness,
+    Matchers,
     NewSignal,
+    NewSilence,
     SignalFilter,
     StoreUnavailable,
 )
@@ -34,14 +39,20 @@ from ..pg import PostgresServer
 
 NS = 1_000_000_000
 EVER = ("0001-01-01T00:00:00.000000000Z", "9999-01-01T00:00:00.000000000Z")
+SILENCES_VERSION = 5  # the schema step that added silences and counted the groups already stored
 OUTAGE_BOUND_SECONDS = 15  # every call answers within this while the server is down
 
 
 def signal(signal_id: str, *, title: str = "Suspicious thing", host: str = "mac-1",
-           rule: str = "SM-001", severity: str = "high") -> NewSignal:
-    return NewSignal(signal_id=signal_id, ts="2026-11-03T22:22:07.000000000Z", host_id=host,
-                     rule_id=rule, severity=severity, title=title, tags_json=b"[]",
+           rule: str = "SM-001", severity: str = "high",
+           at: str = "2026-11-03T22:22:07.000000000Z") -> NewSignal:
+    return NewSignal(signal_id=signal_id, ts=at, host_id=host, rule_id=rule, severity=severity,
+                     title=title, tags_json=b"[]",
                      context_json=orjson.dumps({"kind": "execution"}), rule_description=None)
+
+
+def second(n: int) -> str:
+    return timeutil.format_utc(1_790_000_000 * NS + n * NS)
 
 
 async def opened(url: str, **options) -> PostgresStore:
@@ -137,7 +148,7 @@ async def test_an_older_database_upgrades_in_place(postgres_url, version):
             "context, received_at) VALUES ('old', '2026-11-03T22:22:07.000000000Z', 'mac-1', "
             "'SM-001', 'high', 'Suspicious thing', '[]', '{}', "
             "'2026-11-03T22:23:00.000000000Z')")
-        await conn.execute(  # as versions before 4 stored every heartbeat
+        await conn.execute(  # as versions before 6 stored every heartbeat
             "INSERT INTO heartbeats VALUES ('mac-1', '2026-11-03T22:22:00.000000000Z', "
             "'v0.3.0', '15.4', 60.0, '2026-11-03T22:22:01.000000000Z')")
         await conn.execute("INSERT INTO agents (agent_id, first_seen, last_seen) VALUES "
@@ -156,9 +167,52 @@ async def test_an_older_database_upgrades_in_place(postgres_url, version):
         assert await store.insert_signals([signal("new")]) == [True]
         (kept,) = (await store.agent_history("mac-1", *EVER)).beats
         assert (kept.timestamp, kept.reasons) == ("2026-11-03T22:22:00.000000000Z", None)
+        # Version 4's indexes and statistics, whatever version the database came from.
+        index = await conn.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_signals_status_ts'")
+        assert index.endswith("(status, ts, seq, severity)")
+        assert await conn.fetchval("SELECT count(*) FROM pg_statistic_ext "
+                                   "WHERE stxname = 'signals_rule_title'") == 1
     finally:
         await store.close()
         await conn.close()
+
+
+@pytest.mark.parametrize("version", range(1, SILENCES_VERSION))
+async def test_a_database_from_before_silences_counts_its_groups(postgres_url, version):
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        async with conn.transaction():
+            for step in MIGRATIONS[:version]:
+                await step(conn)
+            await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+            await conn.execute("INSERT INTO schema_version VALUES ($1)", version)
+            await conn.execute(
+                "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
+                "context, received_at, status) SELECT 'v1-' || n, $1 || lpad(n::text, 2, '0') "
+                "|| '.000000000Z', 'mac-' || (n % 2), 'SM-001', 'high', 't', '[]', '{}', $2, "
+                "CASE WHEN n % 3 = 0 THEN 'resolved' ELSE 'open' END "
+                "FROM generate_series(0, 11) AS n",
+                "2026-09-21T00:00:", "2026-09-21T00:00:00.000000000Z")
+    finally:
+        await conn.close()
+    store = await opened(postgres_url)
+    try:
+        groups = await store.signal_groups(SignalFilter(status=None, silenced=None))
+        assert [(g["host_id"], g["count"], g["first_ts"][:19], g["last_ts"][:19], g["by_status"])
+                for g in groups.groups] == [
+            ("mac-1", 6, "2026-09-21T00:00:01", "2026-09-21T00:00:11",
+             {"open": 4, "resolved": 2}),
+            ("mac-0", 6, "2026-09-21T00:00:00", "2026-09-21T00:00:10",
+             {"open": 4, "resolved": 2})]
+        # the counters go on from what the upgrade found
+        await store.set_status(["v1-11"], "resolved", None, "alice")
+        groups = await store.signal_groups(SignalFilter())
+        assert [(g["host_id"], g["count"], g["last_ts"][:19]) for g in groups.groups] == [
+            ("mac-0", 4, "2026-09-21T00:00:10"), ("mac-1", 3, "2026-09-21T00:00:07")]
+        assert (await store.stats())["open_by_severity"] == {"high": 7}
+    finally:
+        await store.close()
 
 
 # -- concurrency -------------------------------------------------------------------------------
@@ -274,6 +328,117 @@ async def test_concurrent_flushes_and_stale_checks_of_two_pools_apply_each_beat_
     assert not [r for r in caplog.records if "retried" in r.getMessage()]
 
 
+async def test_a_held_alert_is_raised_once_by_concurrent_stale_checks(postgres_url):
+    clock = FakeClock()
+    stores = [await opened(postgres_url, clock=clock) for _ in range(3)]
+    held = {f"mac-{n:02d}" for n in range(10)}
+
+    def builder(agent, now):
+        if agent.agent_id in held:
+            return None
+        return stale_alert(agent, now, threshold_seconds=180.0)
+
+    try:
+        now = timeutil.format_utc(clock())
+        await stores[0].record_heartbeats([Heartbeat(agent, now, now) for agent in sorted(held)],
+                                          HistoryRule())
+        clock.advance(600)
+        cutoff = timeutil.format_utc(clock() - 180 * NS)
+        assert sorted(await stores[0].mark_stale_agents(cutoff, builder)) == sorted(held)
+        held.clear()  # every maintenance window is over
+        raised = await asyncio.gather(*(store.mark_stale_agents(cutoff, builder)
+                                        for store in stores for _ in range(3)))
+        assert sorted(agent for batch in raised for agent in batch) == [
+            f"mac-{n:02d}" for n in range(10)]
+        alerts = (await stores[1].list_signals(
+            SignalFilter(rule_id=STALE_RULE_ID, limit=1000))).signals
+        assert len(alerts) == 10
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_instances_triaging_one_group_at_once_change_each_signal_once(postgres_url):
+    stores = [await opened(postgres_url) for _ in range(2)]
+    try:
+        await stores[0].insert_signals([signal(f"g{n:04d}", rule="R-big", host="h-big",
+                                               at=second(n)) for n in range(3000)])
+        group = SignalFilter(status=None, rule_id="R-big", host_id="h-big", silenced=None)
+        outcomes = await asyncio.gather(*(
+            store.set_status_matching(group, "resolved", "noise", actor, 100_000)
+            for store, actor in zip(stores, ("alice", "bob"), strict=True)))
+        assert sum(changed for changed, _ in outcomes) == 3000
+        assert not any(more for _, more in outcomes)
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            assert await conn.fetchrow("SELECT count(*), count(DISTINCT signal_id) "
+                                       "FROM signal_history") == (3000, 3000)
+        finally:
+            await conn.close()
+        (entry,) = (await stores[1].signal_groups(SignalFilter(status=None))).groups
+        assert (entry["count"], entry["by_status"]) == (3000, {"resolved": 3000})
+        assert (entry["first_ts"], entry["last_ts"]) == (second(0), second(2999))
+    finally:
+        for store in stores:
+            await store.close()
+
+
+BUCKETS_FROM_SIGNALS = """
+SELECT rule_id, host_id, status, severity, coalesce(silence_id, 0), count(*), min(ts), max(ts)
+FROM signals GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"""
+BUCKETS_COUNTED = """
+SELECT rule_id, host_id, status, severity, silence_id, n, first_ts, last_ts
+FROM group_counts WHERE n > 0 ORDER BY 1, 2, 3, 4, 5"""
+
+
+async def test_bucket_edges_stay_exact_while_instances_triage_them_at_once(postgres_url):
+    """Every call takes the newest or oldest signal out of a bucket while other instances do
+    the same: each has to measure the bucket again, seeing the others' commits."""
+    stores = [await opened(postgres_url) for _ in range(4)]
+    try:
+        await stores[0].insert_signals([signal(f"e{n:03d}", at=second(n), host=f"h-{n % 2}")
+                                        for n in range(200)])
+        newest_first = [f"e{n:03d}" for n in reversed(range(200))]
+        oldest_first = newest_first[::-1]
+        calls = [stores[n % 4].set_status([sid], status, None, "alice")
+                 for n, (sid, status) in enumerate(
+                     [(sid, "resolved") for sid in newest_first[:60]]
+                     + [(sid, "acknowledged") for sid in oldest_first[:60]])]
+        await asyncio.gather(*calls)
+        await stores[1].prune_resolved_signals(second(190), 10)  # the oldest resolved go
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            assert await conn.fetch(BUCKETS_COUNTED) == await conn.fetch(BUCKETS_FROM_SIGNALS)
+        finally:
+            await conn.close()
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_silence_made_through_one_instance_is_seen_by_another(postgres_url):
+    clock = FakeClock()
+    first, other = [await opened(postgres_url, clock=clock) for _ in range(2)]
+    try:
+        now = timeutil.format_utc(clock())
+        ends = timeutil.format_utc(clock() + 3600 * NS)
+        version = await other.silences_version()
+        made = await asyncio.gather(*(
+            store.create_silence(NewSilence(Matchers(rule_id=f"R-{n}"), "noise", "alice", ends),
+                                 resolve_matching=False)
+            for n, store in enumerate([first, other] * 5)))
+        versions = {await other.silences_version(), await first.silences_version()}
+        assert versions == {version + 10}  # each change counted once, whoever made it
+        assert sorted(s.id for s in await other.list_silences(active_at=now)) == sorted(
+            silence.id for silence, _ in made)
+        await first.expire_silence(made[0][0].id, "bob")
+        assert await other.silences_version() == version + 11
+        assert len(await other.list_silences(active_at=now)) == 9
+    finally:
+        await first.close()
+        await other.close()
+
+
 async def test_a_signal_committed_after_a_later_one_is_still_forwarded(postgres_url):
     store = await opened(postgres_url)
     conn = await asyncpg.connect(postgres_url)
@@ -381,4 +546,68 @@ async def test_a_connection_that_stops_answering_is_not_used_again(private_postg
         assert backends[0] not in now
     finally:
         await admin.close()
+        await store.close()
+
+
+# -- job locks: one process runs each job --------------------------------------------------------
+
+async def holds(store: PostgresStore, job: str) -> bool:
+    async with store.job_lock(job) as held:
+        return held
+
+
+async def lock_backends(admin: asyncpg.Connection) -> list[int]:
+    return [row[0] for row in await admin.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'santamon job locks' "
+        "AND datname = current_database()")]
+
+
+async def test_a_job_lock_stays_with_its_process_until_it_closes(postgres_url):
+    first, second = await opened(postgres_url), await opened(postgres_url)
+    try:
+        assert await holds(first, "forward")
+        assert not await holds(second, "forward")
+        assert await holds(second, "stale-agents")  # each job has a lock of its own
+        for _ in range(3):  # the holder keeps it from one run to the next
+            assert await holds(first, "forward")
+            assert not await holds(second, "forward")
+        await first.close()
+        assert await holds(second, "forward")
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_holder_whose_session_ends_gives_its_jobs_to_another(postgres_url):
+    """What happens when the holder's process dies: the server ends its session, which frees
+    the locks (a real kill -9 of a server is in tests/test_cluster.py)."""
+    first, second = await opened(postgres_url), await opened(postgres_url)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        assert await holds(first, "forward")
+        assert not await holds(second, "forward")
+        (holder,) = [pid for pid in await lock_backends(admin)
+                     if await admin.fetchval("SELECT count(*) FROM pg_locks WHERE pid = $1 "
+                                             "AND locktype = 'advisory'", pid)]
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder)
+        await asyncio.sleep(0.2)
+        assert await holds(second, "forward")
+        # The old holder's connection broke: it takes a new one, and finds the job taken.
+        assert not await holds(first, "forward")
+    finally:
+        await admin.close()
+        await first.close()
+        await second.close()
+
+
+async def test_job_locks_answer_store_unavailable_while_the_database_is_down(private_postgres):
+    url = private_postgres.new_database()
+    store = await opened(url)
+    try:
+        assert await holds(store, "retention")
+        await asyncio.to_thread(private_postgres.stop, "fast")
+        await within_bound(holds(store, "retention"))
+        await asyncio.to_thread(private_postgres.start)
+        assert await holds(store, "retention")
+    finally:
         await store.close()

@@ -64,6 +64,12 @@ async def test_an_older_database_upgrades_in_place(tmp_path, version):
         assert [s["signal_id"] for s in (await store.unshipped(10)).signals] == ["b", "c", "d"]
         assert [s["signal_id"] for s in (await store.list_signals(
             SignalFilter(search="gam"))).signals] == ["c"]
+        # the groups of repeats are counted from the rows the upgrade found
+        groups = (await store.signal_groups(SignalFilter(status=None, silenced=None))).groups
+        assert sorted((g["rule_id"], g["host_id"], g["count"], g["by_status"]) for g in groups
+                      ) == [("SM-1", "mac-1", 2, {"open": 2}),
+                            ("SM-2", "mac-2", 1, {"acknowledged": 1}),
+                            ("SM-3", "mac-3", 1, {"open": 1})]
         # new signals continue after the old ones
         await store.insert_signals([_new("e")])
         with sqlite3.connect(path) as conn:

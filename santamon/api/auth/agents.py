@@ -9,8 +9,8 @@ the agent retries a 5xx later, with backoff, and keeps the signal queued, while 
 already known goes on as before.
 
 Nothing here costs a store round trip in steady state: agents already seen are remembered, and
-alerts already raised by this instance are not raised again (their ids are deterministic, so
-another instance raising the same one stores it once).
+alerts already raised by this process are not raised again (their ids are deterministic, so
+another process or instance raising the same one stores it once).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ HOUR = 3600.0
 REMEMBERED_ALERTS = 10_000  # (key, claim, hour) already raised here; the oldest are forgotten
 REMEMBERED_BUDGETS = 10_000  # keys with a budget in use; a forgotten one starts full again
 # A stolen key can name a new host in every request: past this many claimed hosts per key and
-# hour, misuse is still refused and counted but raises no further alert (per instance).
+# hour, misuse is still refused and counted but raises no further alert (per process).
 MISUSE_ALERTS_PER_KEY_HOUR = 20
 
 
@@ -146,7 +146,7 @@ class AgentGuard:
     # -- alerts ---------------------------------------------------------------------------------
 
     async def _raise_once(self, alert: NewSignal) -> None:
-        """Store the alert unless this instance already did; a failure to store it does not
+        """Store the alert unless this process already did; a failure to store it does not
         change the answer, and the next refusal tries again."""
         if alert.signal_id in self._raised:
             return

@@ -33,8 +33,8 @@ class Access(enum.Enum):
 
     PUBLIC = "public"  # anyone
     AGENT = "agent"  # ship signals and heartbeats
-    READ = "read"  # signals, agents, stats, jobs, metrics, the list of agent keys
-    WRITE = "write"  # triage
+    READ = "read"  # signals and their groups, silences, agents, stats, jobs, metrics, agent keys
+    WRITE = "write"  # triage, create and expire silences
     KEYS = "keys"  # create, rotate and revoke agent keys
 
 

@@ -2,8 +2,8 @@
 
 Requests never wait for the store to find out who is calling: the ring answers from memory.
 It is loaded before the service listens (a restart sees every change at once), reloaded right
-after a change made through this instance, and otherwise whenever the store's key version
-moves, which is polled every couple of seconds: several instances sharing a database see a
+after a change made through this process, and otherwise whenever the store's key version
+moves, which is polled every couple of seconds: several processes sharing a database see a
 key revoked by any of them within that time.
 
 When each agent key was last used, and from where, is noted in memory and written every so

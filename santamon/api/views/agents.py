@@ -11,7 +11,7 @@ from ...domain.problems import hour_of
 from ...store import AgentFilter, KeptBeat
 from ..models import AgentQuery, ProblemsQuery, TimelineQuery
 from ..responses import ApiError, json_response
-from ..state import CLOCK, LIVENESS, PROBLEMS, SETTINGS, STORE
+from ..state import CLOCK, LIVENESS, PROBLEMS, SETTINGS, SILENCES, STORE
 
 NS = 1_000_000_000
 
@@ -22,6 +22,9 @@ async def list_agents(request: web.Request) -> web.Response:
     agents = await request.app[STORE].list_agents(AgentFilter(
         status=None if query.status == "all" else query.status, since=query.since,
         limit=query.limit))
+    silences = request.app[SILENCES]
+    for agent in agents:
+        agent["maintenance_until"] = silences.maintenance_until(agent["agent_id"])
     return json_response({"count": len(agents), "heartbeats": agents})
 
 

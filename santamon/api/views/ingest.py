@@ -2,9 +2,12 @@
 
 In this order: the body is validated (400, 422); the agent guard (auth/agents.py) lets it in
 (a key bound to one host sends for that host only, 403; new agent ids per key are bounded,
-503); only then is what is too large cut to fit, which may take a while, and the rest stored.
-A batch naming any other host than its key's is refused whole (403): the agent sends one host
-per key, so only a sender that is not a correct agent is refused.
+503); only then is what is too large cut to fit, which may take a while; each signal is then
+marked with the active silence it matches, checked against what will be stored (the title as
+cut), as an analyst sees it and silences it; and the rest stored. A batch naming any other
+host than its key's is refused whole (403): the agent sends one host per key, so only a sender
+that is not a correct agent is refused. A silence never refuses anything: a silenced signal is
+stored like any other, only kept quiet.
 """
 
 from __future__ import annotations
@@ -30,14 +33,25 @@ from ..models import (
     SignalIn,
 )
 from ..responses import json_response
-from ..state import AGENT_GUARD, AGENT_ID, BODY, CALLER, LIVENESS, METRICS, PROBLEMS, STORE
+from ..silencing import SilenceCache
+from ..state import (
+    AGENT_GUARD,
+    AGENT_ID,
+    BODY,
+    CALLER,
+    LIVENESS,
+    METRICS,
+    PROBLEMS,
+    SILENCES,
+    STORE,
+)
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
 
-async def _to_new_signal(signal: SignalIn) -> NewSignal:
+async def _to_new_signal(signal: SignalIn, silences: SilenceCache) -> NewSignal:
     """The signal as stored: what is too large is cut (domain.shortening), never refused, since
-    the agent would retry a refused signal forever."""
+    the agent would retry a refused signal forever; then marked with the silence it matches."""
     context_json = encode_context(signal.context)
     original_context_bytes = None
     if len(context_json) > MAX_CONTEXT_BYTES:
@@ -61,8 +75,9 @@ async def _to_new_signal(signal: SignalIn) -> NewSignal:
         signal_id=signal.signal_id, ts=signal.ts, host_id=signal.host_id,
         rule_id=signal.rule_id, severity=signal.severity, title=title,
         tags_json=orjson.dumps(fitted_tags), context_json=context_json,
-        rule_description=description, shortened=shortened,
-        original_context_bytes=original_context_bytes)
+        rule_description=description,
+        silence_id=silences.match(signal.rule_id, signal.host_id, signal.severity, title),
+        shortened=shortened, original_context_bytes=original_context_bytes)
 
 
 def _count_shortened(request: web.Request, signals: list[NewSignal],
@@ -85,7 +100,7 @@ def _count_shortened(request: web.Request, signals: list[NewSignal],
 async def ingest(request: web.Request) -> web.Response:
     """One signal object, or a JSON array of up to 1,000 (all stored, or none)."""
     body = request[BODY]
-    store = request.app[STORE]
+    store, silences = request.app[STORE], request.app[SILENCES]
     if body.lstrip()[:1] == b"[":
         received = _signal_batch.validate_json(body)
         hosts = {s.host_id for s in received}
@@ -93,7 +108,7 @@ async def ingest(request: web.Request) -> web.Response:
             request[AGENT_ID] = next(iter(hosts))
         await request.app[AGENT_GUARD].admit(request, request[CALLER],
                                              [s.host_id for s in received], "signal")
-        batch = [await _to_new_signal(s) for s in received]
+        batch = [await _to_new_signal(s, silences) for s in received]
         stored = await store.insert_signals(batch) if batch else []
         request.app[METRICS].count_ingest(sum(stored), len(stored) - sum(stored))
         _count_shortened(request, batch, stored)
@@ -108,7 +123,7 @@ async def ingest(request: web.Request) -> web.Response:
     signal_in = SignalIn.model_validate_json(body)
     request[AGENT_ID] = signal_in.host_id
     await request.app[AGENT_GUARD].admit(request, request[CALLER], [signal_in.host_id], "signal")
-    signal = await _to_new_signal(signal_in)
+    signal = await _to_new_signal(signal_in, silences)
     (stored,) = await store.insert_signals([signal])
     request.app[METRICS].count_ingest(int(stored), int(not stored))
     _count_shortened(request, [signal], [stored])

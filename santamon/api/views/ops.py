@@ -22,14 +22,19 @@ HEALTH_TIMEOUT_SECONDS = 5.0
 async def jobs(request: web.Request) -> web.Response:
     jobs, store = request.app[JOBS], request.app[STORE]
     forwarder = jobs.forwarder
+    snapshot = await jobs.snapshot()
+    forward = next(job for job in snapshot if job["id"] == "forward")
+    # The backoff is the forwarding process's own: unknown here when another one forwards.
+    elsewhere = forward["instance"] not in (None, jobs.board.instance)
     forwarding: dict[str, object] = {
         "sinks": [sink.name for sink in forwarder.sinks],
         "min_severity": forwarder.severities[0],
-        "backlog": await store.forward_backlog(forwarder.severities),
-        "consecutive_failures": forwarder.consecutive_failures,
-        "retry_in_seconds": round(forwarder.retry_in, 3),
+        "backlog": await store.forward_backlog(forwarder.severities,
+                                               include_silenced=forwarder.forward_silenced),
+        "consecutive_failures": forward["consecutive_failures"],
+        "retry_in_seconds": None if elsewhere else round(forwarder.retry_in, 3),
     }
-    return json_response({"jobs": jobs.snapshot(), "forwarding": forwarding})
+    return json_response({"jobs": snapshot, "forwarding": forwarding})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -64,8 +69,9 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
             await request.app[LIVENESS].flush()  # agents counted with every heartbeat so far
             counts = await store.stats()
-            backlog = (await store.forward_backlog(forwarder.severities)
-                       if forwarder.sinks else None)
+            backlog = (await store.forward_backlog(
+                forwarder.severities, include_silenced=forwarder.forward_silenced)
+                if forwarder.sinks else None)
         for status in ("active", "stale"):
             registry.agents.labels(status=status).set(counts["agents"][status])
         for status in STATUSES:

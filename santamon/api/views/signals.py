@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -11,14 +12,18 @@ from ...config import parse_duration
 from ...domain.signals import SEVERITIES
 from ...store import SignalFilter
 from ..models import (
+    MAX_FILTER_TRIAGE,
     BulkStatusUpdate,
+    GroupQuery,
+    SignalFilterFields,
     SignalIdQuery,
     SignalQuery,
     StatusUpdate,
+    TriageFilter,
     VolumeQuery,
 )
 from ..responses import ApiError, json_response
-from ..state import BODY, CALLER, LIVENESS, STORE
+from ..state import BODY, CALLER, CLOCK, LIVENESS, STORE
 
 NS = 1_000_000_000
 # `bucket=auto` takes the first of these widths that draws the window in at most ~120 bars
@@ -34,14 +39,32 @@ MAX_VOLUME_BUCKETS = 2000
 GO_ZERO_TIME_NS = timeutil.parse_ns("0001-01-01T00:00:00Z")  # also the earliest time there is
 
 
+SILENCED = {"false": False, "true": True, "all": None}
+
+
+def signal_filter(fields: SignalFilterFields, limit: int = 100,
+                  cursor: str | None = None) -> SignalFilter:
+    return SignalFilter(
+        status=None if fields.status == "all" else fields.status,
+        severities=tuple(fields.severity) if fields.severity else None,
+        host_id=fields.host_id, rule_id=fields.rule_id, search=fields.search,
+        since=fields.since, until=fields.until, silenced=SILENCED[fields.silenced],
+        limit=limit, cursor=cursor)
+
+
 async def list_signals(request: web.Request) -> web.Response:
     query = SignalQuery.model_validate(dict(request.query))
-    page = await request.app[STORE].list_signals(SignalFilter(
-        status=None if query.status == "all" else query.status,
-        severities=tuple(query.severity) if query.severity else None,
-        host_id=query.host_id, rule_id=query.rule_id, search=query.search,
-        since=query.since, until=query.until, limit=query.limit, cursor=query.cursor))
+    page = await request.app[STORE].list_signals(signal_filter(query, query.limit,
+                                                               query.cursor))
     return json_response({"count": len(page.signals), "signals": page.signals,
+                          "next_cursor": page.next_cursor})
+
+
+async def signal_groups(request: web.Request) -> web.Response:
+    query = GroupQuery.model_validate(dict(request.query))
+    page = await request.app[STORE].signal_groups(signal_filter(query, query.limit,
+                                                                query.cursor))
+    return json_response({"count": len(page.groups), "groups": page.groups,
                           "next_cursor": page.next_cursor})
 
 
@@ -60,6 +83,8 @@ async def _signal_detail(request: web.Request, signal_id: str) -> web.Response:
     signal = await request.app[STORE].get_signal(signal_id)
     if signal is None:
         raise ApiError(404, "no such signal", signal_id=signal_id)
+    if signal["silence"] is not None:
+        signal["silence"] = signal["silence"].as_dict(timeutil.format_utc(request.app[CLOCK]()))
     return json_response(signal)
 
 
@@ -75,10 +100,24 @@ async def update_status(request: web.Request) -> web.Response:
 
 async def bulk_update_status(request: web.Request) -> web.Response:
     update = BulkStatusUpdate.model_validate_json(request[BODY])
-    result = await request.app[STORE].set_status(update.signal_ids, update.status, update.note,
-                                                 request[CALLER].actor)
-    return json_response({"updated": result.updated, "not_found": result.not_found,
-                          "status": update.status})
+    store, actor = request.app[STORE], request[CALLER].actor
+    if update.signal_ids is not None:
+        result = await store.set_status(update.signal_ids, update.status, update.note, actor)
+        return json_response({"updated": result.updated, "not_found": result.not_found,
+                              "status": update.status, "more": False})
+    query = signal_filter(update.filter or TriageFilter())
+    if update.group is not None:
+        for field in ("rule_id", "host_id"):
+            given = getattr(query, field)
+            if given is not None and given != getattr(update.group, field):
+                raise ApiError(422, "validation failed", details=[{
+                    "loc": ["filter", field], "type": "value_error",
+                    "msg": f"the filter's {field} is not the group's"}])
+        query = replace(query, rule_id=update.group.rule_id, host_id=update.group.host_id)
+    changed, more = await store.set_status_matching(query, update.status, update.note, actor,
+                                                    MAX_FILTER_TRIAGE)
+    return json_response({"updated": changed, "not_found": [], "status": update.status,
+                          "more": more})
 
 
 def _volume_error(field: str, message: str) -> ApiError:

@@ -43,6 +43,7 @@ class Table:
     # The target's identity column the copied values land in: its sequence must continue
     # after them.
     identity: str | None = None
+    booleans: tuple[str, ...] = ()  # target columns SQLite keeps as 0 or 1
 
 
 TABLES = [
@@ -51,18 +52,23 @@ TABLES = [
     # The SQLite store keeps tags and context as the JSON bytes it was given.
     Table("signals", "signal_id, ts, host_id, rule_id, severity, title, CAST(tags AS TEXT), "
                      "CAST(context AS TEXT), received_at, COALESCE(status, 'open'), "
-                     "rule_description, shortened, original_context_bytes, seq, 0",
+                     "rule_description, silence_id, shortened, original_context_bytes, seq, 0",
           ("signal_id", "ts", "host_id", "rule_id", "severity", "title", "tags", "context",
-           "received_at", "status", "rule_description", "shortened", "original_context_bytes",
-           "seq", "txid"), identity="seq"),
+           "received_at", "status", "rule_description", "silence_id", "shortened",
+           "original_context_bytes", "seq", "txid"), identity="seq"),
+    Table("silences", "id, rule_id, host_id, severity, title, comment, created_by, "
+                      "created_at, ends_at, expired_at, expired_by",
+          ("id", "rule_id", "host_id", "severity", "title", "comment", "created_by",
+           "created_at", "ends_at", "expired_at", "expired_by"), identity="id"),
     Table("signal_history", "id, signal_id, from_status, to_status, changed_at, note, actor",
           ("id", "signal_id", "from_status", "to_status", "changed_at", "note", "actor"),
           identity="id"),
     Table("shipped", "signal_id, shipped_at", ("signal_id", "shipped_at")),
     Table("agents", "agent_id, first_seen, last_seen, last_timestamp, version, os_version, "
-                    "uptime_seconds, status, stale_since, auth",
+                    "uptime_seconds, status, stale_since, alert_held, auth",
           ("agent_id", "first_seen", "last_seen", "last_timestamp", "version", "os_version",
-           "uptime_seconds", "status", "stale_since", "auth")),
+           "uptime_seconds", "status", "stale_since", "alert_held", "auth"),
+          booleans=("alert_held",)),
     Table("heartbeats", "agent_id, timestamp, version, os_version, uptime_seconds, received_at, "
                         "reasons",
           ("agent_id", "timestamp", "version", "os_version", "uptime_seconds", "received_at",
@@ -169,9 +175,12 @@ async def _copy_table(src: aiosqlite.Connection, target: asyncpg.Connection, tab
         if not rows:
             break
         last = rows[-1][0]
+        booleans = [table.target_columns.index(column) for column in table.booleans]
+        records = [tuple(bool(value) if i in booleans else value
+                         for i, value in enumerate(row[1:])) for row in rows]
         async with target.transaction():
             await target.copy_records_to_table(
-                table.name, records=[row[1:] for row in rows], columns=table.target_columns)
+                table.name, records=records, columns=table.target_columns)
             if table.identity is not None:
                 await target.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', '{table.identity}'),"

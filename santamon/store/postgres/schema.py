@@ -1,11 +1,11 @@
 """Versioned schema of the PostgreSQL store, migrated under an advisory lock.
 
 The tables, columns and meaning are the SQLite store's: the seed's `signals`, `heartbeats`
-and `shipped`, plus `seq`, `agents`, `signal_history`, `sessions`, `meta`, the counter tables
-and the keys (`agent_keys`, `analyst_keys`). Timestamps are the same fixed-width UTC text
-(`timeutil.format_utc`, nanoseconds kept), and every text column compares bytewise
-(COLLATE "C"), so string order is time order and ordering matches SQLite's whatever the
-database's own collation is.
+and `shipped`, plus `seq`, `agents`, `signal_history`, `sessions`, `meta`, the counter tables,
+the keys (`agent_keys`, `analyst_keys`) and the silences (`silences`, `group_counts`,
+`silence_counts`). Timestamps are the same fixed-width UTC text (`timeutil.format_utc`,
+nanoseconds kept), and every text column compares bytewise (COLLATE "C"), so string order is
+time order and ordering matches SQLite's whatever the database's own collation is.
 """
 
 from __future__ import annotations
@@ -135,21 +135,22 @@ COUNTERS = [
 COUNTED = "severity, status, host_id, rule_id, title"
 
 
-def _count_function(name: str, changes: str) -> str:
+def _count_function(name: str, changes: str, extra: str = "") -> str:
     """A statement trigger's function that adds `changes` (the COUNTED columns of the
-    transition tables and a delta `d`) to every counter table.
+    transition tables and a delta `d`) to every counter table, then runs `extra`.
 
     One upsert per counter table and statement, not per row: a batch of signals takes each
-    counter row's lock once. Keys are taken in order, so two transactions touching the same
-    rows lock them in the same order and never deadlock each other.
+    counter row's lock once. Keys are taken in order, and the tables always in the same order,
+    so two transactions touching the same rows lock them in the same order and never deadlock
+    each other.
     """
     upserts = "\n".join(
         f"INSERT INTO {table} AS c ({keys}, n) SELECT {keys}, sum(d) FROM ({changes}) AS changes "
         f"GROUP BY {keys} HAVING sum(d) <> 0 ORDER BY {keys} "
         f"ON CONFLICT ({keys}) DO UPDATE SET n = c.n + excluded.n;"
         for table, keys in COUNTERS)
-    return (f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n{upserts}\nRETURN NULL;\nEND\n$$")
+    return (f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN\n{upserts}\n{extra}\nRETURN NULL;\nEND\n$$")
 
 
 V1_COUNTING = [
@@ -238,14 +239,183 @@ async def _to_v3(conn: asyncpg.Connection) -> None:
         await conn.execute(statement)
 
 
-# Version 4: the heartbeats table becomes each agent's history (domain/heartbeats.py), with why
-# each heartbeat was kept. Older rows keep NULL: the server that wrote them kept every one.
+# Version 4: the filters that ride along a newest-first walk (status, severity) are key
+# columns at the end of the walk's index, so PostgreSQL checks them in the index and reads
+# only the rows it returns: a page of `severity=critical`, or of one host's open high
+# signals, reads 100 rows instead of the thousands it passes over. (A list of severities is
+# one walk per severity, merged: reads.py.) The statistics of (rule, title) pairs keep the
+# planner's estimates right for search, which filters by both.
+V4_INDEXES = [
+    "DROP INDEX idx_signals_status_ts",
+    "CREATE INDEX idx_signals_status_ts ON signals (status, ts, seq, severity)",
+    "DROP INDEX idx_signals_host_ts",
+    "CREATE INDEX idx_signals_host_ts ON signals (host_id, ts, seq, status, severity)",
+    "DROP INDEX idx_signals_rule_ts",
+    "CREATE INDEX idx_signals_rule_ts ON signals (rule_id, ts, seq, status, severity)",
+    "CREATE STATISTICS signals_rule_title (mcv) ON rule_id, title FROM signals",
+    "ANALYZE signals",
+]
+
+
 async def _to_v4(conn: asyncpg.Connection) -> None:
+    for statement in V4_INDEXES:
+        await conn.execute(statement)
+
+
+# Version 5: silences and grouped repeats (the SQLite store's version 6).
+# - `signals.silence_id`: the active silence a signal matched when it was stored. The default
+#   queue (open, not silenced) has a partial index of its own, and the time index carries it,
+#   so a flood of silenced signals newer than the page is never read from the table to be
+#   skipped.
+# - `group_counts`: per (rule, host) and per status, severity and silence (0: none), how many
+#   signals and their first and last event time, so GET /signals/groups walks the newest
+#   groups without touching the signals. A bucket whose first or last signal leaves is
+#   measured again through `idx_signals_group` (two index probes); an emptied bucket has no
+#   times, which the walk index skips.
+# - `silence_counts`: signals per silence, status and severity (for /silences, and for the
+#   open critical + high count, which leaves silenced signals out).
+# - `agents.alert_held`: a stale agent whose alert a maintenance window is holding.
+V5_TABLES = [
+    "ALTER TABLE signals ADD COLUMN silence_id bigint",
+    "ALTER TABLE agents ADD COLUMN alert_held boolean NOT NULL DEFAULT false",
+    """CREATE TABLE silences (
+        id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        rule_id text COLLATE "C",
+        host_id text COLLATE "C",
+        severity text COLLATE "C",
+        title text COLLATE "C",
+        comment text COLLATE "C" NOT NULL,
+        created_by text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        ends_at text COLLATE "C" NOT NULL,
+        expired_at text COLLATE "C",
+        expired_by text COLLATE "C"
+    )""",
+    "CREATE INDEX idx_silences_ends ON silences (ends_at)",
+    """CREATE TABLE group_counts (
+        rule_id text COLLATE "C" NOT NULL,
+        host_id text COLLATE "C" NOT NULL,
+        status text COLLATE "C" NOT NULL,
+        severity text COLLATE "C" NOT NULL,
+        silence_id bigint NOT NULL,
+        n bigint NOT NULL,
+        first_ts text COLLATE "C",
+        last_ts text COLLATE "C",
+        PRIMARY KEY (rule_id, host_id, status, severity, silence_id)
+    )""",
+    "CREATE INDEX idx_group_counts_walk ON group_counts (status, last_ts, rule_id, host_id)",
+    # The few silenced buckets, walked without stepping over all the others.
+    "CREATE INDEX idx_group_counts_silenced ON group_counts (status, last_ts, rule_id, host_id) "
+    "WHERE silence_id <> 0",
+    "CREATE INDEX idx_group_counts_host ON group_counts (host_id)",
+    """CREATE TABLE silence_counts (
+        silence_id bigint NOT NULL,
+        status text COLLATE "C" NOT NULL,
+        severity text COLLATE "C" NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (silence_id, status, severity)
+    )""",
+]
+# A bucket of group_counts names "no silence" 0, so its key has no NULL to compare.
+BUCKET_KEY = "rule_id, host_id, status, severity, coalesce(silence_id, 0)"
+V5_INDEXES = [
+    # A bucket's signals in event-time order: its first and last are one probe each, and a
+    # group's signals (triage, a window's counts) are found by its leading columns.
+    f"CREATE INDEX idx_signals_group ON signals ({BUCKET_KEY}, ts)",
+    "CREATE INDEX idx_signals_unsilenced ON signals (status, ts, seq) WHERE silence_id IS NULL",
+    # The time index also carries what a group of repeats needs: a time window is grouped,
+    # and a flood of silenced signals stepped over, from the index alone.
+    "DROP INDEX idx_signals_ts",
+    "CREATE INDEX idx_signals_ts ON signals (ts, seq) "
+    "INCLUDE (status, severity, silence_id, rule_id, host_id)",
+]
+GROUP_COLUMNS = "rule_id, host_id, status, severity, silence_id"
+
+
+def _group_counting(changes: str, removes: bool) -> str:
+    """The statements that add `changes` (BUCKET_KEY as GROUP_COLUMNS, `ts` and a delta `d`)
+    to group_counts and silence_counts, in key order like the other counters.
+
+    The upsert locks the buckets first; a bucket that lost its first or last signal is then
+    measured again by a statement of its own, whose snapshot is taken after the lock: it sees
+    what every transaction that held the bucket before committed.
+    """
+    statements = [
+        f"INSERT INTO group_counts AS c ({GROUP_COLUMNS}, n, first_ts, last_ts) "
+        f"SELECT {GROUP_COLUMNS}, sum(d), min(ts) FILTER (WHERE d > 0), "
+        f"max(ts) FILTER (WHERE d > 0) FROM ({changes}) AS changes "
+        f"GROUP BY {GROUP_COLUMNS} ORDER BY {GROUP_COLUMNS} "
+        f"ON CONFLICT ({GROUP_COLUMNS}) DO UPDATE SET n = c.n + excluded.n, "
+        "first_ts = least(c.first_ts, excluded.first_ts), "
+        "last_ts = greatest(c.last_ts, excluded.last_ts);",
+        "INSERT INTO silence_counts AS c (silence_id, status, severity, n) "
+        f"SELECT silence_id, status, severity, sum(d) FROM ({changes}) AS changes "
+        "WHERE silence_id <> 0 GROUP BY silence_id, status, severity HAVING sum(d) <> 0 "
+        "ORDER BY silence_id, status, severity "
+        "ON CONFLICT (silence_id, status, severity) DO UPDATE SET n = c.n + excluded.n;",
+    ]
+    if removes:
+        bucket = " AND ".join(f"s.{column} = g.{column}" for column in GROUP_COLUMNS.split(", ")
+                              if column != "silence_id")
+        bucket += " AND coalesce(s.silence_id, 0) = g.silence_id"
+        statements.append(
+            "UPDATE group_counts AS g SET "
+            f"first_ts = (SELECT min(s.ts) FROM signals AS s WHERE {bucket}), "
+            f"last_ts = (SELECT max(s.ts) FROM signals AS s WHERE {bucket}) "
+            f"FROM (SELECT {GROUP_COLUMNS}, min(ts) AS lo, max(ts) AS hi "
+            f"FROM ({changes}) AS changes WHERE d < 0 GROUP BY {GROUP_COLUMNS}) AS r "
+            + "WHERE " + " AND ".join(f"g.{column} = r.{column}"
+                                      for column in GROUP_COLUMNS.split(", "))
+            + " AND (r.lo <= g.first_ts OR r.hi >= g.last_ts);")
+    return "\n".join(statements)
+
+
+# Only the signals that moved between buckets (or in time): a triage moves each changed signal
+# from one status's bucket to another's, and a no-op update moves nothing.
+_MOVED = ("FROM new_rows AS n JOIN old_rows AS o USING (seq) WHERE "
+          "(n.rule_id, n.host_id, n.status, n.severity, n.silence_id, n.ts) IS DISTINCT FROM "
+          "(o.rule_id, o.host_id, o.status, o.severity, o.silence_id, o.ts)")
+
+
+def _bucket_rows(alias: str, d: str, source: str) -> str:
+    key = ", ".join(f"{alias}.{column}" for column in GROUP_COLUMNS.split(", ")[:-1])
+    return (f"SELECT {key}, coalesce({alias}.silence_id, 0) AS silence_id, {alias}.ts, "
+            f"{d} AS d {source}")
+
+
+V5_COUNTING = [
+    _count_function("santamon_count_inserted", f"SELECT {COUNTED}, 1 AS d FROM new_rows",
+                    _group_counting(_bucket_rows("r", "1", "FROM new_rows AS r"),
+                                    removes=False)),
+    _count_function("santamon_count_deleted", f"SELECT {COUNTED}, -1 AS d FROM old_rows",
+                    _group_counting(_bucket_rows("r", "-1", "FROM old_rows AS r"),
+                                    removes=True)),
+    _count_function("santamon_count_updated", f"SELECT {COUNTED}, 1 AS d FROM new_rows "
+                                              f"UNION ALL SELECT {COUNTED}, -1 FROM old_rows",
+                    _group_counting(_bucket_rows("n", "1", _MOVED) + " UNION ALL "
+                                    + _bucket_rows("o", "-1", _MOVED), removes=True)),
+]
+
+
+async def _to_v5(conn: asyncpg.Connection) -> None:
+    for statement in [*V5_TABLES, *V5_INDEXES]:
+        await conn.execute(statement)
+    await conn.execute(
+        f"INSERT INTO group_counts ({GROUP_COLUMNS}, n, first_ts, last_ts) "
+        "SELECT rule_id, host_id, status, severity, 0, count(*), min(ts), max(ts) "
+        "FROM signals GROUP BY rule_id, host_id, status, severity")
+    for statement in V5_COUNTING:  # the triggers stay; their functions count groups too
+        await conn.execute(statement)
+
+
+# Version 6: the heartbeats table becomes each agent's history (domain/heartbeats.py), with why
+# each heartbeat was kept. Older rows keep NULL: the server that wrote them kept every one.
+async def _to_v6(conn: asyncpg.Connection) -> None:
     await conn.execute('ALTER TABLE heartbeats ADD COLUMN reasons text COLLATE "C"')
 
 
 MIGRATIONS: list[Callable[[asyncpg.Connection], Awaitable[None]]] = [
-    _to_v1, _to_v2, _to_v3, _to_v4]
+    _to_v1, _to_v2, _to_v3, _to_v4, _to_v5, _to_v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

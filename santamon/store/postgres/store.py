@@ -10,9 +10,11 @@ database is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
@@ -28,22 +30,29 @@ from ..base import (
     ConsoleSession,
     ForwardBatch,
     ForwardPosition,
+    GroupPage,
     Heartbeat,
     HistoryRule,
+    JobRecord,
+    JobRun,
     KeyUse,
+    Matchers,
     NewAgentKey,
     NewAnalystKey,
     NewSignal,
+    NewSilence,
     SignalFilter,
     SignalPage,
+    Silence,
     StatusResult,
     StoreUnavailable,
     SummaryBuilder,
 )
-from ..common import IngestFailures, first_occurrences, stored_flags
+from ..common import IngestFailures, first_occurrences, stored_flags, triage_in_chunks
 from . import maintenance, reads, writes
 from .errors import DATABASE_ERRORS, RefusedData, unavailable, worth_retrying
 from .grouping import Calls, InsertGroups
+from .locks import JobLocks
 from .schema import migrate
 
 log = logging.getLogger(__name__)
@@ -80,6 +89,7 @@ class PostgresStore:
         self._on_commit = on_commit
         self._pool: asyncpg.Pool | None = None
         self._groups = InsertGroups(self._store_calls)
+        self._job_locks = JobLocks(url, SERVER_SETTINGS)
         self._ingest_failures = IngestFailures()
         self._failing = False  # the last request failed for want of the database
         self._open = False
@@ -118,6 +128,7 @@ class PostgresStore:
         if not self._open or self._pool is None:
             return
         self._open = False
+        await self._job_locks.close()  # the jobs have stopped: another process may run them
         await self._groups.drain()  # every accepted signal is answered first
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
@@ -203,8 +214,25 @@ class PostgresStore:
         return await self._write(writes.set_status, signal_ids, status, note, actor,
                                  self._now())
 
+    async def set_status_matching(self, query: SignalFilter, status: str, note: str | None,
+                                  actor: str, limit: int) -> tuple[int, bool]:
+        newest = await self._read(reads.max_seq)  # what is stored meanwhile is not triaged
+
+        async def next_ids(count: int) -> list[str]:
+            return await self._read(reads.matching_ids, query, status, newest, count)
+
+        async def change(ids: list[str]) -> int:
+            result = await self._write(functools.partial(writes.set_status, only_changes=True),
+                                       ids, status, note, actor, self._now())
+            return result.changed
+
+        return await triage_in_chunks(next_ids, change, limit)
+
     async def list_signals(self, query: SignalFilter) -> SignalPage:
         return await self._read(reads.list_signals, query)
+
+    async def signal_groups(self, query: SignalFilter) -> GroupPage:
+        return await self._run(reads.signal_groups, query, isolation="repeatable_read")
 
     async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
         return await self._read(reads.get_signal, signal_id)
@@ -258,8 +286,43 @@ class PostgresStore:
     async def mark_shipped(self, signal_ids: list[str], position: ForwardPosition) -> None:
         await self._write(writes.mark_shipped, signal_ids, position, self._now())
 
-    async def forward_backlog(self, severities: tuple[str, ...]) -> int:
-        return await self._read(reads.forward_backlog, severities)
+    async def forward_backlog(self, severities: tuple[str, ...], *,
+                              include_silenced: bool = True) -> int:
+        return await self._read(reads.forward_backlog, severities, include_silenced)
+
+    # -- silences ---------------------------------------------------------------------------
+
+    async def create_silence(self, silence: NewSilence,
+                             resolve_matching: bool) -> tuple[Silence, int]:
+        return await self._write(writes.create_silence, silence, resolve_matching, self._now())
+
+    async def count_open_matching(self, matchers: Matchers) -> int:
+        return await self._read(reads.count_open_matching, matchers)
+
+    async def expire_silence(self, silence_id: int, actor: str) -> Silence | None:
+        return await self._write(writes.expire_silence, silence_id, actor, self._now())
+
+    async def list_silences(self, active_at: str | None = None,
+                            limit: int = 1000) -> list[Silence]:
+        return await self._read(reads.list_silences, active_at, limit)
+
+    async def silences_version(self) -> int:
+        return await self._read(reads.silences_version)
+
+    # -- background jobs --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        if not self._open:
+            raise StoreUnavailable("the store is not open")
+        async with self._job_locks.hold(name) as held:
+            yield held
+
+    async def record_job_run(self, run: JobRun) -> None:
+        await self._write(writes.record_job_run, run)
+
+    async def job_records(self) -> dict[str, JobRecord]:
+        return await self._read(reads.job_records)
 
     # -- agent connection problems ----------------------------------------------------------
 

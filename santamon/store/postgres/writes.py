@@ -13,6 +13,7 @@ import asyncpg
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
+from ...domain.silences import NewSilence, Silence
 from ..base import (
     AgentKey,
     AlertBuilder,
@@ -22,6 +23,7 @@ from ..base import (
     ForwardPosition,
     Heartbeat,
     HistoryRule,
+    JobRun,
     KeyUse,
     NameTaken,
     NewAgentKey,
@@ -34,32 +36,42 @@ from ..common import (
     AGENT_UPSERT,
     ANALYST_KEY_COLUMNS,
     FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
     KEYS_VERSION_KEY,
+    SILENCE_COLUMNS,
+    SILENCES_VERSION_KEY,
     agent_key,
     analyst_key,
     heartbeat_writes,
+    job_record_value,
     last_beat,
     last_beats_sql,
     probe_signal,
+    resolution_note,
     shortened_column,
+    silence_row,
     stale_alerts,
 )
+from .reads import Params, open_matching
 from .schema import advisory_key
 
-# unnest() turns one array per column into rows: a whole batch is one statement with thirteen
+# unnest() turns one array per column into rows: a whole batch is one statement with fourteen
 # parameters, however many signals it holds. ORDER BY keeps the batch's order in `seq`.
 INSERT_SIGNALS = """
 INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, context,
-                     rule_description, shortened, original_context_bytes, received_at, status)
+                     rule_description, silence_id, shortened, original_context_bytes,
+                     received_at, status)
 SELECT signal_id, ts, host_id, rule_id, severity, title, tags, context, rule_description,
-       shortened, original_context_bytes, $12, $13
+       silence_id, shortened, original_context_bytes, $13, $14
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[])
+            $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bigint[])
      WITH ORDINALITY AS batch (signal_id, ts, host_id, rule_id, severity, title, tags, context,
-                               rule_description, shortened, original_context_bytes, n)
+                               rule_description, silence_id, shortened,
+                               original_context_bytes, n)
 ORDER BY n
 ON CONFLICT (signal_id) DO NOTHING
 RETURNING signal_id"""
+SILENT_AGENT_COLUMNS = "agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds"
 
 
 async def insert_new_signals(conn: asyncpg.Connection, signals: list[NewSignal],
@@ -73,8 +85,8 @@ async def insert_new_signals(conn: asyncpg.Connection, signals: list[NewSignal],
         [s.rule_id for s in signals], [s.severity for s in signals],
         [s.title for s in signals], [s.tags_json.decode() for s in signals],
         [s.context_json.decode() for s in signals], [s.rule_description for s in signals],
-        [shortened_column(s) for s in signals], [s.original_context_bytes for s in signals],
-        now, NEW_STATUS)
+        [s.silence_id for s in signals], [shortened_column(s) for s in signals],
+        [s.original_context_bytes for s in signals], now, NEW_STATUS)
     return {row[0] for row in rows}
 
 
@@ -150,7 +162,9 @@ async def _record_history(conn: asyncpg.Connection, signal_ids: list[str],
 
 
 async def set_status(conn: asyncpg.Connection, signal_ids: list[str], status: str,
-                     note: str | None, actor: str, now: str) -> StatusResult:
+                     note: str | None, actor: str, now: str, *,
+                     only_changes: bool = False) -> StatusResult:
+    """`only_changes`: no note is recorded on a signal already in `status`."""
     ids = list(dict.fromkeys(signal_ids))
     # Locked in id order: two bulk triages over the same signals cannot deadlock, and the
     # history records the status each one really changed.
@@ -162,29 +176,79 @@ async def set_status(conn: asyncpg.Connection, signal_ids: list[str], status: st
         await conn.execute("UPDATE signals SET status = $1 WHERE signal_id = ANY($2::text[])",
                            status, changed)
     # A note on an unchanged status is still worth keeping in the history.
-    recorded = [sid for sid in ids if sid in current and (current[sid] != status or note)]
+    recorded = changed if only_changes else [
+        sid for sid in ids if sid in current and (current[sid] != status or note)]
     if recorded:
         await _record_history(conn, recorded, [current[sid] for sid in recorded], status, now,
                               note, actor)
-    return StatusResult(updated=len(current),
+    return StatusResult(updated=len(current), changed=len(changed),
                         not_found=[sid for sid in ids if sid not in current])
 
 
 async def mark_stale(conn: asyncpg.Connection, cutoff: str, alert: AlertBuilder,
                      summary: SummaryBuilder | None, now: str) -> list[str]:
     # A concurrent check waits for this one's row locks, then re-reads the rows and finds
-    # them stale: each silence is marked once, and its alert's id (one per silence) is
-    # inserted once whatever happens.
-    # Locked in agent order, as a flush of heartbeats locks them.
+    # them stale (or their alert no longer held): each silence is marked once, and its
+    # alert's id (one per silence) is inserted once whatever happens.
+    # Every agent it may change is locked first, in one pass in agent order, as a flush of
+    # heartbeats locks them: the two never wait for each other in a cycle.
+    await conn.execute(
+        "SELECT FROM agents WHERE (status = 'active' AND last_seen < $1) "
+        "OR (status = 'stale' AND alert_held) ORDER BY agent_id FOR UPDATE", cutoff)
     rows = await conn.fetch(
-        "UPDATE agents SET status = 'stale', stale_since = $1 WHERE agent_id IN ("
-        "  SELECT agent_id FROM agents WHERE status = 'active' AND last_seen < $2"
-        "  ORDER BY agent_id FOR UPDATE) "
-        "RETURNING agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds",
-        now, cutoff)
+        "UPDATE agents SET status = 'stale', stale_since = $1 "
+        f"WHERE status = 'active' AND last_seen < $2 RETURNING {SILENT_AGENT_COLUMNS}", now, cutoff)
     silent = sorted((SilentAgent(*row) for row in rows), key=lambda agent: agent.agent_id)
-    await insert_new_signals(conn, stale_alerts(silent, now, alert, summary), now)
-    return [agent.agent_id for agent in silent]
+    held = [SilentAgent(*row) for row in await conn.fetch(
+        f"SELECT {SILENT_AGENT_COLUMNS} FROM agents WHERE status = 'stale' AND alert_held "
+        "ORDER BY agent_id")]
+    outcome = stale_alerts(silent, held, now, alert, summary)
+    await conn.execute("UPDATE agents SET alert_held = (agent_id = ANY($1::text[])) "
+                       "WHERE agent_id = ANY($2::text[])",
+                       outcome.held, [*outcome.held, *outcome.raised])
+    await insert_new_signals(conn, outcome.alerts, now)
+    return outcome.reported
+
+
+async def create_silence(conn: asyncpg.Connection, new: NewSilence, resolve_matching: bool,
+                         now: str) -> tuple[Silence, int]:
+    matchers = new.matchers
+    silence_id = await conn.fetchval(
+        "INSERT INTO silences (rule_id, host_id, severity, title, comment, created_by, "
+        "created_at, ends_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        matchers.rule_id, matchers.host_id, matchers.severity, matchers.title, new.comment,
+        new.created_by, now, new.ends_at)
+    resolved = 0
+    if resolve_matching:
+        p = Params()
+        # Locked in id order like any triage; a signal triaged meanwhile is re-checked once
+        # its lock is had, and left alone unless it is still open.
+        ids = [row[0] for row in await conn.fetch(
+            f"SELECT signal_id FROM signals WHERE {open_matching(matchers, p)} "
+            "ORDER BY signal_id FOR UPDATE", *p.values)]
+        resolved = (await set_status(conn, ids, "resolved",
+                                     resolution_note(silence_id, new.comment),
+                                     new.created_by, now, only_changes=True)).changed
+    await _bump_silences_version(conn)
+    return Silence(silence_id, matchers, new.comment, new.created_by, now, new.ends_at), resolved
+
+
+async def expire_silence(conn: asyncpg.Connection, silence_id: int, actor: str,
+                         now: str) -> Silence | None:
+    expired = await conn.execute(
+        "UPDATE silences SET expired_at = $1, expired_by = $2 WHERE id = $3 AND "
+        "expired_at IS NULL AND ends_at > $1", now, actor, silence_id)
+    if _row_count(expired):
+        await _bump_silences_version(conn)
+    row = await conn.fetchrow(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1",
+                              silence_id)
+    return silence_row(row) if row else None
+
+
+async def _bump_silences_version(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, '1') ON CONFLICT (key) DO UPDATE "
+        "SET value = (meta.value::bigint + 1)::text", SILENCES_VERSION_KEY)
 
 
 async def prune_heartbeats(conn: asyncpg.Connection, cutoff: str, limit: int) -> int:
@@ -219,6 +283,13 @@ async def mark_shipped(conn: asyncpg.Connection, signal_ids: list[str],
     await conn.execute(
         "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
         "SET value = greatest(meta.value, excluded.value)", FORWARD_POSITION_KEY, position)
+
+
+async def record_job_run(conn: asyncpg.Connection, run: JobRun) -> None:
+    key = JOB_KEY_PREFIX + run.job_id
+    previous = await conn.fetchval("SELECT value FROM meta WHERE key = $1 FOR UPDATE", key)
+    await conn.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO "
+                       "UPDATE SET value = excluded.value", key, job_record_value(previous, run))
 
 
 async def write_probe(conn: asyncpg.Connection, now: str) -> None:

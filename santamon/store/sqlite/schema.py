@@ -357,14 +357,129 @@ async def _to_v5(conn: aiosqlite.Connection) -> None:
         await conn.execute(statement)
 
 
-# Version 6: the heartbeats table becomes each agent's history (domain/heartbeats.py), with why
-# each heartbeat was kept. Older rows keep NULL: the server that wrote them kept every one.
+# Version 6: silences and grouped repeats.
+# - `signals.silence_id`: the active silence a signal matched when it was stored. The status
+#   and time indexes carry it, so the default queue (silenced ones hidden) never reads a row
+#   to skip them, even when a flood of them is newer than the page. The host and rule indexes
+#   are left as they are: rebuilding them would add a third to the first open of a 1M-row
+#   file, and a view of one host or rule only reads its own silenced signals to skip them.
+# - `group_counts`: per (rule, host) and per status, severity and silence, how many signals
+#   and their first and last event time, kept exact by triggers on every write path, so
+#   GET /signals/groups walks the newest groups without touching the signals. A bucket whose
+#   first or last signal leaves is re-measured through `idx_signals_group` (two seeks); an
+#   emptied bucket has no times, which the walk index skips.
+# - `silence_counts`: signals per silence, status and severity (for /silences, and for the
+#   open critical + high count, which leaves silenced signals out).
+# - `agents.alert_held`: a stale agent whose alert a maintenance window is holding.
+V6_SIGNAL_INDEXES = [
+    # The time index also carries what a group of repeats needs, so grouping a time window
+    # reads no row.
+    "CREATE INDEX idx_signals_ts ON signals(ts, silence_id, status, severity, rule_id, "
+    "host_id)",
+    "CREATE INDEX idx_signals_status_ts ON signals(status, ts, severity, silence_id)",
+    "CREATE INDEX idx_signals_group ON signals(rule_id, host_id, status, severity, "
+    "silence_id, ts)",
+]
+V6_TABLES = [
+    """CREATE TABLE silences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule_id TEXT,
+        host_id TEXT,
+        severity TEXT,
+        title TEXT,
+        comment TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        expired_at TEXT,
+        expired_by TEXT
+    )""",
+    "CREATE INDEX idx_silences_ends ON silences(ends_at)",
+    """CREATE TABLE group_counts (
+        rule_id TEXT NOT NULL, host_id TEXT NOT NULL, status TEXT NOT NULL,
+        severity TEXT NOT NULL, silence_id INTEGER NOT NULL,  -- 0: not silenced
+        n INTEGER NOT NULL, first_ts TEXT, last_ts TEXT,
+        PRIMARY KEY (rule_id, host_id, status, severity, silence_id)) WITHOUT ROWID""",
+    "CREATE INDEX idx_group_counts_walk ON group_counts(status, last_ts)",
+    "CREATE INDEX idx_group_counts_host ON group_counts(host_id)",
+    """CREATE TABLE silence_counts (
+        silence_id INTEGER NOT NULL, status TEXT NOT NULL, severity TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (silence_id, status, severity)) WITHOUT ROWID""",
+    "ALTER TABLE agents ADD COLUMN alert_held INTEGER NOT NULL DEFAULT 0",
+]
+_BUCKET = ("rule_id = {row}.rule_id AND host_id = {row}.host_id AND status = {row}.status "
+           "AND severity = {row}.severity")
+_GROUP_ADD = """
+        INSERT INTO group_counts VALUES (NEW.rule_id, NEW.host_id, NEW.status, NEW.severity,
+                                         coalesce(NEW.silence_id, 0), 1, NEW.ts, NEW.ts)
+            ON CONFLICT DO UPDATE SET n = n + 1,
+                first_ts = min(coalesce(first_ts, excluded.first_ts), excluded.first_ts),
+                last_ts = max(coalesce(last_ts, excluded.last_ts), excluded.last_ts);"""
+# The bucket's times are measured again only when its first or last signal left.
+_GROUP_REMOVE = f"""
+        UPDATE group_counts SET n = n - 1 WHERE {_BUCKET.format(row="OLD")}
+            AND silence_id = coalesce(OLD.silence_id, 0);
+        UPDATE group_counts SET
+            first_ts = (SELECT min(ts) FROM signals INDEXED BY idx_signals_group
+                        WHERE {_BUCKET.format(row="OLD")} AND silence_id IS OLD.silence_id),
+            last_ts = (SELECT max(ts) FROM signals INDEXED BY idx_signals_group
+                       WHERE {_BUCKET.format(row="OLD")} AND silence_id IS OLD.silence_id)
+            WHERE {_BUCKET.format(row="OLD")} AND silence_id = coalesce(OLD.silence_id, 0)
+            AND (first_ts = OLD.ts OR last_ts = OLD.ts);"""
+_SILENCED_ADD = """
+        INSERT INTO silence_counts VALUES (NEW.silence_id, NEW.status, NEW.severity, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;"""
+_SILENCED_REMOVE = """
+        UPDATE silence_counts SET n = n - 1 WHERE silence_id = OLD.silence_id
+            AND status = OLD.status AND severity = OLD.severity;"""
+V6_TRIGGERS = [
+    f"CREATE TRIGGER signals_group_insert AFTER INSERT ON signals BEGIN {_GROUP_ADD} END",
+    f"CREATE TRIGGER signals_group_delete AFTER DELETE ON signals BEGIN {_GROUP_REMOVE} END",
+    f"""CREATE TRIGGER signals_group_update AFTER UPDATE OF status, severity, silence_id, ts,
+        rule_id, host_id ON signals
+        WHEN OLD.status IS NOT NEW.status OR OLD.severity IS NOT NEW.severity
+          OR OLD.silence_id IS NOT NEW.silence_id OR OLD.ts IS NOT NEW.ts
+          OR OLD.rule_id IS NOT NEW.rule_id OR OLD.host_id IS NOT NEW.host_id
+        BEGIN {_GROUP_REMOVE} {_GROUP_ADD} END""",
+    f"""CREATE TRIGGER signals_silenced_insert AFTER INSERT ON signals
+        WHEN NEW.silence_id IS NOT NULL BEGIN {_SILENCED_ADD} END""",
+    f"""CREATE TRIGGER signals_silenced_delete AFTER DELETE ON signals
+        WHEN OLD.silence_id IS NOT NULL BEGIN {_SILENCED_REMOVE} END""",
+    f"""CREATE TRIGGER signals_silenced_update AFTER UPDATE OF status, severity, silence_id
+        ON signals WHEN (OLD.silence_id IS NOT NULL OR NEW.silence_id IS NOT NULL)
+          AND (OLD.status IS NOT NEW.status OR OLD.severity IS NOT NEW.severity
+               OR OLD.silence_id IS NOT NEW.silence_id)
+        BEGIN
+        {_SILENCED_REMOVE}
+        INSERT INTO silence_counts SELECT NEW.silence_id, NEW.status, NEW.severity, 1
+            WHERE NEW.silence_id IS NOT NULL ON CONFLICT DO UPDATE SET n = n + 1;
+        END""",
+]
+
+
 async def _to_v6(conn: aiosqlite.Connection) -> None:
+    await conn.execute("ALTER TABLE signals ADD COLUMN silence_id INTEGER")
+    for name in ("idx_signals_ts", "idx_signals_status_ts"):  # rebuilt under the same names
+        await conn.execute(f"DROP INDEX {name}")
+    for statement in [*V6_SIGNAL_INDEXES, *V6_TABLES]:
+        await conn.execute(statement)
+    await conn.execute(
+        "INSERT INTO group_counts SELECT rule_id, host_id, status, severity, 0, count(*), "
+        "min(ts), max(ts) FROM signals INDEXED BY idx_signals_group "
+        "GROUP BY rule_id, host_id, status, severity")
+    for statement in V6_TRIGGERS:
+        await conn.execute(statement)
+
+
+# Version 7: the heartbeats table becomes each agent's history (domain/heartbeats.py), with why
+# each heartbeat was kept. Older rows keep NULL: the server that wrote them kept every one.
+async def _to_v7(conn: aiosqlite.Connection) -> None:
     await conn.execute("ALTER TABLE heartbeats ADD COLUMN reasons TEXT")
 
 
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [
-    _to_v1, _to_v2, _to_v3, _to_v4, _to_v5, _to_v6]
+    _to_v1, _to_v2, _to_v3, _to_v4, _to_v5, _to_v6, _to_v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

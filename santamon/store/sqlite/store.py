@@ -25,20 +25,26 @@ from ..base import (
     ConsoleSession,
     ForwardBatch,
     ForwardPosition,
+    GroupPage,
     Heartbeat,
     HistoryRule,
+    JobRecord,
+    JobRun,
     KeyUse,
+    Matchers,
     NameTaken,
     NewAgentKey,
     NewAnalystKey,
     NewSignal,
+    NewSilence,
     SignalFilter,
     SignalPage,
+    Silence,
     StatusResult,
     StoreUnavailable,
     SummaryBuilder,
 )
-from ..common import IngestFailures
+from ..common import IngestFailures, triage_in_chunks
 from . import maintenance, reads, writes
 from .schema import migrate
 from .writer import CommitObserver, WriteOp, Writer
@@ -188,9 +194,29 @@ class SQLiteStore:
                          actor: str) -> StatusResult:
         return await self._write(writes.SetStatus(signal_ids, status, note, actor))
 
+    async def set_status_matching(self, query: SignalFilter, status: str, note: str | None,
+                                  actor: str, limit: int) -> tuple[int, bool]:
+        async with self._reader() as conn:
+            newest = await reads.max_seq(conn)  # what arrives meanwhile is not triaged
+
+        async def next_ids(count: int) -> list[str]:
+            async with self._reader() as conn:
+                return await reads.matching_ids(conn, query, status, newest, count)
+
+        async def change(ids: list[str]) -> int:
+            result = await self._write(writes.SetStatus(ids, status, note, actor,
+                                                        only_changes=True))
+            return result.changed
+
+        return await triage_in_chunks(next_ids, change, limit)
+
     async def list_signals(self, query: SignalFilter) -> SignalPage:
         async with self._reader() as conn:
             return await reads.list_signals(conn, query)
+
+    async def signal_groups(self, query: SignalFilter) -> GroupPage:
+        async with self._reader() as conn:
+            return await reads.signal_groups(conn, query)
 
     async def get_signal(self, signal_id: str) -> dict[str, Any] | None:
         async with self._reader() as conn:
@@ -249,9 +275,46 @@ class SQLiteStore:
     async def mark_shipped(self, signal_ids: list[str], position: int) -> None:
         await self._write(writes.MarkShipped(signal_ids, position))
 
-    async def forward_backlog(self, severities: tuple[str, ...]) -> int:
+    async def forward_backlog(self, severities: tuple[str, ...], *,
+                              include_silenced: bool = True) -> int:
         async with self._reader() as conn:
-            return await reads.forward_backlog(conn, severities)
+            return await reads.forward_backlog(conn, severities, include_silenced)
+
+    # -- silences ---------------------------------------------------------------------------
+
+    async def create_silence(self, silence: NewSilence,
+                             resolve_matching: bool) -> tuple[Silence, int]:
+        return await self._write(writes.CreateSilence(silence, resolve_matching))
+
+    async def count_open_matching(self, matchers: Matchers) -> int:
+        async with self._reader() as conn:
+            return await reads.count_open_matching(conn, matchers)
+
+    async def expire_silence(self, silence_id: int, actor: str) -> Silence | None:
+        return await self._write(writes.ExpireSilence(silence_id, actor))
+
+    async def list_silences(self, active_at: str | None = None,
+                            limit: int = 1000) -> list[Silence]:
+        async with self._reader() as conn:
+            return await reads.list_silences(conn, active_at, limit)
+
+    async def silences_version(self) -> int:
+        async with self._reader() as conn:
+            return await reads.silences_version(conn)
+
+    # -- background jobs --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def job_lock(self, name: str) -> AsyncIterator[bool]:
+        # One process serves a SQLite file (more workers need PostgreSQL): it runs every job.
+        yield True
+
+    async def record_job_run(self, run: JobRun) -> None:
+        await self._write(writes.RecordJobRun(run))
+
+    async def job_records(self) -> dict[str, JobRecord]:
+        async with self._reader() as conn:
+            return await reads.job_records(conn)
 
     # -- agent connection problems ----------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
 from ...domain.heartbeats import LastBeat
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
+from ...domain.silences import Matchers, NewSilence, Silence
 from ..base import (
     AgentKey,
     AlertBuilder,
@@ -23,6 +24,7 @@ from ..base import (
     ConsoleSession,
     Heartbeat,
     HistoryRule,
+    JobRun,
     KeyUse,
     NameTaken,
     NewAgentKey,
@@ -35,25 +37,31 @@ from ..common import (
     AGENT_UPSERT,
     ANALYST_KEY_COLUMNS,
     FORWARD_POSITION_KEY,
+    JOB_KEY_PREFIX,
     KEYS_VERSION_KEY,
+    SILENCE_COLUMNS,
+    SILENCES_VERSION_KEY,
     agent_key,
     analyst_key,
     first_occurrences,
     heartbeat_writes,
+    job_record_value,
     last_beat,
     last_beats_sql,
     probe_signal,
+    resolution_note,
     shortened_column,
+    silence_row,
     stale_alerts,
     stored_flags,
 )
 
 SQL_PARAMS_PER_QUERY = 500  # well under SQLite's host-parameter limit
-INSERT_ROWS_PER_STATEMENT = 500  # 6,500 parameters; SQLite allows 32,766
-SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_ROWS_PER_STATEMENT = 500  # 7,000 parameters; SQLite allows 32,766
+SIGNAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_SIGNALS = ("INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, "
-                  "tags, context, received_at, status, rule_description, shortened, "
-                  "original_context_bytes) VALUES ")
+                  "tags, context, received_at, status, rule_description, silence_id, "
+                  "shortened, original_context_bytes) VALUES ")
 PROBLEM_VALUES = "(?, ?, ?, ?, ?, ?)"
 
 
@@ -68,8 +76,36 @@ def placeholders(count: int) -> str:
 
 def _signal_row(s: NewSignal, now: str) -> tuple[Any, ...]:
     return (s.signal_id, s.ts, s.host_id, s.rule_id, s.severity, s.title, s.tags_json,
-            s.context_json, now, NEW_STATUS, s.rule_description, shortened_column(s),
-            s.original_context_bytes)
+            s.context_json, now, NEW_STATUS, s.rule_description, s.silence_id,
+            shortened_column(s), s.original_context_bytes)
+
+
+def open_matching_query(matchers: Matchers) -> tuple[str, list[Any]]:
+    """Open signals that may match: every matcher but a title glob is checked here, through
+    the narrowest index; `Matchers.title_matches` decides the rest."""
+    where, params = ["status = 'open'"], []
+    for column in ("rule_id", "host_id", "severity"):
+        if (value := getattr(matchers, column)) is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if matchers.title is not None and not matchers.title_is_glob:
+        where.append("title = ?")
+        params.append(matchers.title)
+    if matchers.rule_id and matchers.host_id:
+        index = "idx_signals_group"
+    elif matchers.host_id:
+        index = "idx_signals_host_ts"
+    elif matchers.rule_id:
+        index = "idx_signals_rule_ts"
+    else:
+        index = "idx_signals_status_ts"
+    return (f"SELECT signal_id, title FROM signals INDEXED BY {index} WHERE "
+            + " AND ".join(where)), params
+
+
+def _bump_silences_version(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE "
+                 "SET value = CAST(value AS INTEGER) + 1", (SILENCES_VERSION_KEY,))
 
 
 def insert_new_signals(conn: sqlite3.Connection, signals: list[NewSignal], now: str) -> set[str]:
@@ -160,6 +196,7 @@ class SetStatus:
     status: str
     note: str | None
     actor: str
+    only_changes: bool = False  # record no note on a signal already in `status`
     outside_transaction: ClassVar[bool] = False
 
     @classmethod
@@ -179,11 +216,11 @@ class SetStatus:
         conn.executemany("UPDATE signals SET status = ? WHERE signal_id = ?",
                          [(self.status, sid) for sid in changed])
         # A note on an unchanged status is still worth keeping in the history.
-        recorded = [sid for sid in ids
-                    if sid in current and (current[sid] != self.status or self.note)]
+        recorded = changed if self.only_changes else [
+            sid for sid in ids if sid in current and (current[sid] != self.status or self.note)]
         _record_history(conn, [(sid, current[sid], self.status, now, self.note, self.actor)
                                for sid in recorded])
-        return StatusResult(updated=len(current),
+        return StatusResult(updated=len(current), changed=len(changed),
                             not_found=[sid for sid in ids if sid not in current])
 
 
@@ -197,17 +234,83 @@ class MarkStale:
     @classmethod
     def apply(cls, conn: sqlite3.Connection, ops: list[MarkStale],
               now: str) -> list[list[str]]:
+        agent_columns = ("agent_id, last_seen, last_timestamp, version, os_version, "
+                         "uptime_seconds")
         results = []
         for op in ops:
             with closing(conn.execute(
-                    "SELECT agent_id, last_seen, last_timestamp, version, os_version, "
-                    "uptime_seconds FROM agents WHERE status = 'active' AND last_seen < ?",
-                    (op.cutoff,))) as cur:
+                    f"SELECT {agent_columns} FROM agents WHERE status = 'active' AND "
+                    "last_seen < ?", (op.cutoff,))) as cur:
                 silent = [SilentAgent(*row) for row in cur.fetchall()]
-            conn.executemany("UPDATE agents SET status = 'stale', stale_since = ? "
-                             "WHERE agent_id = ?", [(now, agent.agent_id) for agent in silent])
-            insert_new_signals(conn, stale_alerts(silent, now, op.alert, op.summary), now)
-            results.append([agent.agent_id for agent in silent])
+            with closing(conn.execute(f"SELECT {agent_columns} FROM agents WHERE status = "
+                                      "'stale' AND alert_held = 1")) as cur:
+                held = [SilentAgent(*row) for row in cur.fetchall()]
+            outcome = stale_alerts(silent, held, now, op.alert, op.summary)
+            conn.executemany(
+                "UPDATE agents SET status = 'stale', stale_since = ?, alert_held = ? "
+                "WHERE agent_id = ?",
+                [(now, agent.agent_id in outcome.held, agent.agent_id) for agent in silent])
+            conn.executemany("UPDATE agents SET alert_held = 0 WHERE agent_id = ?",
+                             [(agent_id,) for agent_id in outcome.raised])
+            insert_new_signals(conn, outcome.alerts, now)
+            results.append(outcome.reported)
+        return results
+
+
+@dataclass(slots=True)
+class CreateSilence:
+    silence: NewSilence
+    resolve_matching: bool
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[CreateSilence],
+              now: str) -> list[tuple[Silence, int]]:
+        results = []
+        for op in ops:
+            new, matchers = op.silence, op.silence.matchers
+            with closing(conn.execute(
+                    "INSERT INTO silences (rule_id, host_id, severity, title, comment, "
+                    "created_by, created_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "RETURNING id", (matchers.rule_id, matchers.host_id, matchers.severity,
+                                     matchers.title, new.comment, new.created_by, now,
+                                     new.ends_at))) as cur:
+                (silence_id,) = cur.fetchone()
+            resolved = 0
+            if op.resolve_matching:
+                sql, params = open_matching_query(matchers)
+                with closing(conn.execute(sql, params)) as cur:
+                    ids = [sid for sid, title in cur.fetchall()
+                           if matchers.title_matches(title)]
+                resolved = SetStatus(ids, "resolved", resolution_note(silence_id, new.comment),
+                                     new.created_by, only_changes=True)._apply(conn, now).changed
+            _bump_silences_version(conn)
+            results.append((Silence(silence_id, matchers, new.comment, new.created_by, now,
+                                    new.ends_at), resolved))
+        return results
+
+
+@dataclass(slots=True)
+class ExpireSilence:
+    silence_id: int
+    actor: str
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[ExpireSilence],
+              now: str) -> list[Silence | None]:
+        results = []
+        for op in ops:
+            with closing(conn.execute(
+                    "UPDATE silences SET expired_at = ?, expired_by = ? WHERE id = ? AND "
+                    "expired_at IS NULL AND ends_at > ?",
+                    (now, op.actor, op.silence_id, now))) as cur:
+                if cur.rowcount:
+                    _bump_silences_version(conn)
+            with closing(conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?",
+                                      (op.silence_id,))) as cur:
+                row = cur.fetchone()
+            results.append(silence_row(row) if row else None)
         return results
 
 
@@ -267,6 +370,23 @@ class MarkShipped:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                 "SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
                 (FORWARD_POSITION_KEY, str(op.position)))
+        return [None] * len(ops)
+
+
+@dataclass(slots=True)
+class RecordJobRun:
+    run: JobRun
+    outside_transaction: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[RecordJobRun], now: str) -> list[None]:
+        for op in ops:
+            key = JOB_KEY_PREFIX + op.run.job_id
+            with closing(conn.execute("SELECT value FROM meta WHERE key = ?", (key,))) as cur:
+                row = cur.fetchone()
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
+                         "UPDATE SET value = excluded.value",
+                         (key, job_record_value(row[0] if row else None, op.run)))
         return [None] * len(ops)
 
 
