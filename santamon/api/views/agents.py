@@ -45,7 +45,8 @@ async def agent_timeline(request: web.Request) -> web.Response:
     history = await request.app[STORE].agent_history(agent_id, since, until)
     if history is None:
         raise ApiError(404, "no agent has this id", agent_id=agent_id)
-    agent = history.agent
+    agent = {**history.agent,
+             "maintenance_until": request.app[SILENCES].maintenance_until(agent_id)}
     latest = KeptBeat(agent["last_seen"], agent["timestamp"], agent["version"],
                       agent["os_version"], agent["uptime_seconds"], reasons=())
     return json_response({
