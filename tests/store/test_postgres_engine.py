@@ -36,7 +36,7 @@ from ..helpers import FakeClock
 from ..pg import PostgresServer
 
 NS = 1_000_000_000
-SILENCES_VERSION = 4  # the schema step that added silences and counted the groups already stored
+SILENCES_VERSION = 5  # the schema step that added silences and counted the groups already stored
 OUTAGE_BOUND_SECONDS = 15  # every call answers within this while the server is down
 
 
