@@ -37,6 +37,7 @@ from .api.state import (
     KEY_SYNC,
     KEY_WARNINGS,
     KEYRING,
+    LIVENESS,
     METRICS,
     OPENAPI,
     PROBLEMS,
@@ -51,7 +52,7 @@ from .config import Settings, instance_name
 from .jobs.problems import ConnectionProblems
 from .jobs.scheduler import Jobs
 from .metrics import Metrics
-from .store import create_store
+from .store import HistoryRule, Liveness, create_store
 
 # Each route reads at most its own limit (api/routes.py); this bounds any other read.
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -83,7 +84,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     except Exception as exc:
         where = "PostgreSQL" if settings.database_url else str(settings.db_path)
         raise StartupError(f"database {where}: {exc}") from exc
+    liveness = Liveness(store, interval=settings.heartbeat_flush_interval,
+                        history=HistoryRule(settings.heartbeat_sample), clock=app[CLOCK])
+    liveness.start()
     app[STORE] = store
+    app[LIVENESS] = liveness
     app[SESSIONS] = ConsoleSessions(store, clock=app[CLOCK])
     silences = SilenceCache(store, app[CLOCK])
     try:
@@ -93,6 +98,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         raise
     app[SILENCES] = silences
     yield
+    await liveness.stop()  # writes the heartbeats acknowledged so far
     await silences.stop()
     await store.close()
 
@@ -125,7 +131,7 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    jobs = Jobs(app[STORE], app[SETTINGS], app[HTTP_SESSION], app[CLOCK],
+    jobs = Jobs(app[STORE], app[LIVENESS], app[SETTINGS], app[HTTP_SESSION], app[CLOCK],
                 instance=app[INSTANCE])
     app[METRICS].watch(jobs.board.collector())
     app[METRICS].watch(jobs.forwarder.collector())

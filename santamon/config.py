@@ -95,6 +95,9 @@ def _duration(low: float, high: float, *, zero_means_off: bool = False) -> Any:
 
 DAY = 86400.0
 Interval = _duration(1.0, 7 * DAY)  # how often a background job runs
+# Heartbeats acknowledged but not yet written: what a crash loses and how late /agents may be.
+FlushInterval = _duration(1.0, 60.0)
+HistorySample = _duration(1.0, 7 * DAY, zero_means_off=True)  # 0 keeps every heartbeat
 StaleAfter = _duration(1.0, 365 * DAY)
 Retention = _duration(3600.0, 36500 * DAY)
 RetentionOrOff = _duration(3600.0, 36500 * DAY, zero_means_off=True)
@@ -138,6 +141,10 @@ class Settings(BaseModel):
     tls_key: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+
+    # Heartbeats (santamon/store/liveness.py, santamon/domain/heartbeats.py)
+    heartbeat_flush_interval: FlushInterval = 1.0
+    heartbeat_sample: HistorySample = 600.0
 
     # Background jobs (santamon/jobs/)
     stale_after: StaleAfter = 180.0

@@ -198,6 +198,7 @@ def test_problems_outlive_a_restart_and_reconnections_say_seconds(tmp_path: Path
 
         wait_for(stale, "the agent to go stale")  # a second's threshold, counted from start
         assert call(proc, "POST", "/agents/heartbeat", sample("heartbeat"), AGENT)[0] == 200
+        assert not stale()  # /agents writes the heartbeats held in memory, the note with them
         _, body = call(proc, "GET", "/signals?rule_id=AGENT-STALE&status=all")
         (alert,) = json.loads(body)["signals"]
         _, body = call(proc, "GET", f"/signals/{alert['signal_id']}")

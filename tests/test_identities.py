@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 
 from santamon import timeutil
-from santamon.store import Heartbeat
+from santamon.store import Heartbeat, HistoryRule
 from santamon.store.sqlite import SQLiteStore
 
-from .helpers import AGENT, AGENT_KEY_2, ANALYST, FakeClock, ServerProcess, make_signal
+from .helpers import AGENT, AGENT_KEY_2, ANALYST, ServerProcess, make_signal
 from .test_agent_keys import alerts, beat, call, eventually
 
 pytestmark = pytest.mark.e2e
@@ -75,11 +75,12 @@ async def test_a_key_bringing_too_many_new_agents_is_throttled_for_new_ones_only
 
 async def write_silent_agents(db_path, agent_ids: list[str]) -> None:
     """Agents last heard from an hour ago, as the store records any heartbeat."""
-    store = SQLiteStore(db_path, clock=FakeClock(timeutil.now_ns() - 3600 * 10**9))
+    an_hour_ago = timeutil.format_utc(timeutil.now_ns() - 3600 * 10**9)
+    store = SQLiteStore(db_path)
     await store.open()
     try:
-        for agent_id in agent_ids:
-            await store.record_heartbeat(Heartbeat(agent_id, "2026-11-03T14:22:30Z"))
+        await store.record_heartbeats([Heartbeat(agent_id, "2026-11-03T14:22:30Z", an_hour_ago)
+                                       for agent_id in agent_ids], HistoryRule())
     finally:
         await store.close()
 

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from santamon.api.state import LIVENESS
 from santamon.app import create_app
 from santamon.config import Settings
 from santamon.jobs import forwarding
@@ -138,11 +139,14 @@ async def test_restart_raises_no_false_alerts(aiohttp_client, settings):
 
 async def test_retention_prunes_exactly_what_it_should(aiohttp_client, settings):
     old, recent = "2020-01-01T00:00:00.000000000Z", "2099-01-01T00:00:00.000000000Z"
-    client = await aiohttp_client(create_app(settings))
+    # every heartbeat in the history, each written on its own, so there is something to prune
+    client = await aiohttp_client(create_app(settings.model_copy(
+        update={"heartbeat_sample": 0})))
     for agent_id in ("mac-a", "mac-b"):
         for second in range(3):
             await client.post("/agents/heartbeat", headers=AGENT, json={
                 "agent_id": agent_id, "timestamp": f"2026-01-01T00:00:0{second}Z"})
+            await client.app[LIVENESS].flush()
     signals = {f"{status}-{age}": (status, age) for status in ("open", "acknowledged",
                                                                "resolved")
                for age in ("old", "new")}

@@ -24,6 +24,7 @@ from santamon.store import (
     ConnectionProblem,
     ConsoleSession,
     Heartbeat,
+    HistoryRule,
     KeyUse,
     Matchers,
     NewAgentKey,
@@ -40,6 +41,9 @@ from .helpers import FakeClock
 from .test_migration import write_seed_db
 
 pytestmark = pytest.mark.e2e
+
+HISTORY = HistoryRule()
+EVER = ("0001-01-01T00:00:00.000000000Z", "9999-01-01T00:00:00.000000000Z")
 
 NS = 1_000_000_000
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -87,10 +91,12 @@ async def write_ours(path: Path, signals: int) -> None:
         await store.set_status([f"sig-{n}" for n in range(0, signals, 9)], "resolved", None,
                                "bob")
         for n in range(6):
-            await store.record_heartbeat(Heartbeat(f"mac-{n}", clock_ts(clock), "v1", "15"))
+            await store.record_heartbeats([Heartbeat(f"mac-{n}", clock_ts(clock), clock_ts(clock),
+                                                     version="v1", os_version="15")], HISTORY)
             clock.advance(10)
         clock.advance(600)
-        await store.record_heartbeat(Heartbeat("mac-0", clock_ts(clock), "v2", "15"))
+        await store.record_heartbeats([Heartbeat("mac-0", clock_ts(clock), clock_ts(clock),
+                                                 version="v2", os_version="15")], HISTORY)
         await store.mark_stale_agents(
             clock_ts(clock, -300),
             lambda agent, now: None if agent.agent_id == "mac-5" else stale_alert(
@@ -104,8 +110,9 @@ async def write_ours(path: Path, signals: int) -> None:
         await store.add_connection_problems([ConnectionProblem(
             clock_ts(clock), f"10.0.0.{n}", "tls_failure", n + 1, clock_ts(clock), "untrusted")
             for n in range(4)])
-        await store.record_heartbeat(Heartbeat("mac-bound", clock_ts(clock), "v2", "15",
-                                               auth="bound"))
+        await store.record_heartbeats([Heartbeat("mac-bound", clock_ts(clock), clock_ts(clock),
+                                                 version="v2", os_version="15", auth="bound")],
+                                      HISTORY)
         await store.create_agent_keys([NewAgentKey(f"ak-{n}", bytes([n]) * 32, f"mac-{n}",
                                                    "alice") for n in range(3)])
         await store.record_key_use([KeyUse("ak-0", clock_ts(clock), "10.0.0.7")])
@@ -126,8 +133,8 @@ def clock_ts(clock: FakeClock, seconds: float = 0) -> str:
 
 
 async def everything(store: Store) -> dict:
-    """What the store shows, as JSON: every signal with its history, agents, stats, sessions,
-    and what the forwarder would be offered."""
+    """What the store shows, as JSON: every signal with its history, agents with theirs,
+    stats, sessions, and what the forwarder would be offered."""
     signals, cursor = [], None
     while True:
         page = await store.list_signals(SignalFilter(status=None, limit=1000, cursor=cursor))
@@ -138,6 +145,8 @@ async def everything(store: Store) -> dict:
     unshipped = await store.unshipped(100_000)
     sessions = [await store.get_session(bytes([n]) * 32, "2000-01-01T00:00:00.000000000Z")
                 for n in range(3)]
+    agents = await store.list_agents(AgentFilter(limit=2000))
+    histories = [await store.agent_history(a["agent_id"], *EVER) for a in agents]
     groups = await store.signal_groups(SignalFilter(status=None, silenced=None, limit=500))
     now = "2026-10-01T00:00:00.000000000Z"
     for detail in details:
@@ -148,7 +157,8 @@ async def everything(store: Store) -> dict:
         "silences_version": await store.silences_version(),
         "groups": groups.groups,
         "quiet_backlog": await store.forward_backlog(SEVERITIES, include_silenced=False),
-        "agents": await store.list_agents(AgentFilter(limit=2000)),
+        "agents": agents,
+        "agent_histories": [[asdict(beat) for beat in h.beats] for h in histories if h],
         "stats": await store.stats(),
         "unshipped": [s["signal_id"] for s in unshipped.signals],
         "backlog": await store.forward_backlog(SEVERITIES),

@@ -91,3 +91,18 @@ async def test_reopening_is_a_no_op(aiohttp_client, settings):
     await client.close()
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/signals/kept", headers=ANALYST)).status == 200
+
+
+async def test_the_seeds_heartbeats_become_history_the_timeline_reads(aiohttp_client, settings):
+    """The seed kept every heartbeat (no reasons stored): their distance tells the gaps."""
+    write_seed_db(settings.db_path)
+    client = await aiohttp_client(create_app(settings))
+    timeline = await (await client.get("/agents/mbp-alice", headers=ANALYST, params={
+        "since": "2026-11-03T00:00:00Z", "until": "2026-11-04T00:00:00Z"})).json()
+    assert [(i["state"], i["start"], i["end"]) for i in timeline["intervals"]] == [
+        ("online", "2026-11-03T22:22:30.200000000Z", "2026-11-03T22:23:00.200000000Z"),
+        ("offline", "2026-11-03T22:23:00.200000000Z", "2026-11-04T00:00:00.000000000Z")]
+    assert [(v["version"], v["since"]) for v in timeline["versions"]] == [
+        ("v0.3.0", "2026-11-03T22:22:30.200000000Z"),
+        ("v0.3.1", "2026-11-03T22:23:00.200000000Z")]
+    assert timeline["reboots"] == [] and timeline["heartbeats_kept"] == 2

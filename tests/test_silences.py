@@ -235,6 +235,8 @@ async def test_a_maintenance_window_holds_the_stale_alert_until_it_ends(aiohttp_
     assert agents["mac-repair"]["status"] == "stale"  # still shown stale...
     assert agents["mac-repair"]["maintenance_until"] == window["ends_at"]  # ...in maintenance
     assert agents["mac-fleet"]["maintenance_until"] is None
+    timeline = await get(client, "/agents/mac-repair")  # the agent's own page says it too
+    assert timeline["agent"]["maintenance_until"] == window["ends_at"]
     alerts = await get(client, "/signals", rule_id="AGENT-STALE", status="all", silenced="all")
     # no alert for the Mac in repair; the fleet-wide silence only marks the other one's
     assert [(a["host_id"], a["silence_id"]) for a in alerts["signals"]] == [

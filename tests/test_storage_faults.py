@@ -92,6 +92,40 @@ def test_health_fails_while_the_disk_is_full_and_recovers(small_disk):
         server.kill()
 
 
+def test_heartbeats_are_refused_while_the_disk_is_full_and_taken_again_after(small_disk):
+    """Heartbeats are acknowledged before they are written; once a flush has failed for
+    want of space, the next ones are refused until a flush goes through again."""
+    server = ServerProcess(small_disk / "signals.db",
+                           env={"SANTAMON_STALE_CHECK_INTERVAL": "1h",
+                                "SANTAMON_HEARTBEAT_FLUSH_INTERVAL": "1s"})
+    server.cwd = small_disk.parent
+    server.log_path = small_disk.parent / "server.log"
+    server.start()
+
+    def beat(n: int) -> int:
+        return call(server, "POST", "/agents/heartbeat", {
+            "agent_id": f"mac-{n}-{'x' * 200}", "timestamp": "2026-11-03T14:22:30Z",
+            "version": "v" * 100, "os_version": "15.4.1"})[0]
+
+    try:
+        assert beat(0) == 200
+        filler = fill(small_disk)
+        deadline = time.monotonic() + 10
+        n = 1
+        while beat(n) != 503:
+            assert time.monotonic() < deadline, "heartbeats were never refused"
+            n += 1
+            time.sleep(0.01)
+        assert {beat(n) for n in range(n, n + 20)} == {503}  # until there is space again
+        os.unlink(filler)
+        deadline = time.monotonic() + 10
+        while beat(5000) != 200:
+            assert time.monotonic() < deadline, "heartbeats still refused"
+            time.sleep(0.1)
+    finally:
+        server.kill()
+
+
 def test_a_deleted_database_is_never_acknowledged_into(tmp_path):
     server = ServerProcess(tmp_path / "signals.db").start()
     try:
@@ -102,8 +136,13 @@ def test_a_deleted_database_is_never_acknowledged_into(tmp_path):
         assert "retry" in body["error"]
         status, body = health(server)
         assert status == 503 and "deleted or replaced" in body["detail"]
-        assert call(server, "POST", "/agents/heartbeat",
-                    {"agent_id": "mac", "timestamp": "2026-11-03T14:22:30Z"})[0] == 503
+        # A heartbeat is acknowledged before it is written; once a flush has failed (within
+        # a second) the next ones are refused.
+        deadline = time.monotonic() + 10
+        while call(server, "POST", "/agents/heartbeat",
+                   {"agent_id": "mac", "timestamp": "2026-11-03T14:22:30Z"})[0] != 503:
+            assert time.monotonic() < deadline, "heartbeats still acknowledged"
+            time.sleep(0.1)
     finally:
         server.kill()
     assert "was deleted or replaced while the server was running" in server.log()

@@ -295,6 +295,16 @@ class AgentQuery(BaseModel):
     limit: int = Field(200, ge=1, le=2000)
 
 
+class TimelineQuery(BaseModel):
+    """GET /agents/{agent_id}: a window of receipt time."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    since: Timestamp | None = Field(
+        None, description="Inclusive; by default the heartbeat retention before `until`.")
+    until: Timestamp | None = Field(None, description="Exclusive; by default now.")
+
+
 class SilenceMatchersIn(BaseModel):
     """What a silence matches; every given matcher must hold."""
 
@@ -539,6 +549,57 @@ class AgentList(BaseModel):
 
     count: int
     heartbeats: list[AgentOut]
+
+
+class TimelineInterval(BaseModel):
+    state: Literal["online", "offline"]
+    start: str
+    end: str
+    seconds: float
+
+
+class TimelineDay(BaseModel):
+    """One UTC day of the window; `known_seconds` is the part after the agent was first
+    heard from (and before now)."""
+
+    date: str = Field(description="YYYY-MM-DD, UTC.")
+    online_seconds: float
+    known_seconds: float
+    availability: float | None = Field(description="online / known, 0-1; null when unknown.")
+
+
+class TimelineVersion(BaseModel):
+    """A period of one agent and macOS version."""
+
+    version: str | None
+    os_version: str | None
+    since: str = Field(description="The first heartbeat with it in the history kept.")
+    until: str | None = Field(description="The first heartbeat with the next; null: current.")
+
+
+class TimelineReboot(BaseModel):
+    seen_at: str = Field(description="The first heartbeat after the reboot.")
+    booted_at: str | None = Field(description="That heartbeat's time minus its uptime.")
+    uptime_seconds: float | None
+
+
+class AgentTimeline(BaseModel):
+    """An agent's timeline, worked out from the heartbeats its history keeps: online from the
+    first heartbeat after a gap (a silence longer than `gap_seconds`) to the last before the
+    next; online after its latest heartbeat until it is silent for a gap or stale."""
+
+    agent: AgentOut
+    since: str
+    until: str
+    gap_seconds: float
+    availability: float | None = Field(description="Online share of the known window, 0-1.")
+    online_seconds: float
+    offline_seconds: float
+    intervals: list[TimelineInterval]
+    days: list[TimelineDay]
+    versions: list[TimelineVersion]
+    reboots: list[TimelineReboot]
+    heartbeats_kept: int = Field(description="History rows in the window.")
 
 
 class ConnectionProblemOut(BaseModel):

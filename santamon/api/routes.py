@@ -27,6 +27,7 @@ from .models import (
     AgentKeysIssued,
     AgentList,
     AgentQuery,
+    AgentTimeline,
     BulkStatusResult,
     BulkStatusUpdate,
     ConnectionProblemsOut,
@@ -58,6 +59,7 @@ from .models import (
     StatsOut,
     StatusChanged,
     StatusUpdate,
+    TimelineQuery,
     VolumeOut,
     VolumeQuery,
 )
@@ -193,6 +195,14 @@ ROUTES = [
                       "Counted per hour by every process; the most recently seen first. "
                       "Behind a trusted proxy (SANTAMON_TRUSTED_PROXIES) the address is the "
                       "client's it names in `X-Forwarded-For`."),
+    Route("GET", "/agents/{agent_id}", agents.agent_timeline, Access.READ,
+          "One agent's timeline", "agents",
+          {200: AgentTimeline, 404: "No agent has this id."}, query=TimelineQuery,
+          path_params={"agent_id": "The agent's id as it sends it (usually the hostname); "
+                                   "an agent called `problems` is not reached here."},
+          description="Online and offline intervals, availability per UTC day, agent and "
+                      "macOS versions and reboots, worked out from the heartbeats the "
+                      "agent's history keeps (by default the whole retention)."),
     # -- silences ----------------------------------------------------------------------------
     Route("GET", "/silences", silences.list_silences, Access.READ,
           "Silences, newest first", "silences", {200: SilenceList}, query=SilenceQuery),

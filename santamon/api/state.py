@@ -13,7 +13,7 @@ from ..config import Settings
 from ..jobs.problems import ConnectionProblems
 from ..jobs.scheduler import Jobs
 from ..metrics import Metrics
-from ..store import Store
+from ..store import Liveness, Store
 from .auth.agents import AgentGuard
 from .auth.keys import Access, Caller, KeyRing
 from .auth.limiter import BodyBudget, FailedAuthLimiter, WarningLimiter
@@ -31,6 +31,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Callable[[], int])  # nanoseconds since the epoch; tests move it
 INSTANCE = web.AppKey("instance", str)  # this process's name in GET /jobs
 STORE = web.AppKey("store", Store)
+LIVENESS = web.AppKey("liveness", Liveness)  # heartbeats on their way to the store
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)  # for forwarding
 JOBS = web.AppKey("jobs", Jobs)
 KEYRING = web.AppKey("keyring", KeyRing)

@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .. import timeutil
 from ..config import Settings
-from ..store import Store
+from ..store import Liveness, Store
 from .board import JobBoard, JobState
 from .forwarding import Forwarder, build_sinks
 from .retention import prune
@@ -36,8 +36,9 @@ STOP_GRACE_SECONDS = 10.0
 
 
 class Jobs:
-    def __init__(self, store: Store, settings: Settings, http: aiohttp.ClientSession,
-                 clock: Callable[[], int] = timeutil.now_ns, *, instance: str) -> None:
+    def __init__(self, store: Store, liveness: Liveness, settings: Settings,
+                 http: aiohttp.ClientSession, clock: Callable[[], int] = timeutil.now_ns, *,
+                 instance: str) -> None:
         self._store = store
         self.board = JobBoard(store, instance, clock)
         sinks = build_sinks(settings, http)
@@ -52,8 +53,8 @@ class Jobs:
         jobs = [
             (JobState("stale-agents", "mark silent agents stale and raise AGENT-STALE alerts",
                       settings.stale_check_interval),
-             lambda: check_stale_agents(store, settings.stale_after, started_ns, clock,
-                                        summary_over=settings.stale_summary_threshold)),
+             lambda: check_stale_agents(store, liveness, settings.stale_after, started_ns,
+                                        clock, summary_over=settings.stale_summary_threshold)),
             (JobState("retention", "prune old heartbeats and resolved signals, then compact",
                       settings.retention_interval),
              lambda: prune(store, settings, clock)),

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from .. import timeutil
 from ..domain.silences import stale_alert_unless_held, stale_summary_marked
-from ..store import Store
+from ..store import Liveness, Store
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 LOGGED_ONE_BY_ONE = 10
 
 
-async def check_stale_agents(store: Store, stale_after: float, started_ns: int,
-                             clock: Callable[[], int] = timeutil.now_ns, *,
+async def check_stale_agents(store: Store, liveness: Liveness, stale_after: float,
+                             started_ns: int, clock: Callable[[], int] = timeutil.now_ns, *,
                              summary_over: int = 0) -> str:
     """Mark silent agents stale; more than `summary_over` alerts due at once (if not 0) become
     one alert for all their agents. An agent in a maintenance window raises none and is not
@@ -28,6 +28,8 @@ async def check_stale_agents(store: Store, stale_after: float, started_ns: int,
         # Agents get the full threshold counted from the server's start: a silence that was
         # only the server being down is not the agent's.
         return "waiting for the threshold to pass since the server started"
+    # Heartbeats acknowledged but not yet written count: an agent that just beat is not silent.
+    await liveness.flush()
     # Read at each run, not cached: one small query, and a maintenance window holds the
     # alert from the moment it is made, whichever instance made it.
     silences = await store.list_silences(active_at=timeutil.format_utc(clock()))

@@ -8,6 +8,7 @@ from .. import timeutil
 from ..config import Settings
 from .base import (
     AgentFilter,
+    AgentHistory,
     AgentKey,
     AlertBuilder,
     AnalystKey,
@@ -16,9 +17,11 @@ from .base import (
     ForwardBatch,
     GroupPage,
     Heartbeat,
+    HistoryRule,
     InvalidCursor,
     JobRecord,
     JobRun,
+    KeptBeat,
     KeyUse,
     Matchers,
     NameTaken,
@@ -34,12 +37,14 @@ from .base import (
     StoreUnavailable,
     SummaryBuilder,
 )
+from .liveness import Liveness
 
-__all__ = ["AgentFilter", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
-           "ConsoleSession", "ForwardBatch", "GroupPage", "Heartbeat", "InvalidCursor", "JobRecord",
-           "JobRun", "KeyUse", "Matchers", "NameTaken", "NewAgentKey", "NewAnalystKey", "NewSignal",
-           "NewSilence", "SignalFilter", "SignalPage", "Silence", "StatusResult", "Store",
-           "StoreUnavailable", "SummaryBuilder", "create_store"]
+__all__ = ["AgentFilter", "AgentHistory", "AgentKey", "AlertBuilder", "AnalystKey",
+           "ConnectionProblem", "ConsoleSession", "ForwardBatch", "GroupPage", "Heartbeat",
+           "HistoryRule", "InvalidCursor", "JobRecord", "JobRun", "KeptBeat", "KeyUse", "Liveness",
+           "Matchers", "NameTaken", "NewAgentKey", "NewAnalystKey", "NewSignal", "NewSilence",
+           "SignalFilter", "SignalPage", "Silence", "StatusResult", "Store", "StoreUnavailable",
+           "SummaryBuilder", "create_store"]
 
 CommitObserver = Callable[[int, float], None]  # (writes in one commit, seconds it took)
 

@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..domain.agents import SilentAgent
+from ..domain.heartbeats import Heartbeat, HistoryRule, KeptBeat
 from ..domain.keys import ADMIN
 from ..domain.signals import NewSignal
 from ..domain.silences import Matchers, NewSilence, Silence
 
 __all__ = [
-    "AgentFilter", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
-    "ConsoleSession", "ForwardBatch", "ForwardPosition", "GroupPage", "Heartbeat",
-    "InvalidCursor", "JobRecord", "JobRun", "KeyUse", "Matchers", "NameTaken", "NewAgentKey",
-    "NewAnalystKey", "NewSignal", "NewSilence", "SchemaTooNew", "SignalFilter", "SignalPage",
-    "Silence", "StatusResult", "Store", "StoreUnavailable", "SummaryBuilder",
+    "AgentFilter", "AgentHistory", "AgentKey", "AlertBuilder", "AnalystKey", "ConnectionProblem",
+    "ConsoleSession", "ForwardBatch", "ForwardPosition", "GroupPage", "Heartbeat", "HistoryRule",
+    "InvalidCursor", "JobRecord", "JobRun", "KeptBeat", "KeyUse", "Matchers", "NameTaken",
+    "NewAgentKey", "NewAnalystKey", "NewSignal", "NewSilence", "SchemaTooNew", "SignalFilter",
+    "SignalPage", "Silence", "StatusResult", "Store", "StoreUnavailable", "SummaryBuilder",
 ]
 
 
@@ -45,17 +46,6 @@ class SchemaTooNew(RuntimeError):
 
 class NameTaken(ValueError):
     """A person's key is asked for under a name that already has one that is not revoked."""
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    agent_id: str
-    timestamp: str  # the agent's clock, stored UTC form
-    version: str | None = None
-    os_version: str | None = None
-    uptime_seconds: float | None = None
-    # How the agent authenticated (domain.keys: bound, shared); None leaves it as it was.
-    auth: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +69,12 @@ class AgentFilter:
     status: str | None = None  # "active", "stale", or None for both
     since: str | None = None  # last seen at or after
     limit: int = 200
+
+
+@dataclass(slots=True)
+class AgentHistory:
+    agent: dict[str, Any]  # as `list_agents` shows it
+    beats: list[KeptBeat]  # oldest first
 
 
 @dataclass(slots=True)
@@ -256,9 +252,18 @@ class Store(Protocol):
         All of them or none; returns only after they are durably committed.
         """
 
-    async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
-        """Keep the heartbeat, make its agent active, and note a reconnection on the agent's
-        unresolved stale alert (`domain.agents.reconnection_note`)."""
+    async def record_heartbeats(self, beats: list[Heartbeat], history: HistoryRule) -> None:
+        """Apply heartbeats, in one transaction; returns once it is committed.
+
+        A heartbeat applies only when it was received after the agent's latest one stored
+        (several servers may share the database, and none may move an agent back). It then
+        becomes the agent's latest (with how it authenticated, unless None) and makes it
+        active; an unresolved stale alert of the agent gets a reconnection note
+        (`domain.agents.reconnection_note`); and the agent's history (the `heartbeats` table)
+        keeps it when `history.reasons` gives a reason, stored with it
+        (`domain.heartbeats.encode_reasons`), and on a RETURN keeps the agent's previous
+        latest heartbeat too, as LAST. Heartbeats of one agent apply in order of receipt.
+        """
 
     # -- triage -----------------------------------------------------------------------------
 
@@ -289,6 +294,11 @@ class Store(Protocol):
 
     async def list_agents(self, query: AgentFilter) -> list[dict[str, Any]]:
         """Stale agents first, then the most recently seen."""
+
+    async def agent_history(self, agent_id: str, since: str, until: str) -> AgentHistory | None:
+        """The agent and the heartbeats its history kept that were received in
+        [since, until), with the last one kept before `since` and the first at or after
+        `until` (how the window begins and ends); None for an agent never heard from."""
 
     async def stats(self) -> dict[str, Any]:
         """Totals; `open_by_severity` leaves silenced signals out, `silenced_open` counts
@@ -325,8 +335,8 @@ class Store(Protocol):
         on its own (`common.stale_alerts`). Returns the agents marked or alerted."""
 
     async def prune_heartbeats(self, cutoff: str, limit: int) -> int:
-        """Delete up to `limit` heartbeats received before `cutoff`, keeping each agent's
-        latest; returns how many went."""
+        """Delete up to `limit` heartbeats of the history received before `cutoff`, keeping
+        each agent's latest; returns how many went."""
 
     async def prune_resolved_signals(self, cutoff: str, limit: int) -> int:
         """Delete up to `limit` resolved signals older than `cutoff` with their history and

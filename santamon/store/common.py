@@ -1,7 +1,8 @@
 """What every engine does the same way, whatever its SQL: how a row becomes a signal, a
 silence or a key, connection problems summed per client, cursors, search terms, the /stats
-document, results of grouped inserts, triage by filter in chunks, which stale alerts to raise
-(held, one each, or one for many), how a page of groups is found, and the health probe."""
+document, results of grouped inserts, what a flush of heartbeats writes, triage by filter in
+chunks, which stale alerts to raise (held, one each, or one for many), how a page of groups is
+found, and the health probe."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import orjson
 
 from .. import timeutil
 from ..domain.agents import SilentAgent
+from ..domain.heartbeats import LAST, RETURN, KeptBeat, LastBeat, decode_reasons, encode_reasons
 from ..domain.signals import SEVERITIES, STATUSES, NewSignal
 from ..domain.silences import WILDCARD, Matchers, Silence
 from .base import (
@@ -23,6 +25,8 @@ from .base import (
     AlertBuilder,
     AnalystKey,
     GroupPage,
+    Heartbeat,
+    HistoryRule,
     InvalidCursor,
     JobRecord,
     JobRun,
@@ -104,6 +108,105 @@ WHERE latest = 1 ORDER BY last_seen DESC, client, kind LIMIT {limit}"""
 def agent_row(row: Sequence[Any]) -> dict[str, Any]:
     """A row of AGENT_COLUMNS."""
     return dict(zip(AGENT_FIELDS, row, strict=True))
+
+
+KEPT_BEAT_COLUMNS = "received_at, timestamp, version, os_version, uptime_seconds, reasons"
+
+
+def kept_beat(row: Sequence[Any]) -> KeptBeat:
+    """A row of KEPT_BEAT_COLUMNS."""
+    return KeptBeat(*row[:5], reasons=decode_reasons(row[5]))
+
+
+def agent_history_sql(agent_id: str, since: str, until: str) -> str:
+    """An agent's kept heartbeats received in [since, until), with the last one before the
+    window and the first one at or after its end, oldest first; each part is one walk of the
+    (agent_id, received_at) index. The arguments are the engine's parameter placeholders."""
+    beats = f"SELECT {KEPT_BEAT_COLUMNS} FROM heartbeats WHERE agent_id = {agent_id} AND"
+    return (f"SELECT * FROM ({beats} received_at < {since} "
+            f"ORDER BY received_at DESC LIMIT 1) AS before_window "
+            f"UNION ALL SELECT * FROM ({beats} received_at >= {since} "
+            f"AND received_at < {until}) AS in_window "
+            f"UNION ALL SELECT * FROM ({beats} received_at >= {until} "
+            f"ORDER BY received_at LIMIT 1) AS after_window "
+            "ORDER BY received_at")
+
+
+# How a flush's latest heartbeat of an agent (`excluded`) updates its row: never back to an
+# older one (another server's flush may have stored a newer), and how the agent authenticated
+# only when that is known.
+AGENT_UPSERT = ("ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
+                "last_timestamp = excluded.last_timestamp, version = excluded.version, "
+                "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
+                "status = 'active', stale_since = NULL, alert_held = false, "
+                "auth = coalesce(excluded.auth, agents.auth) "
+                "WHERE excluded.last_seen > agents.last_seen")
+
+
+def last_beats_sql(agent_ids: str) -> str:
+    """What a flush needs to know of each agent it has heartbeats for (LastBeat): its latest
+    heartbeat, whether it is stale, and when its history last kept one. `agent_ids` is the
+    engine's expression for the ids (placeholders, a subquery)."""
+    return ("SELECT agent_id, last_seen, last_timestamp, version, os_version, uptime_seconds, "
+            "status = 'stale', (SELECT received_at FROM heartbeats h WHERE h.agent_id = "
+            "agents.agent_id ORDER BY received_at DESC LIMIT 1) "
+            f"FROM agents WHERE agent_id IN ({agent_ids})")
+
+
+def last_beat(row: Sequence[Any]) -> tuple[str, LastBeat]:
+    """A row of last_beats_sql: (agent id, what is stored about it)."""
+    return row[0], LastBeat(*row[1:6], stale=bool(row[6]), kept_at=row[7])
+
+
+@dataclass(slots=True)
+class HeartbeatWrites:
+    """What a flush of heartbeats writes, worked out from what is stored about their agents
+    (store.base.Store.record_heartbeats says what applies)."""
+
+    # History rows: (agent_id, timestamp, version, os_version, uptime_seconds, received_at,
+    # reasons), in order of receipt.
+    kept: list[tuple[Any, ...]]
+    # Each agent's new latest heartbeat, with the first_seen of an agent new to the store (its
+    # first heartbeat of this flush), in agent order.
+    latest: list[tuple[Heartbeat, str]]
+    # Stale agents heard from again: (agent, silent since, heard again), in agent order.
+    reconnected: list[tuple[str, str, str]]
+
+
+def heartbeat_writes(beats: Iterable[Heartbeat], stored: dict[str, LastBeat],
+                     history: HistoryRule) -> HeartbeatWrites:
+    """`stored` is what the store holds about these heartbeats' agents (none for a new one)."""
+    last = dict(stored)
+    kept: list[tuple[Any, ...]] = []
+    latest: dict[str, Heartbeat] = {}
+    first_seen: dict[str, str] = {}
+    reconnected: dict[str, tuple[str, str, str]] = {}
+    for beat in sorted(beats, key=lambda beat: beat.received_at):
+        previous = last.get(beat.agent_id)
+        if previous is not None and beat.received_at <= previous.received_at:
+            continue  # a newer one is stored already (another server, a re-sent flush)
+        reasons = history.reasons(previous, beat)
+        if RETURN in reasons and previous is not None and previous.timestamp is not None:
+            kept.append((beat.agent_id, previous.timestamp, previous.version,
+                         previous.os_version, previous.uptime_seconds, previous.received_at,
+                         LAST))
+        if reasons:
+            kept.append((beat.agent_id, beat.timestamp, beat.version, beat.os_version,
+                         beat.uptime_seconds, beat.received_at, encode_reasons(reasons)))
+        if previous is not None and previous.stale:
+            reconnected[beat.agent_id] = (beat.agent_id, previous.received_at,
+                                          beat.received_at)
+        latest[beat.agent_id] = beat
+        if previous is None:
+            first_seen[beat.agent_id] = beat.received_at
+        last[beat.agent_id] = LastBeat(
+            beat.received_at, beat.timestamp, beat.version, beat.os_version,
+            beat.uptime_seconds, stale=False,
+            kept_at=beat.received_at if reasons else previous.kept_at)
+    return HeartbeatWrites(
+        kept, [(latest[agent_id], first_seen.get(agent_id, latest[agent_id].received_at))
+               for agent_id in sorted(latest)],
+        [reconnected[agent_id] for agent_id in sorted(reconnected)])
 
 
 def agent_key(row: Sequence[Any]) -> AgentKey:

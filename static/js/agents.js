@@ -1,9 +1,14 @@
-// The agents panel (stale ones first, "silent for N min") and the banner that names stale
-// agents: a missing heartbeat means agent failure or tampering.
+// The agents panel (stale ones first, "silent for N min"), each agent opening into its
+// timeline, and the banner that names stale agents: a missing heartbeat means agent failure
+// or tampering.
 import { advice, api, isPlainObject } from './api.js';
 import { $, el, setText } from './dom.js';
 import * as filters from './filters.js';
 import { fmtAgo, fmtDuration, fmtNum, fmtSilent, fmtUtc, parseTs } from './format.js';
+import * as timeline from './timeline.js';
+
+let shown = []; // the agents as last rendered
+let opened = null; // the agent whose timeline is open
 
 // How the agent's heartbeats authenticate: a key of its own, bound to its host, or one that any
 // agent may hold.
@@ -35,23 +40,41 @@ function renderAgent(a) {
     uptime ? `up ${uptime}` : null,
     typeof a.auth === 'string' && Object.hasOwn(AUTH_LABELS, a.auth) ? AUTH_LABELS[a.auth] : null,
   ].filter(Boolean).join(' · ');
+  const id = String(a.agent_id);
+  const isOpen = id === opened;
   const item = el('li', {
-    class: `agent${isStale ? ' is-stale' : ''}${maintenance ? ' is-maintenance' : ''}`,
+    class: `agent${isStale ? ' is-stale' : ''}${isOpen ? ' is-open' : ''}${maintenance ? ' is-maintenance' : ''}`,
     title: `Last heartbeat received ${fmtUtc(seen)} UTC${a.first_seen ? ` · first seen ${fmtUtc(parseTs(a.first_seen))} UTC` : ''}`,
     tabindex: '0',
-    'aria-label': `${a.agent_id}: ${isStale ? 'stale' : 'active'}. Show its signals`,
-    'data-agent': String(a.agent_id),
+    'aria-expanded': isOpen ? 'true' : 'false',
+    'aria-label': `${id}: ${isStale ? 'stale' : 'active'}. ${isOpen ? 'Close' : 'Open'} its timeline`,
+    'data-agent': id,
     'data-auth': typeof a.auth === 'string' ? a.auth : '',
   },
   el('span', { class: 'agent-dot', 'aria-hidden': 'true' }),
-  el('span', { class: 'agent-name', text: String(a.agent_id) }),
+  el('span', { class: 'agent-name', text: id }),
   el('span', { class: 'agent-seen', text: isStale ? fmtSilent(seen) : `seen ${fmtAgo(seen)}` }),
   el('span', { class: 'agent-meta', text: meta || 'no version reported' }),
   maintenance ? el('span', { class: 'agent-maintenance', text: `in maintenance until ${fmtUtc(parseTs(a.maintenance_until), false)} UTC` }) : null);
-  const pick = () => filters.set({ host_id: String(a.agent_id) });
-  item.addEventListener('click', pick);
-  item.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.stopPropagation(); pick(); } });
+  if (isOpen) {
+    const box = el('div', { class: 'agent-timeline', role: 'region', 'aria-label': `Timeline of ${id}`,
+      onclick: (e) => e.stopPropagation(), onkeydown: (e) => e.stopPropagation() });
+    item.append(box);
+    timeline.show(box, id, { onSignals: () => filters.set({ host_id: id }) });
+  }
+  const toggle = () => {
+    opened = isOpen ? null : id;
+    renderList();
+    const again = [...$('#agents').children].find((node) => node.dataset.agent === id);
+    if (again) again.focus(); // the list was rebuilt: keep the keyboard where it was
+  };
+  item.addEventListener('click', toggle);
+  item.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.stopPropagation(); toggle(); } });
   return item;
+}
+
+function renderList() {
+  $('#agents').replaceChildren(...shown.map(renderAgent));
 }
 
 function render(heartbeats) {
@@ -69,7 +92,8 @@ function render(heartbeats) {
   } else {
     box.hidden = true;
   }
-  $('#agents').replaceChildren(...agents.map(renderAgent));
+  shown = agents;
+  renderList();
   filters.suggestHosts(agents.map((a) => String(a.agent_id)));
 
   const banner = $('#stale-banner');

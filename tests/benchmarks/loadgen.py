@@ -1,7 +1,10 @@
-"""Paced background ingest: one agent-shaped signal per request at a fixed rate, in its own process.
+"""Paced background load in its own process: one agent-shaped signal, or one heartbeat of a
+fleet of agents, per request at a fixed rate.
 
     python tests/benchmarks/loadgen.py --url http://127.0.0.1:PORT/ingest --key KEY \
         --rate 500 --seconds 60 --nonce 1a2b3c4d
+    python tests/benchmarks/loadgen.py --url http://127.0.0.1:PORT/agents/heartbeat --key KEY \
+        --heartbeats 5000 --rate 2000 --seconds 60
 
 Prints one JSON line with what was sent, acknowledged and the achieved rate. Bounded by
 --seconds; requests in flight are capped like an agent fleet would be.
@@ -11,12 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import signal
 import time
 
 import aiohttp
 import orjson
+
+try:  # the server runs on uvloop; the load should not be the slower side
+    import uvloop
+except ImportError:  # pragma: no cover - the venv has it
+    uvloop = None
 
 OFFSETS = ["-08:00", "-05:00", "Z", "+01:00", "+05:30", "+09:00"]
 RULES = [("SM-002", "critical", "SSH private keys read by non-ssh process"),
@@ -25,7 +34,8 @@ RULES = [("SM-002", "critical", "SSH private keys read by non-ssh process"),
          ("SM-B01", "low", "Binary never seen on this host before")]
 
 
-def make_signal(nonce: str, seq: int) -> bytes:
+def make_signal(nonce: str, seq: int, offset: int = 0) -> bytes:
+    seq += offset
     user = f"user{seq % 2000:04d}"
     rule_id, severity, title = RULES[seq % len(RULES)]
     digits = seq % 10
@@ -48,8 +58,27 @@ def make_signal(nonce: str, seq: int) -> bytes:
                     "process_tree": tree}})
 
 
+HEARTBEAT_EPOCH_S = 1_790_000_000
+AGENT_INTERVAL_S = 30  # what a real agent waits between heartbeats
+
+
+def heartbeat_maker(agents: int):
+    """Heartbeat `seq` of a fleet of `agents` reporting in turn: agent `seq % agents`, its
+    `seq // agents`-th beat, with the agent's clock and uptime moving 30 s per beat as a real
+    agent's do (the server's clock moves faster when the fleet beats faster than that)."""
+    def make(nonce: str, seq: int, offset: int = 0) -> bytes:
+        beat, agent = divmod(offset + seq, agents)
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(
+            HEARTBEAT_EPOCH_S + beat * AGENT_INTERVAL_S + agent % AGENT_INTERVAL_S))
+        return orjson.dumps({
+            "agent_id": f"mbp-fleet-{nonce}-{agent:05d}", "timestamp": f"{ts}.25-08:00",
+            "version": "v0.3.1", "os_version": "15.4.1",
+            "uptime_seconds": 86_400.5 + beat * AGENT_INTERVAL_S})
+    return make
+
+
 async def paced(url: str, key: str, rate: float, seconds: float, nonce: str,
-                max_in_flight: int) -> dict:
+                max_in_flight: int, make_body=make_signal) -> dict:
     headers = {"X-API-Key": key, "Content-Type": "application/json",
                "User-Agent": "github.com/0x4d31/santamon/bench"}
     latencies: list[float] = []
@@ -62,7 +91,7 @@ async def paced(url: str, key: str, rate: float, seconds: float, nonce: str,
         async with gate:
             started = time.perf_counter()
             try:
-                async with session.post(url, data=make_signal(nonce, seq),
+                async with session.post(url, data=make_body(nonce, seq),
                                         headers=headers) as resp:
                     await resp.read()
                     ok = 200 <= resp.status < 300
@@ -115,9 +144,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--nonce", default="b0b0b0b0")
     parser.add_argument("--max-in-flight", type=int, default=32)
+    parser.add_argument("--heartbeats", type=int, metavar="AGENTS", default=0,
+                        help="send heartbeats of this many agents instead of signals")
+    parser.add_argument("--first", type=int, default=0, metavar="SEQ",
+                        help="number of the first request (a later run carries on a fleet)")
     args = parser.parse_args()
-    result = asyncio.run(paced(args.url, args.key, args.rate, min(args.seconds, 3600), args.nonce,
-                               args.max_in_flight))
+    make_body = heartbeat_maker(args.heartbeats) if args.heartbeats else make_signal
+    run = asyncio.run if uvloop is None else uvloop.run
+    result = run(paced(args.url, args.key, args.rate, min(args.seconds, 3600), args.nonce,
+                       args.max_in_flight, functools.partial(make_body, offset=args.first)))
     print("BENCH_RESULT " + json.dumps(result), flush=True)
 
 

@@ -53,10 +53,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("silences, shortening checks, building the row", ("(santamon/api/views/",
                                                        "(santamon/api/silencing.py",
                                                        "(santamon/domain/")),
-    ("response (headers, JSON, socket write)", ("json_response", "prepare (aiohttp", "_prepare_hook",
-                                         "security_headers", "write_eof", "_write_headers",
-                                         "send_headers", "finish_response",
-                                         "(santamon/api/responses.py")),
+    ("response (headers, JSON, socket write)", (
+        "json_response", "prepare (aiohttp", "_prepare_hook", "security_headers", "write_eof",
+        "_write_headers", "send_headers", "finish_response", "(santamon/api/responses.py")),
     ("body read", ("_read_body", "readany")),
     ("HTTP parsing", ("data_received", "http_parser", "HttpRequestParser", "feed_data")),
     ("middlewares (own code)", ("(santamon/api/middlewares.py",)),

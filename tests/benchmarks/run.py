@@ -21,8 +21,14 @@ What it does, all on 127.0.0.1:
    the queries idle, single-signal ingest in rotating turns on SQLite, PostgreSQL with one
    worker and with `--workers 2`, then batches on each, with the CPU time (user + system, from
    /proc/PID/stat) of the service's processes and of PostgreSQL's per request; SIGKILL and
-   every acknowledged id looked up; the queries under ingest.
-Prints a table, writes bench-results/report.json.
+   every acknowledged id looked up; the queries under ingest;
+8. the heartbeat fleet, on a database of its own: 5,000 agents beating ~2,000 times a second,
+   alone and then with 300 signals/s, measuring what the server writes to disk per heartbeat and
+   per signal (/proc/PID/io), its CPU per heartbeat (/proc/PID/stat), the largest the WAL gets,
+   and how many history rows an agent leaves per week.
+Prints a table, writes bench-results/report.json. `--only fleet` runs the last phase alone
+(no seed file needed); `--skip sqlite` or `--skip postgres` leaves an engine out; `--server`
+may be any `santamon` command, e.g. an older checkout's.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -38,9 +45,12 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +65,27 @@ import generate  # noqa: E402
 import postgres  # noqa: E402
 
 START_TIMEOUT_S = 600.0  # a first open may upgrade a large seed file
+SEED_PHASES = ("queries", "ingest", "under-ingest")
+# Which engines the seed phases run on; `workers` is PostgreSQL's run with --workers 2.
+ENGINE_PHASES = ("sqlite", "postgres", "workers")
+PHASES = (*SEED_PHASES, *ENGINE_PHASES, "fleet")
+
+# The heartbeat fleet (issue 16). Real agents beat every 30 s; 5,000 of them beating 2,000
+# times a second beat 12 times faster, so the server's history sample is shortened 12 times
+# too, and history rows per agent per week are scaled back (see fleet_phase).
+FLEET_AGENTS = 5000
+FLEET_HEARTBEATS_PER_S = 2000
+FLEET_SIGNALS_PER_S = 300
+AGENT_INTERVAL_S = 30
+DEFAULT_HEARTBEAT_SAMPLE_S = 600
+FLEET_SETTLE_S = 3.0  # after the load stops: the last flush and checkpoint belong to the phase
+WAL_SAMPLE_EVERY_S = 0.05
+WEEK_S = 7 * 86400
+FLEET_GOALS = {"fleet_bytes_per_heartbeat": 1024, "fleet_bytes_per_signal": 2048,
+               "fleet_wal_mb": 64, "fleet_history_rows_per_week": 1500,
+               # no worse than main before issue 16: 216-246 us in this phase on the 2-core VM
+               # (FINDINGS.md, "Heartbeats at fleet scale")
+               "fleet_cpu_us_per_heartbeat": 250}
 
 
 def log(message: str) -> None:
@@ -84,6 +115,48 @@ def db_size_mb(path: Path) -> dict:
         if part.exists():
             sizes["db" + suffix.replace("-", "_")] = round(part.stat().st_size / 1e6, 1)
     return sizes
+
+
+def _epoch(stored: str) -> float:
+    """Seconds since the epoch of a stored UTC timestamp (microseconds are enough here)."""
+    return datetime.fromisoformat(stored[:26]).replace(tzinfo=UTC).timestamp()
+
+
+def proc_counters(pid: int, port: int, admin_key: str) -> dict:
+    """Bytes the process made the kernel write to storage, its CPU seconds and its database
+    commits so far."""
+    counters = {"commits": 0}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Authorization": f"Bearer {admin_key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("santamon_store_commit_seconds_count"):
+                counters["commits"] = int(float(line.split()[-1]))
+    with open(f"/proc/{pid}/io") as io:
+        for line in io:
+            key, _, value = line.partition(":")
+            if key == "write_bytes":
+                counters["write_bytes"] = int(value)
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of proc(5); the split starts at field 3
+    counters["cpu_s"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return counters
+
+
+class LargestSize(threading.Thread):
+    """The largest size a file reaches while sampled (the WAL comes and goes)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path, self.largest, self.samples = path, 0, 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(WAL_SAMPLE_EVERY_S):
+            with contextlib.suppress(OSError):
+                self.largest = max(self.largest, self.path.stat().st_size)
+                self.samples += 1
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -288,8 +361,9 @@ def compare_ingest(targets: dict[str, tuple[Process, dict[str, Pids]]], args, ke
     return {"single": single, "batch": batch}
 
 
-def postgres_phases(args, seed: Path, plan: list, keys: dict, env: dict, rundir: Path,
-                    sqlite_server: Process | None, seconds_per_kind: float) -> dict:
+def postgres_phases(args, phases: set[str], seed: Path, plan: list, keys: dict, env: dict,
+                    rundir: Path, sqlite_server: Process | None,
+                    seconds_per_kind: float) -> dict:
     """The same measures on PostgreSQL (the seed copied in with `santamon migrate-db`), and
     ingest with one worker and with two, beside SQLite."""
     report: dict = {}
@@ -309,19 +383,19 @@ def postgres_phases(args, seed: Path, plan: list, keys: dict, env: dict, rundir:
     database_cpu = {"postgres": lambda: postgres.postgres_processes(server)}
     try:
         report["first_start_s"] = round(one.start(), 2)
-        if "queries" not in args.skip:
+        if "queries" in phases:
             plan = with_deep_pages(base, admin_headers, args, plan, report)
             log(f"PostgreSQL: queries, idle, {args.clients} clients")
             report["queries_idle"] = asyncio.run(measure_queries(
                 base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
-        if "ingest" not in args.skip:
+        if "ingest" in phases:
             ackdir = rundir / "acked-postgres"
             ackdir.mkdir()
             targets: dict[str, tuple[Process, dict[str, Pids]]] = {}
             if sqlite_server is not None:
                 targets["sqlite"] = (sqlite_server, {"santamon": sqlite_server.pids})
             targets["postgres, 1 worker"] = (one, {"santamon": one.pids, **database_cpu})
-            if "workers" not in args.skip:
+            if "workers" in phases:
                 two.start()
                 targets["postgres, 2 workers"] = (two, {"santamon": two.pids, **database_cpu})
             report["ingest"] = compare_ingest(targets, args, keys["agent"], ackdir)
@@ -332,7 +406,7 @@ def postgres_phases(args, seed: Path, plan: list, keys: dict, env: dict, rundir:
             log(f"durability: {report['durability']}")
             one.start()
             postgres.settle(url)
-        if "under-ingest" not in args.skip and "queries" not in args.skip:
+        if "under-ingest" in phases and "queries" in phases:
             seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
             log(f"PostgreSQL: queries while ingesting {args.ingest_rate:.0f} signals/s")
             paced = start_paced_ingest(one_port, keys["agent"], args.ingest_rate, seconds)
@@ -523,17 +597,23 @@ async def measure_queries(base: str, headers: dict, plan: list[tuple[str, list[s
     return results
 
 
-def start_paced_ingest(port: int, key: str, rate: float, seconds: float) -> subprocess.Popen:
+def start_paced_ingest(port: int, key: str, rate: float, seconds: float, *,
+                       heartbeats_of: int = 0, nonce: str | None = None,
+                       first: int = 0) -> subprocess.Popen:
+    """loadgen.py in its own process: signals, or heartbeats of a fleet of `heartbeats_of`
+    agents (the same nonce and a later `first` carry on the same fleet)."""
+    path = "/agents/heartbeat" if heartbeats_of else "/ingest"
     return subprocess.Popen(
-        [sys.executable, str(HERE / "loadgen.py"), "--url", f"http://127.0.0.1:{port}/ingest",
+        [sys.executable, str(HERE / "loadgen.py"), "--url", f"http://127.0.0.1:{port}{path}",
          "--key", key, "--rate", str(rate), "--seconds", str(seconds),
-         "--nonce", secrets.token_hex(4), "--max-in-flight", "256"],
+         "--nonce", nonce or secrets.token_hex(4), "--max-in-flight", "256",
+         "--heartbeats", str(heartbeats_of), "--first", str(first)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def finish_paced_ingest(proc: subprocess.Popen) -> dict:
+def finish_paced_ingest(proc: subprocess.Popen, timeout: float = 60) -> dict:
     try:
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate(timeout=10)
@@ -541,6 +621,119 @@ def finish_paced_ingest(proc: subprocess.Popen) -> dict:
         if line.startswith("BENCH_RESULT "):
             return json.loads(line.removeprefix("BENCH_RESULT "))
     return {"error": out[-500:]}
+
+
+def fleet_phase(args, env: dict, rundir: Path, keys: dict) -> dict:
+    """Heartbeats of FLEET_AGENTS agents at FLEET_HEARTBEATS_PER_S, alone and then with
+    FLEET_SIGNALS_PER_S signals, on a fresh database: bytes written per heartbeat and per
+    signal, CPU per heartbeat, the largest WAL, history rows per agent per week."""
+    db = rundir / "fleet.db"
+    port = free_port()
+    speedup = AGENT_INTERVAL_S * FLEET_HEARTBEATS_PER_S / FLEET_AGENTS
+    sample_s = DEFAULT_HEARTBEAT_SAMPLE_S / speedup
+    server = Process("fleet", [args.server, "serve"],
+                     {**env, "SANTAMON_DB_PATH": str(db), "SANTAMON_PORT": str(port),
+                      "SANTAMON_HEARTBEAT_SAMPLE": f"{sample_s:g}s"}, port, rundir)
+    alone_s, mixed_s = args.fleet_seconds / 3, args.fleet_seconds * 2 / 3
+    nonce = secrets.token_hex(4)
+    wal = LargestSize(Path(str(db) + "-wal"))
+    result: dict = {"agents": FLEET_AGENTS, "target_heartbeats_per_s": FLEET_HEARTBEATS_PER_S,
+                    "target_signals_per_s": FLEET_SIGNALS_PER_S, "speedup": speedup,
+                    "heartbeat_sample_s": sample_s, "server": args.server}
+    sent = 0
+
+    def heartbeats(seconds: float) -> subprocess.Popen:
+        return start_paced_ingest(port, keys["agent"], FLEET_HEARTBEATS_PER_S, seconds,
+                                  heartbeats_of=FLEET_AGENTS, nonce=nonce, first=sent)
+
+    def finished(proc: subprocess.Popen) -> dict:
+        outcome = finish_paced_ingest(proc, timeout=args.fleet_seconds + 60)
+        if "error" in outcome:
+            raise RuntimeError(f"load generator failed: {outcome['error']}")
+        return outcome
+
+    try:
+        server.start()
+        wal.start()
+        warm_s = FLEET_AGENTS / FLEET_HEARTBEATS_PER_S + 1
+        log(f"fleet: warm-up, every one of {FLEET_AGENTS} agents heard from ({warm_s:.1f} s)")
+        warm = finished(heartbeats(warm_s))
+        sent += warm["sent"] + warm["skipped"]
+        time.sleep(FLEET_SETTLE_S)
+
+        log(f"fleet: {FLEET_HEARTBEATS_PER_S} heartbeats/s alone for {alone_s:.0f} s")
+        started_s = time.time()
+        before = proc_counters(server.pid, port, keys["admin"])
+        alone = finished(heartbeats(alone_s))
+        sent += alone["sent"] + alone["skipped"]
+        time.sleep(FLEET_SETTLE_S)
+        middle = proc_counters(server.pid, port, keys["admin"])
+
+        log(f"fleet: the same with {FLEET_SIGNALS_PER_S} signals/s for {mixed_s:.0f} s")
+        beats = heartbeats(mixed_s)
+        signals = start_paced_ingest(port, keys["agent"], FLEET_SIGNALS_PER_S, mixed_s)
+        mixed = finished(beats)
+        sent += mixed["sent"] + mixed["skipped"]
+        mixed_signals = finished(signals)
+        time.sleep(FLEET_SETTLE_S)
+        after = proc_counters(server.pid, port, keys["admin"])
+        result["rss"] = rss_mb(server.pid)
+    finally:
+        wal.stopped.set()
+        server.stop()
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        since = datetime.fromtimestamp(started_s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        (rows,) = conn.execute("SELECT count(*) FROM heartbeats WHERE received_at >= ?",
+                               (since,)).fetchone()
+        (total_rows,) = conn.execute("SELECT count(*) FROM heartbeats").fetchone()
+        kept = conn.execute("SELECT agent_id, received_at FROM heartbeats "
+                            "ORDER BY agent_id, received_at").fetchall()
+    # An agent's history rows in the steady state, from the median time between two of them:
+    # they follow either its heartbeats (a server that keeps every one) or the sample interval
+    # (this one). The fleet beats faster than real agents and the sample is shortened to
+    # match, so the gap is scaled back to what an agent beating every 30 s would leave. (A run
+    # holds only a few sample intervals: counting its rows would mostly count its edges.)
+    gaps = [(_epoch(later) - _epoch(earlier)) for (agent, earlier), (same, later)
+            in itertools.pairwise(kept) if agent == same]
+    beating_s = alone["seconds"] + mixed["seconds"]
+    heartbeat_every_s = beating_s * FLEET_AGENTS / max(1, alone["ok"] + mixed["ok"])
+    row_gap_s = statistics.median(gaps) if gaps else None
+    if row_gap_s is None:
+        real_row_gap_s = None
+    elif row_gap_s >= sample_s:
+        real_row_gap_s = row_gap_s * speedup
+    else:
+        real_row_gap_s = max(1.0, row_gap_s / heartbeat_every_s) * AGENT_INTERVAL_S
+    alone_bytes = middle["write_bytes"] - before["write_bytes"]
+    per_heartbeat = alone_bytes / max(1, alone["ok"])
+    mixed_bytes = after["write_bytes"] - middle["write_bytes"]
+    per_signal = (mixed_bytes - per_heartbeat * mixed["ok"]) / max(1, mixed_signals["ok"])
+    result.update({
+        "heartbeats_alone": alone, "heartbeats_with_signals": mixed, "signals": mixed_signals,
+        "bytes_per_heartbeat": round(per_heartbeat),
+        "bytes_per_signal": round(per_signal),
+        "write_mb_per_s_alone": round(alone_bytes / 1e6 / (alone["seconds"] + FLEET_SETTLE_S), 2),
+        "write_mb_per_s_with_signals": round(mixed_bytes / 1e6
+                                             / (mixed["seconds"] + FLEET_SETTLE_S), 2),
+        "cpu_ms_per_heartbeat": round((middle["cpu_s"] - before["cpu_s"]) * 1000
+                                      / max(1, alone["ok"]), 4),
+        "wal_max_mb": round(wal.largest / 1e6, 1), "wal_samples": wal.samples,
+        "history_rows_in_run": rows, "history_rows_total": total_rows,
+        "history_row_gap_s": row_gap_s, "heartbeat_every_s": round(heartbeat_every_s, 2),
+        "history_rows_per_agent_per_week": round(WEEK_S / real_row_gap_s)
+        if real_row_gap_s else None,
+        "commits_per_s_alone": round((middle["commits"] - before["commits"])
+                                     / (alone["seconds"] + FLEET_SETTLE_S), 1),
+        "commits_per_s_with_signals": round((after["commits"] - middle["commits"])
+                                            / (mixed["seconds"] + FLEET_SETTLE_S), 1),
+        "db_size_mb": db_size_mb(db),
+    })
+    log(f"fleet: {result['bytes_per_heartbeat']} B/heartbeat, {result['bytes_per_signal']} "
+        f"B/signal, {result['cpu_ms_per_heartbeat']} ms CPU/heartbeat, WAL max "
+        f"{result['wal_max_mb']} MB, {result['history_rows_per_agent_per_week']} history "
+        "rows/agent/week")
+    return result
 
 
 def _cpu(cpu: dict[str, float], unit: str) -> str:
@@ -683,9 +876,40 @@ def print_table(report: dict) -> None:
             rss = report[key]
             rows.append((label, f"{rss.get('VmRSS')} MB (peak {rss.get('VmHWM')} MB)",
                          f"<= {goals['rss_mb']} MB", (rss.get("VmRSS") or 1e9) <= goals["rss_mb"]))
-    if report.get("db_size_mb"):
+    if "db_size_mb" in report:
         rows.append(("database size", ", ".join(f"{k} {v} MB" for k, v in
                                                 report["db_size_mb"].items()), "", None))
+    if "wal_max_mb" in report:
+        rows.append(("largest WAL (SQLite phases)", f"{report['wal_max_mb']} MB",
+                     f"<= {goals['fleet_wal_mb']} MB",
+                     report["wal_max_mb"] <= goals["fleet_wal_mb"]))
+    if "fleet" in report:
+        f = report["fleet"]
+        alone, mixed, sig = f["heartbeats_alone"], f["heartbeats_with_signals"], f["signals"]
+        rows += [
+            ("fleet: heartbeats/s achieved", f"{alone['achieved_per_s']} alone, "
+             f"{mixed['achieved_per_s']} with {sig['achieved_per_s']} signals/s (failed "
+             f"{alone['failed'] + mixed['failed'] + sig['failed']})",
+             f"~{FLEET_HEARTBEATS_PER_S}", None),
+            ("fleet: disk bytes written per heartbeat", f"{f['bytes_per_heartbeat']:,} B",
+             f"<= {goals['fleet_bytes_per_heartbeat']:,} B",
+             f["bytes_per_heartbeat"] <= goals["fleet_bytes_per_heartbeat"]),
+            ("fleet: disk bytes written per signal", f"{f['bytes_per_signal']:,} B",
+             f"<= {goals['fleet_bytes_per_signal']:,} B",
+             f["bytes_per_signal"] <= goals["fleet_bytes_per_signal"]),
+            ("fleet: largest WAL", f"{f['wal_max_mb']} MB", f"<= {goals['fleet_wal_mb']} MB",
+             f["wal_max_mb"] <= goals["fleet_wal_mb"]),
+            ("fleet: history rows per agent per week",
+             f"{f['history_rows_per_agent_per_week'] or 0:,}",
+             f"<= {goals['fleet_history_rows_per_week']:,}",
+             (f["history_rows_per_agent_per_week"] or 0)
+             <= goals["fleet_history_rows_per_week"]),
+            ("fleet: commits per second", f"{f['commits_per_s_alone']} alone, "
+             f"{f['commits_per_s_with_signals']} with signals", "", None),
+            ("fleet: server CPU per heartbeat", f"{f['cpu_ms_per_heartbeat'] * 1000:.0f} us",
+             f"<= {goals['fleet_cpu_us_per_heartbeat']} us",
+             f["cpu_ms_per_heartbeat"] * 1000 <= goals["fleet_cpu_us_per_heartbeat"]),
+        ]
     if "postgres" in report:
         rows += postgres_rows(report["postgres"], goals)
     width = max(len(r[0]) for r in rows)
@@ -697,6 +921,51 @@ def print_table(report: dict) -> None:
         verdict = "" if ok is None else "yes" if ok else "NO"
         print(f"{label.ljust(width)}  {value.ljust(value_width)}  {goal.ljust(16)}  {verdict}")
     print()
+
+
+def seed_phases(args, phases: set[str], report: dict, env: dict, rundir: Path, ackdir: Path,
+                keys: dict) -> None:
+    """Phases 1-7, on a copy of the seed file of `args.signals` signals: on SQLite, then on
+    PostgreSQL."""
+    results = args.results
+    seconds_per_kind = 10 if args.quick else 20
+    if args.db is not None:
+        seed = args.db
+        meta_path = generate.cached_database_path(args.signals, results).with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    else:
+        seed = generate.cached_database(args.signals, results, log=log)
+        meta = json.loads(seed.with_suffix(".json").read_text())
+    db_path = rundir / "santamon.db"
+    sqlite = "sqlite" in phases
+    if sqlite:
+        log(f"copying {seed.name} ({seed.stat().st_size / 1e6:.0f} MB) to {db_path}")
+        shutil.copyfile(seed, db_path)
+    plan, plan_info = query_plan(db_path if sqlite else seed, meta)
+    report["dataset"] = {**meta, **plan_info}
+
+    port, ceiling_port = free_port(), free_port()
+    real = Process("santamon", [args.server, "serve"],
+                   {**env, "SANTAMON_DB_PATH": str(db_path), "SANTAMON_PORT": str(port)},
+                   port, rundir)
+    ceiling = Process("ceiling", [sys.executable, str(HERE / "ceiling_app.py"), "--port",
+                                  str(ceiling_port), "--api-key", keys["agent"]],
+                      {**env, "SANTAMON_API_KEY": keys["agent"]}, ceiling_port, rundir)
+    wal = LargestSize(Path(str(db_path) + "-wal"))
+    wal.start()
+    try:
+        if sqlite:
+            sqlite_phases(args, phases, report, real, ceiling, plan, keys, db_path, ackdir,
+                          seconds_per_kind)
+        if "postgres" in phases:
+            report["postgres"] = postgres_phases(args, phases, seed, plan, keys, env, rundir,
+                                                 real if sqlite else None, seconds_per_kind)
+    finally:
+        wal.stopped.set()
+        real.stop()
+        ceiling.stop()
+    if sqlite:
+        report["wal_max_mb"] = round(wal.largest / 1e6, 1)
 
 
 def _interrupted(signum: int, _frame) -> None:
@@ -726,18 +995,23 @@ def main() -> int:
     parser.add_argument("--db", type=Path, default=None,
                         help="start from a copy of this database instead of the generated seed "
                              "file (e.g. one already upgraded, to iterate on ingest quickly)")
-    parser.add_argument("--skip", action="append", default=[],
-                        choices=["ingest", "queries", "under-ingest", "sqlite", "postgres",
-                                 "workers"],
+    parser.add_argument("--skip", action="append", default=[], choices=PHASES,
                         help="leave a phase out (repeatable); sqlite and postgres leave an "
                              "engine out, workers the run with --workers 2")
+    parser.add_argument("--only", action="append", default=[], choices=PHASES,
+                        help="run only these phases (repeatable); `--only fleet` needs no seed")
+    parser.add_argument("--fleet-seconds", type=float, default=90,
+                        help="heartbeat fleet: a third alone, two thirds with signals")
     args = parser.parse_args()
+    phases = set(args.only or PHASES)
+    if not phases & set(ENGINE_PHASES):  # `--only queries` means on every engine
+        phases |= set(ENGINE_PHASES)
+    phases -= set(args.skip)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.duration = args.duration or (5 if args.quick else 10)
     args.batch_duration = args.batch_duration or (5 if args.quick else 10)
     args.queries = args.queries or (80 if args.quick else 200)
-    seconds_per_kind = 10 if args.quick else 20
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and phases & {"ingest"}:
         print("wrk is not installed (apt-get install wrk, or run `make bench`)", file=sys.stderr)
         return 2
     if not Path(args.server).exists():
@@ -749,32 +1023,11 @@ def main() -> int:
     shutil.rmtree(rundir, ignore_errors=True)
     ackdir = rundir / "acked"
     ackdir.mkdir(parents=True)
-    if args.db is not None:
-        seed = args.db
-        meta_path = generate.cached_database_path(args.signals, results).with_suffix(".json")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    else:
-        seed = generate.cached_database(args.signals, results, log=log)
-        meta = json.loads(seed.with_suffix(".json").read_text())
-    db_path = rundir / "santamon.db"
-    sqlite = "sqlite" not in args.skip
-    if sqlite:
-        log(f"copying {seed.name} ({seed.stat().st_size / 1e6:.0f} MB) to {db_path}")
-        shutil.copyfile(seed, db_path)
-    plan, plan_info = query_plan(db_path if sqlite else seed, meta)
-
     keys = {"agent": "bench-agent-" + secrets.token_hex(16),
             "admin": "bench-admin-" + secrets.token_hex(16)}
-    port, ceiling_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANTAMON_")}
     env.update(SANTAMON_API_KEY=keys["agent"], SANTAMON_ADMIN_KEY=keys["admin"],
                SANTAMON_HOST="127.0.0.1")
-    real = Process("santamon", [args.server, "serve"],
-                   {**env, "SANTAMON_DB_PATH": str(db_path), "SANTAMON_PORT": str(port)},
-                   port, rundir)
-    ceiling = Process("ceiling", [sys.executable, str(HERE / "ceiling_app.py"), "--port",
-                                  str(ceiling_port), "--api-key", keys["agent"]],
-                      {**env, "SANTAMON_API_KEY": keys["agent"]}, ceiling_port, rundir)
     report: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -782,24 +1035,17 @@ def main() -> int:
                     # others' work on a shared machine shows here
                     "load_average_at_start": os.getloadavg()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "dataset": {**meta, **plan_info},
         "goals": {"ingest_ratio": 0.75, "ingest_p99_ms": 25, "batch_signals_per_s": 30000,
                   "query_p95_ms": 50, "query_p95_under_ingest_ms": 100, "rss_mb": 200,
-                  "first_open_s": 120,
+                  "first_open_s": 120, **FLEET_GOALS,
                   # issue 15: server CPU per request against the ceiling's
                   "cpu_ratio_empty": 2.0, "cpu_ratio_full": 2.5, "batch_cpu_us": 40,
                   "batch_signals_per_s_full": 20000, "heartbeat_cpu_ratio": 1.5},
     }
-    try:
-        if sqlite:
-            sqlite_phases(args, report, real, ceiling, plan, keys, db_path, ackdir,
-                          seconds_per_kind)
-        if "postgres" not in args.skip:
-            report["postgres"] = postgres_phases(args, seed, plan, keys, env, rundir,
-                                                 real if sqlite else None, seconds_per_kind)
-    finally:
-        real.stop()
-        ceiling.stop()
+    if phases & set(SEED_PHASES):
+        seed_phases(args, phases, report, env, rundir, ackdir, keys)
+    if "fleet" in phases:
+        report["fleet"] = fleet_phase(args, env, rundir, keys)
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["machine"]["load_average_at_end"] = os.getloadavg()
     (results / "report.json").write_text(json.dumps(report, indent=2))
@@ -808,8 +1054,9 @@ def main() -> int:
     return 0
 
 
-def sqlite_phases(args, report: dict, real: Process, ceiling: Process, plan: list, keys: dict,
-                  db_path: Path, ackdir: Path, seconds_per_kind: float) -> None:
+def sqlite_phases(args, phases: set[str], report: dict, real: Process, ceiling: Process,
+                  plan: list, keys: dict, db_path: Path, ackdir: Path,
+                  seconds_per_kind: float) -> None:
     """On the SQLite file: first open, queries, ingest beside the ceiling app, SIGKILL,
     queries under ingest. The server keeps running for the PostgreSQL comparison."""
     port = real.port
@@ -824,14 +1071,14 @@ def sqlite_phases(args, report: dict, real: Process, ceiling: Process, plan: lis
     report["db_size_after_upgrade_mb"] = db_size_mb(db_path)
     ceiling.start()
 
-    if "queries" not in args.skip:
+    if "queries" in phases:
         plan = with_deep_pages(base, admin_headers, args, plan, report)
         log(f"queries, idle, {args.clients} clients")
         report["queries_idle"] = asyncio.run(measure_queries(
             base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
         report["rss_after_queries"] = rss_mb(real.pid)
 
-    if "ingest" not in args.skip:
+    if "ingest" in phases:
         report["ingest_empty"] = empty_file_ingest(real, ceiling, args, keys)
         report["ingest"] = ingest_phase(real, ceiling, args, keys, ackdir)
         nonces = [r["nonce"] for r in report["ingest"]["single"]["santamon"]["rounds"]]
@@ -844,7 +1091,7 @@ def sqlite_phases(args, report: dict, real: Process, ceiling: Process, plan: lis
         restart = real.start()
         report["restart_after_kill_s"] = round(restart, 2)
 
-    if "under-ingest" not in args.skip and "queries" not in args.skip:
+    if "under-ingest" in phases and "queries" in phases:
         seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
         log(f"queries while ingesting {args.ingest_rate:.0f} signals/s")
         paced = start_paced_ingest(port, keys["agent"], args.ingest_rate, seconds)

@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const STATIC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
 const JS = join(STATIC, 'js');
-const PURE = ['chart-scale.js', 'format.js', 'glob.js', 'query.js', 'vocabulary.js'];
+const PURE = ['chart-scale.js', 'format.js', 'glob.js', 'query.js', 'timeline-layout.js', 'vocabulary.js'];
 
 const modules = readdirSync(JS).filter((name) => name.endsWith('.js')).sort();
 const source = Object.fromEntries(modules.map((name) => [name, readFileSync(join(JS, name), 'utf8')]));

@@ -19,6 +19,7 @@ from santamon.store import (
     ConnectionProblem,
     ConsoleSession,
     Heartbeat,
+    HistoryRule,
     JobRun,
     KeyUse,
     Matchers,
@@ -48,6 +49,16 @@ def signal(signal_id: str, *, at: str | None = None, host: str = "mac-1", rule: 
                      severity=severity, title=title, tags_json=b'["t1"]',
                      context_json=orjson.dumps(context or {"kind": "execution"}),
                      rule_description=None)
+
+
+KEEP_ALL = HistoryRule(sample_seconds=0)
+
+
+async def beat(store: Store, clock, agent_id: str, timestamp: str, *,
+               history: HistoryRule = KEEP_ALL, **fields) -> None:
+    """One heartbeat, received now by the test's clock."""
+    await store.record_heartbeats(
+        [Heartbeat(agent_id, timestamp, timeutil.format_utc(clock()), **fields)], history)
 
 
 async def walk(store: Store, query: SignalFilter) -> list[str]:
@@ -260,7 +271,7 @@ async def test_stats_count_by_status_severity_host_and_rule(store, clock):
                                 signal("b", host="m1", severity="low", rule="SM-2"),
                                 signal("c", host="m2", severity="high", at=ts(-2 * 86400))])
     await store.set_status(["b"], "resolved", None, "alice")
-    await store.record_heartbeat(Heartbeat("m1", ts()))
+    await beat(store, clock, "m1", ts())
     stats = await store.stats()
     assert stats["total_signals"] == 3 and stats["last_24h"] == 2
     assert stats["by_status"] == {"open": 2, "resolved": 1}
@@ -307,10 +318,11 @@ def alert_builder(threshold: float = 180.0):
 
 
 async def test_a_silence_raises_exactly_one_alert_and_a_return_is_noted(store, clock):
-    await store.record_heartbeat(Heartbeat("mac-1", ts(), "v0.3.1", "15.4.1", 100.0))
-    await store.record_heartbeat(Heartbeat("mac-2", ts()))
+    await beat(store, clock, "mac-1", ts(), version="v0.3.1", os_version="15.4.1",
+               uptime_seconds=100.0)
+    await beat(store, clock, "mac-2", ts())
     clock.advance(200)
-    await store.record_heartbeat(Heartbeat("mac-2", ts(200)))
+    await beat(store, clock, "mac-2", ts(200))
     cutoff = timeutil.format_utc(clock() - 180 * NS)
     assert await store.mark_stale_agents(cutoff, alert_builder()) == ["mac-1"]
     assert await store.mark_stale_agents(cutoff, alert_builder()) == []
@@ -323,7 +335,7 @@ async def test_a_silence_raises_exactly_one_alert_and_a_return_is_noted(store, c
     assert list(agents) == ["mac-1", "mac-2"]  # stale ones first
 
     clock.advance(3 * 3600)
-    await store.record_heartbeat(Heartbeat("mac-1", ts(3 * 3600)))
+    await beat(store, clock, "mac-1", ts(3 * 3600))
     agent = (await store.list_agents(AgentFilter(status="active", since=ts(3000))))[0]
     assert (agent["agent_id"], agent["status"], agent["stale_since"]) == ("mac-1", "active",
                                                                           None)
@@ -338,12 +350,123 @@ async def test_a_silence_raises_exactly_one_alert_and_a_return_is_noted(store, c
     assert len((await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID))).signals) == 3
 
 
+EVER = ("0001-01-01T00:00:00.000000000Z", "9999-01-01T00:00:00.000000000Z")
+
+
+async def kept(store: Store, agent_id: str) -> list[tuple[str, tuple[str, ...] | None]]:
+    """The agent's history: (agent's timestamp, why kept), oldest first."""
+    history = await store.agent_history(agent_id, *EVER)
+    return [(b.timestamp, b.reasons) for b in history.beats]
+
+
+async def test_the_history_keeps_what_tells_the_story_and_a_sample(store, clock):
+    """First heard from, reboots, version and OS changes, returns after a gap (with the last
+    heartbeat before it) and after a stale period; between them one sample per interval."""
+    history = HistoryRule(sample_seconds=600)
+    agent = {"version": "v0.3.0", "os_version": "15.4", "uptime_seconds": 100.0}
+
+    async def every_30s(until: float, **changes) -> None:
+        agent.update(changes)
+        while True:
+            await beat(store, clock, "mac", ts(clock.ns / NS - BASE_NS / NS), history=history,
+                       **agent)
+            if clock.ns - BASE_NS >= until * NS:
+                return
+            clock.advance(30)
+            agent["uptime_seconds"] += 30
+
+    clock.ns = BASE_NS
+    await every_30s(660)  # first at 0, a sample at 600
+    clock.advance(30)
+    await every_30s(750, uptime_seconds=5.0)  # rebooted at 690
+    clock.advance(30)
+    await every_30s(840, version="v0.3.1")  # upgraded at 780
+    clock.advance(30)
+    await every_30s(900, os_version="15.5")  # macOS upgraded at 870
+    clock.advance(300)  # silent for 5 min: a gap
+    await every_30s(1500)  # back at 1200; the next sample is due at 1800
+    cutoff = timeutil.format_utc(clock() + 1)
+    assert await store.mark_stale_agents(cutoff, alert_builder()) == ["mac"]
+    clock.advance(60)  # stale, though silent for less than a gap
+    await every_30s(1560)
+    assert await kept(store, "mac") == [
+        (ts(0), ("first",)), (ts(600), ("sample",)), (ts(690), ("reboot",)),
+        (ts(780), ("version",)), (ts(870), ("os",)), (ts(900), ("last",)),
+        (ts(1200), ("return",)), (ts(1500), ("last",)), (ts(1560), ("return",))]
+    latest = (await store.list_agents(AgentFilter()))[0]
+    assert (latest["timestamp"], latest["version"], latest["os_version"]) == (
+        ts(1560), "v0.3.1", "15.5")
+
+
+async def test_a_return_may_be_a_reboot_and_an_upgrade_too(store, clock):
+    await beat(store, clock, "mac", ts(0), history=HistoryRule(), version="v1",
+               uptime_seconds=5000.0)
+    clock.advance(8 * 3600)  # off overnight
+    await beat(store, clock, "mac", ts(8 * 3600), history=HistoryRule(), version="v2",
+               uptime_seconds=60.0)
+    assert await kept(store, "mac") == [(ts(0), ("first",)),
+                                        (ts(8 * 3600), ("return", "reboot", "version"))]
+
+
+async def test_sample_zero_keeps_every_heartbeat(store, clock):
+    for n in range(5):
+        await beat(store, clock, "mac", ts(n), history=HistoryRule(sample_seconds=0))
+        clock.advance(1)
+    assert await kept(store, "mac") == [(ts(0), ("first",))] + [
+        (ts(n), ("sample",)) for n in range(1, 5)]
+
+
+async def test_an_older_heartbeat_never_moves_an_agent_back(store, clock):
+    """Servers sharing a database flush on their own: a heartbeat received before the one
+    stored (or a flush retried after it went through) changes nothing."""
+    earlier = timeutil.format_utc(clock())
+    clock.advance(10)
+    await beat(store, clock, "mac", ts(10), version="v2")
+    await store.record_heartbeats(
+        [Heartbeat("mac", ts(5), earlier, version="v1", uptime_seconds=1.0)], KEEP_ALL)
+    await beat(store, clock, "mac", ts(10), version="v2")  # the same again
+    (agent,) = await store.list_agents(AgentFilter())
+    assert (agent["timestamp"], agent["version"], agent["last_seen"]) == (
+        ts(10), "v2", timeutil.format_utc(clock()))
+    assert await kept(store, "mac") == [(ts(10), ("first",))]
+
+
+async def test_heartbeats_of_one_agent_in_one_call_apply_in_order_of_receipt(store, clock):
+    at = [timeutil.format_utc(clock() + n * 30 * NS) for n in range(3)]
+    await store.record_heartbeats([
+        Heartbeat("mac", ts(60), at[2], version="v2", uptime_seconds=10.0),
+        Heartbeat("mac", ts(0), at[0], version="v1", uptime_seconds=500.0),
+        Heartbeat("mac", ts(30), at[1], version="v1", uptime_seconds=530.0),
+        Heartbeat("other", ts(0), at[1])], HistoryRule())
+    assert await kept(store, "mac") == [(ts(0), ("first",)), (ts(60), ("reboot", "version"))]
+    agents = {a["agent_id"]: a for a in await store.list_agents(AgentFilter())}
+    assert (agents["mac"]["first_seen"], agents["mac"]["last_seen"]) == (at[0], at[2])
+    assert agents["other"]["first_seen"] == at[1]
+
+
+async def test_agent_history_gives_a_window_and_its_edges(store, clock):
+    clock.ns = BASE_NS
+    for n in range(6):
+        await beat(store, clock, "mac", ts(n * 60))
+        await beat(store, clock, "neighbour", ts(n * 60))
+        clock.advance(60)
+    received = [timeutil.format_utc(BASE_NS + n * 60 * NS) for n in range(6)]
+    history = await store.agent_history("mac", received[2], received[4])
+    assert [b.received_at for b in history.beats] == received[1:5]  # 1 before, 4 after
+    assert history.beats[2].reasons == ("sample",)
+    assert (history.agent["agent_id"], history.agent["last_seen"]) == ("mac", received[5])
+    assert history.agent["status"] == "active"
+    assert [b.received_at for b in (await store.agent_history(
+        "mac", received[0], received[2])).beats] == received[0:3]
+    assert await store.agent_history("nobody", *EVER) is None
+
+
 async def test_many_agents_silent_in_one_check_raise_one_alert_naming_them(store, clock):
     for n in range(12):
-        await store.record_heartbeat(Heartbeat(f"office-{n:02d}", ts()))
-    await store.record_heartbeat(Heartbeat("elsewhere", ts()))
+        await beat(store, clock, f"office-{n:02d}", ts())
+    await beat(store, clock, "elsewhere", ts())
     clock.advance(200)
-    await store.record_heartbeat(Heartbeat("elsewhere", ts(200)))
+    await beat(store, clock, "elsewhere", ts(200))
     cutoff = timeutil.format_utc(clock() - 180 * NS)
     summary = functools.partial(stale_summary, threshold_seconds=180.0, over=10)
     marked = await store.mark_stale_agents(cutoff, alert_builder(), summary)
@@ -365,19 +488,21 @@ async def test_many_agents_silent_in_one_check_raise_one_alert_naming_them(store
     assert len((await store.list_signals(SignalFilter(rule_id=STALE_RULE_ID))).signals) == 1
 
 
-async def test_a_heartbeat_records_how_its_agent_authenticated(store):
-    await store.record_heartbeat(Heartbeat("mac-1", ts(), auth="shared"))
-    await store.record_heartbeat(Heartbeat("mac-2", ts()))
+async def test_a_heartbeat_records_how_its_agent_authenticated(store, clock):
+    await beat(store, clock, "mac-1", ts(), auth="shared")
+    await beat(store, clock, "mac-2", ts())
     agents = {a["agent_id"]: a["auth"] for a in await store.list_agents(AgentFilter())}
     assert agents == {"mac-1": "shared", "mac-2": None}
-    await store.record_heartbeat(Heartbeat("mac-1", ts(1), auth="bound"))
-    await store.record_heartbeat(Heartbeat("mac-1", ts(2)))  # unknown: left as it was
+    clock.advance(1)
+    await beat(store, clock, "mac-1", ts(1), auth="bound")
+    clock.advance(1)
+    await beat(store, clock, "mac-1", ts(2))  # unknown: left as it was
     agents = {a["agent_id"]: a["auth"] for a in await store.list_agents(AgentFilter())}
     assert agents["mac-1"] == "bound"
 
 
-async def test_known_agents_are_those_that_sent_a_heartbeat_or_a_signal(store):
-    await store.record_heartbeat(Heartbeat("beats", ts()))
+async def test_known_agents_are_those_that_sent_a_heartbeat_or_a_signal(store, clock):
+    await beat(store, clock, "beats", ts())
     await store.insert_signals([signal("s1", host="signals")])
     assert await store.known_agents(["beats", "signals", "stranger", "beats"]) == {
         "beats", "signals"}
@@ -386,11 +511,11 @@ async def test_known_agents_are_those_that_sent_a_heartbeat_or_a_signal(store):
 
 async def test_heartbeats_are_pruned_but_each_agents_latest_stays(store, clock):
     for n in range(3):
-        await store.record_heartbeat(Heartbeat("old-agent", ts(n)))
-        await store.record_heartbeat(Heartbeat("busy-agent", ts(n)))
+        await beat(store, clock, "old-agent", ts(n))
+        await beat(store, clock, "busy-agent", ts(n))
         clock.advance(1)
     clock.advance(86400)
-    await store.record_heartbeat(Heartbeat("busy-agent", ts(86400)))
+    await beat(store, clock, "busy-agent", ts(86400))
     cutoff = timeutil.format_utc(clock() - 3600 * NS)
     assert await store.prune_heartbeats(cutoff, 2) == 2
     assert await store.prune_heartbeats(cutoff, 100) == 3
@@ -842,8 +967,8 @@ async def test_a_silence_can_resolve_the_open_signals_it_matches(store):
 # -- stale agents and maintenance windows --------------------------------------------------------
 
 async def test_a_held_alert_is_raised_when_the_builder_gives_one(store, clock):
-    await store.record_heartbeat(Heartbeat("mac-1", ts()))
-    await store.record_heartbeat(Heartbeat("mac-2", ts()))
+    await beat(store, clock, "mac-1", ts())
+    await beat(store, clock, "mac-2", ts())
     clock.advance(200)
     cutoff = timeutil.format_utc(clock() - 180 * NS)
     in_maintenance = {"mac-1"}
@@ -864,12 +989,12 @@ async def test_a_held_alert_is_raised_when_the_builder_gives_one(store, clock):
     assert await store.mark_stale_agents(cutoff, builder) == []  # one alert per silence
 
     # a heartbeat ends a hold: no alert for that silence once the agent is back
-    await store.record_heartbeat(Heartbeat("mac-3", ts(260)))
+    await beat(store, clock, "mac-3", ts(260))
     clock.advance(200)
     in_maintenance.add("mac-3")
     cutoff = timeutil.format_utc(clock() - 180 * NS)
     assert await store.mark_stale_agents(cutoff, builder) == ["mac-3"]
-    await store.record_heartbeat(Heartbeat("mac-3", ts(460)))
+    await beat(store, clock, "mac-3", ts(460))
     in_maintenance.clear()
     assert await store.mark_stale_agents(cutoff, builder) == []
     assert len(await walk(store, SignalFilter(rule_id=STALE_RULE_ID, status=None))) == 2
@@ -880,7 +1005,7 @@ async def test_held_and_silenced_agents_are_left_out_of_the_alert_for_many(store
     office = [f"office-{n}" for n in range(4)]
     repair = ["repair-0", "repair-1"]
     for agent_id in [*office, *repair, "fleet-0"]:
-        await store.record_heartbeat(Heartbeat(agent_id, ts()))
+        await beat(store, clock, agent_id, ts())
     for host in repair:
         await store.create_silence(new_silence(86_400, host_id=host, rule_id=STALE_RULE_ID),
                                    resolve_matching=False)
@@ -927,7 +1052,7 @@ async def test_held_and_silenced_agents_are_left_out_of_the_alert_for_many(store
 async def test_the_alert_for_many_is_silenced_like_any_signal(store, clock):
     clock.ns = BASE_NS
     for n in range(5):
-        await store.record_heartbeat(Heartbeat(f"office-{n}", ts()))
+        await beat(store, clock, f"office-{n}", ts())
     quiet, _ = await store.create_silence(new_silence(rule_id=STALE_MANY_RULE_ID),
                                           resolve_matching=False)
     clock.advance(200)

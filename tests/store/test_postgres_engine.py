@@ -23,6 +23,8 @@ from santamon.domain.agents import STALE_RULE_ID, stale_alert
 from santamon.store import (
     AgentFilter,
     Heartbeat,
+    HistoryRule,
+    Liveness,
     Matchers,
     NewSignal,
     NewSilence,
@@ -36,7 +38,8 @@ from ..helpers import FakeClock
 from ..pg import PostgresServer
 
 NS = 1_000_000_000
-SILENCES_VERSION = 4  # the schema step that added silences and counted the groups already stored
+EVER = ("0001-01-01T00:00:00.000000000Z", "9999-01-01T00:00:00.000000000Z")
+SILENCES_VERSION = 5  # the schema step that added silences and counted the groups already stored
 OUTAGE_BOUND_SECONDS = 15  # every call answers within this while the server is down
 
 
@@ -145,6 +148,12 @@ async def test_an_older_database_upgrades_in_place(postgres_url, version):
             "context, received_at) VALUES ('old', '2026-11-03T22:22:07.000000000Z', 'mac-1', "
             "'SM-001', 'high', 'Suspicious thing', '[]', '{}', "
             "'2026-11-03T22:23:00.000000000Z')")
+        await conn.execute(  # as versions before 6 stored every heartbeat
+            "INSERT INTO heartbeats VALUES ('mac-1', '2026-11-03T22:22:00.000000000Z', "
+            "'v0.3.0', '15.4', 60.0, '2026-11-03T22:22:01.000000000Z')")
+        await conn.execute("INSERT INTO agents (agent_id, first_seen, last_seen) VALUES "
+                           "('mac-1', '2026-11-03T22:22:01.000000000Z', "
+                           "'2026-11-03T22:22:01.000000000Z')")
     except BaseException:
         await conn.close()
         raise
@@ -156,6 +165,8 @@ async def test_an_older_database_upgrades_in_place(postgres_url, version):
             "Suspicious thing", [], None)
         assert (await store.stats())["total_signals"] == 1
         assert await store.insert_signals([signal("new")]) == [True]
+        (kept,) = (await store.agent_history("mac-1", *EVER)).beats
+        assert (kept.timestamp, kept.reasons) == ("2026-11-03T22:22:00.000000000Z", None)
         # Version 4's indexes and statistics, whatever version the database came from.
         index = await conn.fetchval(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_signals_status_ts'")
@@ -211,8 +222,9 @@ async def test_concurrent_stale_checks_raise_one_alert_per_silence(postgres_url)
     stores = [await opened(postgres_url, clock=clock) for _ in range(3)]
     try:
         agents = [f"mac-{n:02d}" for n in range(30)]
-        for agent in agents:
-            await stores[0].record_heartbeat(Heartbeat(agent, timeutil.format_utc(clock())))
+        now = timeutil.format_utc(clock())
+        await stores[0].record_heartbeats([Heartbeat(agent, now, now) for agent in agents],
+                                          HistoryRule())
         clock.advance(600)
         cutoff = timeutil.format_utc(clock() - 180 * NS)
         alert = functools.partial(stale_alert, threshold_seconds=180.0)
@@ -228,6 +240,94 @@ async def test_concurrent_stale_checks_raise_one_alert_per_silence(postgres_url)
             await store.close()
 
 
+def received(clock: FakeClock, seconds: float) -> str:
+    return timeutil.format_utc(clock() + int(seconds * NS))
+
+
+async def test_two_instances_each_coalescing_never_move_an_agent_back(postgres_url):
+    """Each instance holds its own agents' heartbeats and flushes on its own: a flush holding
+    an older heartbeat than the one another instance stored changes nothing."""
+    clocks = [FakeClock(), FakeClock()]
+    stores = [await opened(postgres_url, clock=clock) for clock in clocks]
+    lives = [Liveness(store, interval=3600, history=HistoryRule(), clock=clock)
+             for store, clock in zip(stores, clocks, strict=True)]
+    try:
+        lives[1].beat("mac", "2026-11-03T14:00:05Z", version="v1", os_version="15",
+                      uptime_seconds=5.0)  # received first, flushed last
+        clocks[0].advance(10)
+        lives[0].beat("mac", "2026-11-03T14:00:10Z", version="v2", os_version="15",
+                      uptime_seconds=10.0)
+        await lives[0].flush()
+        await lives[1].flush()
+        (agent,) = await stores[1].list_agents(AgentFilter())
+        assert (agent["last_seen"], agent["version"]) == (received(clocks[0], 0), "v2")
+        history = await stores[0].agent_history("mac", *EVER)
+        assert [(b.version, b.reasons) for b in history.beats] == [("v2", ("first",))]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_concurrent_flushes_and_stale_checks_of_two_pools_apply_each_beat_once(
+        postgres_url, caplog):
+    """Two stores (two pools) flush interleaved heartbeats of the same agents while stale
+    checks run: last_seen ends at the latest heartbeat, every agent has one first, every stale
+    period one reconnection note, and no transaction had to be retried (rows are locked in
+    one order)."""
+    clock = FakeClock()
+    stores = [await opened(postgres_url, clock=clock) for _ in range(2)]
+    agents = [f"mac-{n:02d}" for n in range(40)]
+    history = HistoryRule(sample_seconds=0)
+    alert = functools.partial(stale_alert, threshold_seconds=180.0)
+
+    def heard(n: int, offset: int) -> bool:  # each agent misses some beats, not the same
+        return (n + offset) % 3 != 0
+
+    async def flushes(store: PostgresStore, offsets: range) -> None:
+        for offset in offsets:
+            await store.record_heartbeats(
+                [Heartbeat(agent, received(clock, offset), received(clock, offset))
+                 for n, agent in reversed(list(enumerate(agents))) if heard(n, offset)],
+                history)
+
+    try:
+        # New agents heard by both at once, each flush holding a later or an earlier beat.
+        await asyncio.gather(flushes(stores[0], range(0, 40, 2)),
+                             flushes(stores[1], range(1, 40, 2)))
+        latest = {agent: max(offset for offset in range(40) if heard(n, offset))
+                  for n, agent in enumerate(agents)}
+        shown = {a["agent_id"]: a["last_seen"]
+                 for a in await stores[0].list_agents(AgentFilter(limit=100))}
+        assert shown == {agent: received(clock, offset) for agent, offset in latest.items()}
+        for agent in agents:
+            beats = (await stores[1].agent_history(agent, *EVER)).beats
+            assert sum("first" in b.reasons for b in beats) == 1
+            assert beats[-1].received_at == received(clock, latest[agent])
+
+        clock.advance(600)
+        cutoff = timeutil.format_utc(clock() - 180 * NS)
+        marked = await asyncio.gather(*(store.mark_stale_agents(cutoff, alert)
+                                        for store in stores))
+        assert sorted(marked[0] + marked[1]) == agents
+        # Back: both instances flush while stale checks run on both.
+        clock.advance(1)
+        await asyncio.gather(flushes(stores[0], range(0, 6, 2)),
+                             flushes(stores[1], range(1, 6, 2)),
+                             *(store.mark_stale_agents(cutoff, alert) for store in stores))
+        for agent in agents:
+            (stale,) = (await stores[0].list_signals(SignalFilter(
+                host_id=agent, rule_id=STALE_RULE_ID))).signals
+            notes = [entry["note"] for entry in
+                     (await stores[1].get_signal(stale["signal_id"]))["history"]]
+            assert len(notes) == 1 and notes[0].startswith("reconnected"), (agent, notes)
+        assert {a["status"] for a in await stores[0].list_agents(AgentFilter(limit=100))} \
+            == {"active"}
+    finally:
+        for store in stores:
+            await store.close()
+    assert not [r for r in caplog.records if "retried" in r.getMessage()]
+
+
 async def test_a_held_alert_is_raised_once_by_concurrent_stale_checks(postgres_url):
     clock = FakeClock()
     stores = [await opened(postgres_url, clock=clock) for _ in range(3)]
@@ -239,8 +339,9 @@ async def test_a_held_alert_is_raised_once_by_concurrent_stale_checks(postgres_u
         return stale_alert(agent, now, threshold_seconds=180.0)
 
     try:
-        for agent in sorted(held):
-            await stores[0].record_heartbeat(Heartbeat(agent, timeutil.format_utc(clock())))
+        now = timeutil.format_utc(clock())
+        await stores[0].record_heartbeats([Heartbeat(agent, now, now) for agent in sorted(held)],
+                                          HistoryRule())
         clock.advance(600)
         cutoff = timeutil.format_utc(clock() - 180 * NS)
         assert sorted(await stores[0].mark_stale_agents(cutoff, builder)) == sorted(held)
@@ -406,7 +507,10 @@ async def test_an_outage_answers_store_unavailable_and_the_store_recovers(
         await asyncio.to_thread(private_postgres.stop, mode)
         await within_bound(store.insert_signals([signal("during")]))
         await within_bound(store.list_signals(SignalFilter()))
-        await within_bound(store.record_heartbeat(Heartbeat("mac-1", timeutil.utc_now())))
+        now = timeutil.utc_now()
+        await within_bound(store.record_heartbeats([Heartbeat("mac-1", now, now)],
+                                                   HistoryRule()))
+        await within_bound(store.agent_history("mac-1", now, now))
         await within_bound(store.check_writable())
         await asyncio.to_thread(private_postgres.start)
 

@@ -3,6 +3,7 @@ the writer survives bad operations, VACUUM is safe, a failed open leaves nothing
 deleted file stops acknowledgements."""
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -50,10 +51,42 @@ async def test_wal_is_emptied_once_past_its_cap(tmp_path, monkeypatch):
         await store.close()
 
 
+async def test_the_wal_stays_bounded_while_writes_never_stop(tmp_path, monkeypatch):
+    """SQLite starts the log over only when a commit begins with all of it copied, which under
+    steady writes never happens; the writer does it between two commits instead."""
+    cap = 256 * 1024
+    monkeypatch.setattr(maintenance, "WAL_RESTART_BYTES", cap)
+    monkeypatch.setattr(maintenance, "CHECKPOINT_BYTES", 64 * 1024)
+    monkeypatch.setattr(maintenance, "CHECKPOINT_POLL_SECONDS", 0.01)
+    wal = tmp_path / "s.db-wal"
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    sizes: list[int] = []
+    writing = True
+
+    async def sample() -> None:
+        while writing:
+            sizes.append(wal.stat().st_size if wal.exists() else 0)
+            await asyncio.sleep(0.002)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        for batch in range(200):  # ~16 MB of signals, one commit after another
+            await asyncio.gather(*(store.insert_signals(signals(f"w{batch}-{n}", 5))
+                                   for n in range(4)))
+    finally:
+        writing = False
+        await sampler
+        await store.close()
+    assert any(later < earlier for earlier, later in itertools.pairwise(sizes))
+    assert max(sizes) < 16 * cap, max(sizes)  # the log was started over, again and again
+
+
 async def test_checkpoints_on_a_fresh_database_do_not_fail(tmp_path, monkeypatch, caplog):
     """The upgrade of a fresh file uses the temp database on the maintenance connection; a
     checkpoint of every database then failed with "database table is locked" (issue 13)."""
     monkeypatch.setattr(maintenance, "CHECKPOINT_INTERVAL_SECONDS", 0.02)
+    monkeypatch.setattr(maintenance, "CHECKPOINT_POLL_SECONDS", 0.02)
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()
     try:

@@ -20,6 +20,11 @@ ROWS = [  # as an older version stored them: same time for two, so order falls t
     ("d", "2026-11-03T22:22:09.000000000Z", "mac-3", "SM-3", "medium", "Delta"),
 ]
 
+# As every version before the history kept reasons stored each heartbeat.
+OLD_HEARTBEAT = ("mac-1", "2026-11-03T22:22:00.000000000Z", "v0.3.0", "15.4", 60.0,
+                 "2026-11-03T22:22:01.000000000Z")
+EVER = ("0001-01-01T00:00:00.000000000Z", "9999-01-01T00:00:00.000000000Z")
+
 
 async def write_old_database(path, version: int) -> None:
     async with aiosqlite.connect(path, isolation_level=None) as conn:
@@ -33,6 +38,9 @@ async def write_old_database(path, version: int) -> None:
         conn.execute("UPDATE signals SET status = 'acknowledged' WHERE signal_id = 'b'")
         conn.execute("INSERT INTO shipped VALUES ('a', '2026-11-03T22:23:00.000000000Z')")
         conn.execute("INSERT INTO meta VALUES ('forward_position', '10')")  # after "a"
+        conn.execute(f"INSERT INTO heartbeats VALUES {OLD_HEARTBEAT}")
+        conn.execute("INSERT INTO agents (agent_id, first_seen, last_seen) VALUES (?, ?, ?)",
+                     (OLD_HEARTBEAT[0], OLD_HEARTBEAT[-1], OLD_HEARTBEAT[-1]))
 
 
 @pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
@@ -70,6 +78,9 @@ async def test_an_older_database_upgrades_in_place(tmp_path, version):
         old = await store.get_signal("a")
         assert old["shipped_at"] == "2026-11-03T22:23:00.000000000Z"
         assert (old["shortened"], old["original_context_bytes"]) == ([], None)
+        (kept,) = (await store.agent_history("mac-1", *EVER)).beats
+        assert (kept.timestamp, kept.received_at, kept.reasons) == (
+            OLD_HEARTBEAT[1], OLD_HEARTBEAT[-1], None)  # kept when every heartbeat was
     finally:
         await store.close()
 

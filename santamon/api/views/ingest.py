@@ -21,7 +21,7 @@ from pydantic import Field, TypeAdapter
 
 from ...domain.problems import CONTEXT_SHORTENED
 from ...domain.shortening import cut_list, cut_text, encode_context, shorten_context
-from ...store import Heartbeat, NewSignal
+from ...store import NewSignal
 from ..models import (
     MAX_BATCH,
     MAX_CONTEXT_BYTES,
@@ -34,7 +34,17 @@ from ..models import (
 )
 from ..responses import json_response
 from ..silencing import SilenceCache
-from ..state import AGENT_GUARD, AGENT_ID, BODY, CALLER, METRICS, PROBLEMS, SILENCES, STORE
+from ..state import (
+    AGENT_GUARD,
+    AGENT_ID,
+    BODY,
+    CALLER,
+    LIVENESS,
+    METRICS,
+    PROBLEMS,
+    SILENCES,
+    STORE,
+)
 
 _signal_batch = TypeAdapter(Annotated[list[SignalIn], Field(max_length=MAX_BATCH)])
 
@@ -122,11 +132,12 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 async def heartbeat(request: web.Request) -> web.Response:
+    """Acknowledged once held in memory: liveness is written within a flush interval."""
     beat = HeartbeatIn.model_validate_json(request[BODY])
     request[AGENT_ID] = beat.agent_id
     caller = request[CALLER]
     await request.app[AGENT_GUARD].admit(request, caller, [beat.agent_id], "heartbeat")
-    await request.app[STORE].record_heartbeat(Heartbeat(
-        beat.agent_id, beat.timestamp, beat.version, beat.os_version, beat.uptime_seconds,
-        auth=caller.agent_auth))
+    request.app[LIVENESS].beat(beat.agent_id, beat.timestamp, version=beat.version,
+                               os_version=beat.os_version, uptime_seconds=beat.uptime_seconds,
+                               auth=caller.agent_auth)
     return json_response({"status": "ok", "agent_id": beat.agent_id})

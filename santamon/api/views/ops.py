@@ -13,7 +13,7 @@ from ...domain.signals import SEVERITIES, STATUSES
 from ...store import StoreUnavailable
 from .. import static
 from ..responses import json_response
-from ..state import HEALTH, JOBS, METRICS, OPENAPI, STORE
+from ..state import HEALTH, JOBS, LIVENESS, METRICS, OPENAPI, STORE
 
 HEALTH_CACHE_SECONDS = 1.0
 HEALTH_TIMEOUT_SECONDS = 5.0
@@ -67,6 +67,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
     forwarder = request.app[JOBS].forwarder
     with contextlib.suppress(StoreUnavailable, TimeoutError):
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            await request.app[LIVENESS].flush()  # agents counted with every heartbeat so far
             counts = await store.stats()
             backlog = (await store.forward_backlog(
                 forwarder.severities, include_silenced=forwarder.forward_silenced)

@@ -23,7 +23,7 @@ from ..models import (
     VolumeQuery,
 )
 from ..responses import ApiError, json_response
-from ..state import BODY, CALLER, CLOCK, STORE
+from ..state import BODY, CALLER, CLOCK, LIVENESS, STORE
 
 NS = 1_000_000_000
 # `bucket=auto` takes the first of these widths that draws the window in at most ~120 bars
@@ -183,4 +183,5 @@ async def signal_volume(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
+    await request.app[LIVENESS].flush()  # agents counted with every heartbeat acknowledged
     return json_response(await request.app[STORE].stats())

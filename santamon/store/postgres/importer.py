@@ -69,8 +69,10 @@ TABLES = [
           ("agent_id", "first_seen", "last_seen", "last_timestamp", "version", "os_version",
            "uptime_seconds", "status", "stale_since", "alert_held", "auth"),
           booleans=("alert_held",)),
-    Table("heartbeats", "agent_id, timestamp, version, os_version, uptime_seconds, received_at",
-          ("agent_id", "timestamp", "version", "os_version", "uptime_seconds", "received_at")),
+    Table("heartbeats", "agent_id, timestamp, version, os_version, uptime_seconds, received_at, "
+                        "reasons",
+          ("agent_id", "timestamp", "version", "os_version", "uptime_seconds", "received_at",
+           "reasons")),
     Table("sessions", "token_hash, actor, created_at, expires_at, role, key_id",
           ("token_hash", "actor", "created_at", "expires_at", "role", "key_id")),
     Table("agent_keys", AGENT_KEY_COLUMNS, tuple(AGENT_KEY_COLUMNS.split(", "))),

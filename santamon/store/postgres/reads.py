@@ -12,6 +12,7 @@ from ...domain.signals import STATUSES
 from ...domain.silences import Matchers, Silence
 from ..base import (
     AgentFilter,
+    AgentHistory,
     AgentKey,
     AnalystKey,
     ConsoleSession,
@@ -38,6 +39,7 @@ from ..common import (
     SILENCE_COLUMNS,
     SILENCES_VERSION_KEY,
     GroupKey,
+    agent_history_sql,
     agent_key,
     agent_row,
     analyst_key,
@@ -47,6 +49,7 @@ from ..common import (
     glob_like_pattern,
     group_page,
     job_record,
+    kept_beat,
     like_pattern,
     problem_row,
     signal_row,
@@ -360,6 +363,16 @@ async def list_agents(conn: asyncpg.Connection, query: AgentFilter) -> list[dict
            + (" WHERE " + " AND ".join(where) if where else "")
            + f" ORDER BY status = 'stale' DESC, last_seen DESC, agent_id LIMIT {p(query.limit)}")
     return [agent_row(row) for row in await conn.fetch(sql, *p.values)]
+
+
+async def agent_history(conn: asyncpg.Connection, agent_id: str, since: str,
+                        until: str) -> AgentHistory | None:
+    row = await conn.fetchrow(f"SELECT {AGENT_COLUMNS} FROM agents WHERE agent_id = $1",
+                              agent_id)
+    if row is None:
+        return None
+    beats = await conn.fetch(agent_history_sql("$1", "$2", "$3"), agent_id, since, until)
+    return AgentHistory(agent_row(row), [kept_beat(beat) for beat in beats])
 
 
 async def stats(conn: asyncpg.Connection, now_ns: int) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import asyncpg
 from ... import timeutil
 from ..base import (
     AgentFilter,
+    AgentHistory,
     AgentKey,
     AlertBuilder,
     AnalystKey,
@@ -31,6 +32,7 @@ from ..base import (
     ForwardPosition,
     GroupPage,
     Heartbeat,
+    HistoryRule,
     JobRecord,
     JobRun,
     KeyUse,
@@ -204,8 +206,8 @@ class PostgresStore:
         self._ingest_failures.stored()
         return stored
 
-    async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
-        await self._write(writes.record_heartbeat, heartbeat, self._now())
+    async def record_heartbeats(self, beats: list[Heartbeat], history: HistoryRule) -> None:
+        await self._write(writes.record_heartbeats, beats, history)
 
     async def set_status(self, signal_ids: list[str], status: str, note: str | None,
                          actor: str) -> StatusResult:
@@ -237,6 +239,10 @@ class PostgresStore:
 
     async def list_agents(self, query: AgentFilter) -> list[dict[str, Any]]:
         return await self._read(reads.list_agents, query)
+
+    async def agent_history(self, agent_id: str, since: str, until: str) -> AgentHistory | None:
+        return await self._run(reads.agent_history, agent_id, since, until,
+                               isolation="repeatable_read")
 
     async def stats(self) -> dict[str, Any]:
         return await self._run(reads.stats, self._clock(), isolation="repeatable_read")

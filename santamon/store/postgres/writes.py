@@ -22,6 +22,7 @@ from ..base import (
     ConsoleSession,
     ForwardPosition,
     Heartbeat,
+    HistoryRule,
     JobRun,
     KeyUse,
     NameTaken,
@@ -32,6 +33,7 @@ from ..base import (
 )
 from ..common import (
     AGENT_KEY_COLUMNS,
+    AGENT_UPSERT,
     ANALYST_KEY_COLUMNS,
     FORWARD_POSITION_KEY,
     JOB_KEY_PREFIX,
@@ -40,7 +42,10 @@ from ..common import (
     SILENCES_VERSION_KEY,
     agent_key,
     analyst_key,
+    heartbeat_writes,
     job_record_value,
+    last_beat,
+    last_beats_sql,
     probe_signal,
     resolution_note,
     shortened_column,
@@ -48,6 +53,7 @@ from ..common import (
     stale_alerts,
 )
 from .reads import Params, open_matching
+from .schema import advisory_key
 
 # unnest() turns one array per column into rows: a whole batch is one statement with fourteen
 # parameters, however many signals it holds. ORDER BY keeps the batch's order in `seq`.
@@ -84,28 +90,53 @@ async def insert_new_signals(conn: asyncpg.Connection, signals: list[NewSignal],
     return {row[0] for row in rows}
 
 
-async def record_heartbeat(conn: asyncpg.Connection, hb: Heartbeat, now: str) -> None:
-    await conn.execute(
-        "INSERT INTO heartbeats (agent_id, timestamp, version, os_version, uptime_seconds, "
-        "received_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        hb.agent_id, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, now)
-    # Locked, so a stale check marking the agent right now is either seen finished here (and
-    # its alert gets the reconnection note) or waits for this heartbeat and finds it active.
-    before = await conn.fetchrow(
-        "SELECT status, last_seen FROM agents WHERE agent_id = $1 FOR UPDATE", hb.agent_id)
-    await conn.execute(
-        "INSERT INTO agents AS a (agent_id, first_seen, last_seen, last_timestamp, version, "
-        "os_version, uptime_seconds, status, stale_since, auth) "
-        "VALUES ($1, $2, $2, $3, $4, $5, $6, 'active', NULL, $7) "
-        "ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
-        "last_timestamp = excluded.last_timestamp, version = excluded.version, "
-        "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
-        "status = 'active', stale_since = NULL, alert_held = false, "
-        "auth = coalesce(excluded.auth, a.auth)",
-        hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, hb.auth)
-    if before is not None and before["status"] == "stale":
-        await _note_reconnection(conn, hb.agent_id,
-                                 reconnection_note(before["last_seen"], now), now)
+# Held by a flush that brings agents new to the store, before any row lock: two instances
+# flushing the first heartbeats of one agent take turns, so the second sees the first's row
+# (and neither keeps its heartbeat as the agent's first). One lock for all new agents: new ones
+# are rare after a fleet's first minutes, and a lock per agent could fill the lock table.
+NEW_AGENTS_LOCK = advisory_key("santamon new agents")
+
+INSERT_KEPT_BEATS = """
+INSERT INTO heartbeats (agent_id, timestamp, version, os_version, uptime_seconds, received_at,
+                        reasons)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::double precision[],
+                     $6::text[], $7::text[])
+ON CONFLICT DO NOTHING"""
+UPSERT_AGENTS = f"""
+INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, os_version,
+                    uptime_seconds, auth, status)
+SELECT *, 'active' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                               $6::text[], $7::double precision[], $8::text[])
+ORDER BY 1
+{AGENT_UPSERT}"""
+
+
+async def record_heartbeats(conn: asyncpg.Connection, beats: list[Heartbeat],
+                            history: HistoryRule) -> None:
+    agent_ids = sorted({beat.agent_id for beat in beats})
+    # Agents are never deleted: one found here is there when it is locked below.
+    known = await conn.fetchval(
+        "SELECT count(*) FROM agents WHERE agent_id = ANY($1::text[])", agent_ids)
+    if known < len(agent_ids):
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", NEW_AGENTS_LOCK)
+    # Locked in agent order, like every write that locks several agents (mark_stale): a stale
+    # check or another instance's flush of the same agents waits here, never in a cycle.
+    await conn.execute("SELECT FROM agents WHERE agent_id = ANY($1::text[]) "
+                       "ORDER BY agent_id FOR UPDATE", agent_ids)
+    # Read once they are locked, in a statement of its own: under READ COMMITTED it sees every
+    # flush and stale check committed before, their history rows included.
+    stored = dict(last_beat(row) for row in await conn.fetch(
+        last_beats_sql("SELECT unnest($1::text[])"), agent_ids))
+    writes = heartbeat_writes(beats, stored, history)
+    if writes.kept:
+        await conn.execute(INSERT_KEPT_BEATS, *map(list, zip(*writes.kept, strict=True)))
+    if writes.latest:
+        await conn.execute(
+            UPSERT_AGENTS, *map(list, zip(*[
+                (b.agent_id, first_seen, b.received_at, b.timestamp, b.version, b.os_version,
+                 b.uptime_seconds, b.auth) for b, first_seen in writes.latest], strict=True)))
+    for agent_id, silent_since, heard in writes.reconnected:
+        await _note_reconnection(conn, agent_id, reconnection_note(silent_since, heard), heard)
 
 
 async def _note_reconnection(conn: asyncpg.Connection, agent_id: str, note: str,
@@ -159,13 +190,18 @@ async def mark_stale(conn: asyncpg.Connection, cutoff: str, alert: AlertBuilder,
     # A concurrent check waits for this one's row locks, then re-reads the rows and finds
     # them stale (or their alert no longer held): each silence is marked once, and its
     # alert's id (one per silence) is inserted once whatever happens.
+    # Every agent it may change is locked first, in one pass in agent order, as a flush of
+    # heartbeats locks them: the two never wait for each other in a cycle.
+    await conn.execute(
+        "SELECT FROM agents WHERE (status = 'active' AND last_seen < $1) "
+        "OR (status = 'stale' AND alert_held) ORDER BY agent_id FOR UPDATE", cutoff)
     rows = await conn.fetch(
         "UPDATE agents SET status = 'stale', stale_since = $1 "
         f"WHERE status = 'active' AND last_seen < $2 RETURNING {SILENT_AGENT_COLUMNS}", now, cutoff)
     silent = sorted((SilentAgent(*row) for row in rows), key=lambda agent: agent.agent_id)
     held = [SilentAgent(*row) for row in await conn.fetch(
         f"SELECT {SILENT_AGENT_COLUMNS} FROM agents WHERE status = 'stale' AND alert_held "
-        "ORDER BY agent_id FOR UPDATE")]
+        "ORDER BY agent_id")]
     outcome = stale_alerts(silent, held, now, alert, summary)
     await conn.execute("UPDATE agents SET alert_held = (agent_id = ANY($1::text[])) "
                        "WHERE agent_id = ANY($2::text[])",

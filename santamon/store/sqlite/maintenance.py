@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -18,15 +19,21 @@ from ..base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+# A checkpoint runs every second, or as soon as this much was added to the log since the last:
+# under heavy ingest (~100 MB of log a second on the 1M-signal file) once a second let the log
+# reach 110-210 MB before the writer started it over; with this, ~60 MB.
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+CHECKPOINT_BYTES = 8 * 1024 * 1024
+CHECKPOINT_POLL_SECONDS = 0.1  # how often the log's size is looked at
 # `main.` always: a checkpoint without a schema name covers every database of the connection,
 # and once a connection has used the temp database (the version 2 upgrade builds a temp table
 # on the maintenance connection) that one answers SQLITE_LOCKED ("database table is locked").
 CHECKPOINT = "main.wal_checkpoint"
-CHECKPOINT_WAIT_MS = 20  # how long a TRUNCATE may hold writers back waiting for readers
-# Each TRUNCATE stalls writers for ~0.1 s at 1M rows (a 64 MB cap put ingest p99 at 120 ms
-# against 20 ms without one), so the cap is high: it bounds the log without costing ingest.
-WAL_RESTART_BYTES = 1024 * 1024 * 1024
+CHECKPOINT_WAIT_MS = 20  # how long starting the log over may wait for readers to leave it
+# Past this size, once a checkpoint has copied all of it, the writer starts the log over. The
+# log then stays under about this plus a checkpoint's worth plus what is committed while the
+# writer gets to it (README, Storage).
+WAL_RESTART_BYTES = 16 * 1024 * 1024
 FILE_LOST_LOG_EVERY_SECONDS = 60.0
 VACUUM_BUSY_TIMEOUT_MS = 60_000
 
@@ -83,26 +90,40 @@ def _identity(file: Path) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-async def checkpoint_forever(conn: aiosqlite.Connection, path: Path) -> None:
-    """Copy committed pages from the WAL into the file on a connection of its own.
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+async def checkpoint_forever(conn: aiosqlite.Connection, path: Path,
+                             restart_log: Callable[[], Awaitable[None]]) -> None:
+    """Copy committed pages from the WAL into the file on a connection of its own, and have
+    the writer start the log over (`restart_log`, a RestartLog on the writer) once it is past
+    WAL_RESTART_BYTES and all copied.
 
     Inside the writer's commits (SQLite's default) a checkpoint stalls every commit that
-    triggers one; here it overlaps them, and a PASSIVE checkpoint never waits for anyone.
+    triggers one; here it overlaps them, and a PASSIVE checkpoint never waits for anyone. But
+    under steady writes the log is never found with everything copied at the moment a commit
+    begins, which is the only moment SQLite starts it over, so it grew without end (seen:
+    2.3 GB); hence the restart.
     """
     wal = file_paths(path)[1]
+    last_at, last_size = time.monotonic(), _size(wal)
     while True:
-        await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+        await asyncio.sleep(CHECKPOINT_POLL_SECONDS)
+        size = _size(wal)
+        if (size - last_size < CHECKPOINT_BYTES
+                and time.monotonic() - last_at < CHECKPOINT_INTERVAL_SECONDS):
+            continue
         try:
             busy, frames, copied = await pragma(conn, f"{CHECKPOINT}(PASSIVE)")
-            # Under steady reads and writes the log is never found idle, so it is never
-            # started over and grows without end (seen: 2.3 GB). Once it is past the cap and
-            # everything in it is already copied, TRUNCATE only has to wait (at most
-            # CHECKPOINT_WAIT_MS, holding writers back) for readers to leave it.
-            if (not busy and frames == copied and wal.exists()
-                    and wal.stat().st_size > WAL_RESTART_BYTES):
-                await pragma(conn, f"{CHECKPOINT}(TRUNCATE)")
-        except sqlite3.Error as exc:
+            if not busy and frames == copied and size > WAL_RESTART_BYTES:
+                await restart_log()
+        except (sqlite3.Error, StoreUnavailable) as exc:
             log.warning("WAL checkpoint failed (will retry): %s", exc)
+        last_at, last_size = time.monotonic(), _size(wal)
 
 
 async def analyze(conn: aiosqlite.Connection) -> None:
@@ -116,6 +137,31 @@ async def finish(conn: aiosqlite.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         await pragma(conn, f"{CHECKPOINT}(TRUNCATE)")
         await pragma(conn, "optimize")
+
+
+@dataclass(slots=True)
+class RestartLog:
+    """Start the WAL over, from the writer's own connection between two commits.
+
+    What is left to copy is what was committed since the checkpoint that asked for this, so it
+    takes a few milliseconds, during which commits queue up and then go as one. Run from a
+    connection beside the writer, it made the writer back off and retry instead (SQLite's busy
+    handler sleeps in steps of up to 100 ms): ingest p99 went from 20 to 120 ms.
+    """
+
+    outside_transaction: ClassVar[bool] = True
+
+    @classmethod
+    def apply(cls, conn: sqlite3.Connection, ops: list[RestartLog], now: str) -> list[None]:
+        (busy_timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        # Readers still in the log hold it up; wait for them only briefly, then try again
+        # after the next checkpoint.
+        conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+        try:
+            conn.execute(f"PRAGMA {CHECKPOINT}(TRUNCATE)").fetchall()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {busy_timeout}")
+        return [None] * len(ops)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from ...domain.signals import STATUSES
 from ...domain.silences import Matchers, Silence
 from ..base import (
     AgentFilter,
+    AgentHistory,
     AgentKey,
     AnalystKey,
     ConsoleSession,
@@ -38,6 +39,7 @@ from ..common import (
     SILENCE_COLUMNS,
     SILENCES_VERSION_KEY,
     GroupKey,
+    agent_history_sql,
     agent_key,
     agent_row,
     analyst_key,
@@ -46,6 +48,7 @@ from ..common import (
     encode_cursor,
     group_page,
     job_record,
+    kept_beat,
     like_pattern,
     problem_row,
     signal_row,
@@ -402,6 +405,18 @@ async def list_agents(conn: aiosqlite.Connection, query: AgentFilter) -> list[di
     params.append(query.limit)
     async with conn.execute(sql, params) as cur:
         return [agent_row(row) for row in await cur.fetchall()]
+
+
+async def agent_history(conn: aiosqlite.Connection, agent_id: str, since: str,
+                        until: str) -> AgentHistory | None:
+    async with conn.execute(f"SELECT {AGENT_COLUMNS} FROM agents WHERE agent_id = ?",
+                            (agent_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    async with conn.execute(agent_history_sql("?1", "?2", "?3"),
+                            (agent_id, since, until)) as cur:
+        return AgentHistory(agent_row(row), [kept_beat(kept) for kept in await cur.fetchall()])
 
 
 async def stats(conn: aiosqlite.Connection, now_ns: int) -> dict[str, Any]:

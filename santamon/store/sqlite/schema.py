@@ -472,8 +472,14 @@ async def _to_v6(conn: aiosqlite.Connection) -> None:
         await conn.execute(statement)
 
 
+# Version 7: the heartbeats table becomes each agent's history (domain/heartbeats.py), with why
+# each heartbeat was kept. Older rows keep NULL: the server that wrote them kept every one.
+async def _to_v7(conn: aiosqlite.Connection) -> None:
+    await conn.execute("ALTER TABLE heartbeats ADD COLUMN reasons TEXT")
+
+
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [
-    _to_v1, _to_v2, _to_v3, _to_v4, _to_v5, _to_v6]
+    _to_v1, _to_v2, _to_v3, _to_v4, _to_v5, _to_v6, _to_v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

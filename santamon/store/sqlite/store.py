@@ -17,6 +17,7 @@ import aiosqlite
 from ... import timeutil
 from ..base import (
     AgentFilter,
+    AgentHistory,
     AgentKey,
     AlertBuilder,
     AnalystKey,
@@ -26,6 +27,7 @@ from ..base import (
     ForwardPosition,
     GroupPage,
     Heartbeat,
+    HistoryRule,
     JobRecord,
     JobRun,
     KeyUse,
@@ -116,12 +118,12 @@ class SQLiteStore:
             conn.row_factory = sqlite3.Row
             self._readers.put_nowait(conn)
         self._file = maintenance.FileIdentity(self.path)  # the WAL exists by now
-        # A checkpoint that must wait for readers holds writers back meanwhile: it gives up
-        # after a moment and tries again a second later rather than stall ingest.
+        # Its checkpoints are PASSIVE and never wait; the TRUNCATE on close waits for readers
+        # only a moment.
         await maintenance.pragma(self._maintenance,
                                  f"busy_timeout = {maintenance.CHECKPOINT_WAIT_MS}")
         self._checkpoints = asyncio.create_task(
-            maintenance.checkpoint_forever(self._maintenance, self.path),
+            maintenance.checkpoint_forever(self._maintenance, self.path, self._restart_log),
             name="santamon-checkpoint")
 
     async def _connect(self, pragmas: list[str]) -> aiosqlite.Connection:
@@ -166,6 +168,9 @@ class SQLiteStore:
         finally:
             self._readers.put_nowait(conn)
 
+    async def _restart_log(self) -> None:
+        await self._write(maintenance.RestartLog())
+
     async def _write(self, op: WriteOp) -> Any:
         if not self._open or self._writer is None:
             raise StoreUnavailable("the store is not open")
@@ -182,8 +187,8 @@ class SQLiteStore:
         self._ingest_failures.stored()
         return stored
 
-    async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
-        await self._write(writes.RecordHeartbeat(heartbeat))
+    async def record_heartbeats(self, beats: list[Heartbeat], history: HistoryRule) -> None:
+        await self._write(writes.RecordHeartbeats(beats, history))
 
     async def set_status(self, signal_ids: list[str], status: str, note: str | None,
                          actor: str) -> StatusResult:
@@ -220,6 +225,10 @@ class SQLiteStore:
     async def list_agents(self, query: AgentFilter) -> list[dict[str, Any]]:
         async with self._reader() as conn:
             return await reads.list_agents(conn, query)
+
+    async def agent_history(self, agent_id: str, since: str, until: str) -> AgentHistory | None:
+        async with self._reader() as conn:
+            return await reads.agent_history(conn, agent_id, since, until)
 
     async def stats(self) -> dict[str, Any]:
         async with self._reader() as conn:

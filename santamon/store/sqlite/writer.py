@@ -140,6 +140,9 @@ class Writer:
                 outcomes += [(op, future, result, error)
                              for (op, future), result in zip(inside, results, strict=True)]
                 committed = len(inside)
+        if outcomes:  # before the work outside the transaction, which they need not wait for
+            self._answer(outcomes, committed, time.perf_counter() - started)
+            outcomes = []
         for op, future in outside:
             try:
                 (result,) = type(op).apply(conn, [op], self._now())
@@ -147,7 +150,7 @@ class Writer:
             except Exception as exc:
                 outcomes.append((op, future, None, _unavailable(exc)))
         if outcomes:
-            self._answer(outcomes, committed, time.perf_counter() - started)
+            self._answer(outcomes, 0, time.perf_counter() - started)
 
     def _transaction(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> list[Any]:
         now = self._now()

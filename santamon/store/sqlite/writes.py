@@ -1,7 +1,7 @@
 """Every write of the SQLite store, as operations the writer thread applies in its transaction.
 
-Each operation class applies all of its queued instances at once, so a burst of ingests or
-heartbeats becomes one statement; results come back in the order the operations were queued.
+Each operation class applies all of its queued instances at once, so a burst of ingests
+becomes one statement; results come back in the order the operations were queued.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...domain.agents import STALE_RULE_ID, SilentAgent, reconnection_note
+from ...domain.heartbeats import LastBeat
 from ...domain.signals import NEW_STATUS, SYSTEM_ACTOR, NewSignal
 from ...domain.silences import Matchers, NewSilence, Silence
 from ..base import (
@@ -22,6 +23,7 @@ from ..base import (
     ConnectionProblem,
     ConsoleSession,
     Heartbeat,
+    HistoryRule,
     JobRun,
     KeyUse,
     NameTaken,
@@ -32,6 +34,7 @@ from ..base import (
 )
 from ..common import (
     AGENT_KEY_COLUMNS,
+    AGENT_UPSERT,
     ANALYST_KEY_COLUMNS,
     FORWARD_POSITION_KEY,
     JOB_KEY_PREFIX,
@@ -41,7 +44,10 @@ from ..common import (
     agent_key,
     analyst_key,
     first_occurrences,
+    heartbeat_writes,
     job_record_value,
+    last_beat,
+    last_beats_sql,
     probe_signal,
     resolution_note,
     shortened_column,
@@ -130,39 +136,41 @@ class InsertSignals:
 
 
 @dataclass(slots=True)
-class RecordHeartbeat:
-    heartbeat: Heartbeat
+class RecordHeartbeats:
+    beats: list[Heartbeat]
+    history: HistoryRule
     outside_transaction: ClassVar[bool] = False
 
     @classmethod
-    def apply(cls, conn: sqlite3.Connection, ops: list[RecordHeartbeat],
+    def apply(cls, conn: sqlite3.Connection, ops: list[RecordHeartbeats],
               now: str) -> list[None]:
-        beats = [op.heartbeat for op in ops]
+        for op in ops:
+            op._apply(conn)
+        return [None] * len(ops)
+
+    def _apply(self, conn: sqlite3.Connection) -> None:
+        stored = last_beats(conn, list(dict.fromkeys(beat.agent_id for beat in self.beats)))
+        writes = heartbeat_writes(self.beats, stored, self.history)
         conn.executemany(
             "INSERT OR IGNORE INTO heartbeats (agent_id, timestamp, version, os_version, "
-            "uptime_seconds, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [(hb.agent_id, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds, now)
-             for hb in beats])
-        returning: dict[str, str] = {}  # stale agents heard from again -> their last_seen
-        for chunk in chunks(list(dict.fromkeys(hb.agent_id for hb in beats))):
-            with closing(conn.execute(
-                    "SELECT agent_id, last_seen FROM agents WHERE status = 'stale' AND "
-                    f"agent_id IN ({placeholders(len(chunk))})", chunk)) as cur:
-                returning.update(cur.fetchall())
+            "uptime_seconds, received_at, reasons) VALUES (?, ?, ?, ?, ?, ?, ?)", writes.kept)
         conn.executemany(
             "INSERT INTO agents (agent_id, first_seen, last_seen, last_timestamp, version, "
             "os_version, uptime_seconds, status, stale_since, auth) "
-            "VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, 'active', NULL, ?7) "
-            "ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, "
-            "last_timestamp = excluded.last_timestamp, version = excluded.version, "
-            "os_version = excluded.os_version, uptime_seconds = excluded.uptime_seconds, "
-            "status = 'active', stale_since = NULL, alert_held = 0, "
-            "auth = coalesce(excluded.auth, auth)",
-            [(hb.agent_id, now, hb.timestamp, hb.version, hb.os_version, hb.uptime_seconds,
-              hb.auth) for hb in beats])
-        for agent_id, last_seen in returning.items():
-            _note_reconnection(conn, agent_id, reconnection_note(last_seen, now), now)
-        return [None] * len(ops)
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, 'active', NULL, ?) {AGENT_UPSERT}",
+            [(b.agent_id, first_seen, b.received_at, b.timestamp, b.version, b.os_version,
+              b.uptime_seconds, b.auth) for b, first_seen in writes.latest])
+        for agent_id, silent_since, heard in writes.reconnected:
+            _note_reconnection(conn, agent_id, reconnection_note(silent_since, heard), heard)
+
+
+def last_beats(conn: sqlite3.Connection, agent_ids: list[str]) -> dict[str, LastBeat]:
+    """What is stored about these agents, for the heartbeats that follow."""
+    found: dict[str, LastBeat] = {}
+    for chunk in chunks(agent_ids):
+        with closing(conn.execute(last_beats_sql(placeholders(len(chunk))), chunk)) as cur:
+            found.update(last_beat(row) for row in cur.fetchall())
+    return found
 
 
 def _note_reconnection(conn: sqlite3.Connection, agent_id: str, note: str, now: str) -> None:
