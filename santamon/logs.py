@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import copy
 import datetime as dt
+import itertools
 import logging
 import os
 import queue
@@ -142,9 +143,40 @@ def dropped_records() -> int:
     return _dropped
 
 
+class _Backlog:
+    """The records waiting for the log thread, bounded: those queued and those in the batch it
+    is writing count alike, so a blocked stream holds at most LOG_QUEUE_RECORDS whatever the
+    thread took out last. A SimpleQueue and counters, not a bounded queue.Queue: that takes a
+    lock and a condition per record, and every request logs one."""
+
+    def __init__(self, limit: int) -> None:
+        self.records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        self._limit = limit
+        self._offered = itertools.count()  # next() is atomic: any thread may log
+        self.dropped = 0  # under _dropped_lock
+        self.written = 0  # only the log thread adds to it
+
+    def offer(self, record: logging.LogRecord) -> bool:
+        if next(self._offered) - self.dropped - self.written >= self._limit:
+            return False
+        self.records.put(record)
+        return True
+
+
 class _Handoff(QueueHandler):
-    """Puts records on the queue with the message and traceback already rendered, so the
-    writer thread never touches the caller's objects; drops them when the queue is full."""
+    """Puts records on the backlog with the message and traceback already rendered, so the
+    writer thread never touches the caller's objects; drops them when the backlog is full."""
+
+    def __init__(self, backlog: _Backlog) -> None:
+        super().__init__(backlog.records)
+        self._backlog = backlog
+
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:
+        # Without the handler lock Handler.handle takes: the backlog is safe across threads.
+        passed = self.filter(record)
+        if passed:
+            self.emit(passed if isinstance(passed, logging.LogRecord) else record)
+        return passed
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         if not record.args and not record.exc_info and isinstance(record.msg, str):
@@ -158,11 +190,10 @@ class _Handoff(QueueHandler):
 
     def enqueue(self, record: logging.LogRecord) -> None:
         global _dropped
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
+        if not self._backlog.offer(record):
             with _dropped_lock:
                 _dropped += 1
+                self._backlog.dropped += 1
 
 
 class _Writer(QueueListener):
@@ -170,10 +201,10 @@ class _Writer(QueueListener):
     blocked in a write would hold its handler lock, which logging.shutdown() at exit waits
     for."""
 
-    def __init__(self, records: queue.Queue[logging.LogRecord], formatter: logging.Formatter,
+    def __init__(self, backlog: _Backlog, formatter: logging.Formatter,
                  write: Callable[[str], None]) -> None:
-        super().__init__(records)
-        self._formatter, self._write = formatter, write
+        super().__init__(backlog.records)
+        self._backlog, self._formatter, self._write = backlog, formatter, write
 
     def _monitor(self) -> None:
         """Write all that has queued in one go, then let more gather for a moment: under load
@@ -183,25 +214,27 @@ class _Writer(QueueListener):
         while True:
             batch = [records.get()]
             with contextlib.suppress(queue.Empty):
-                while len(batch) < LOG_QUEUE_RECORDS:
+                while True:
                     batch.append(records.get_nowait())
             lines = []
+            stopping = False
             for record in batch:
                 if record is self._sentinel:
+                    stopping = True
                     break
                 with contextlib.suppress(Exception):  # never worth the writer thread
                     lines.append(self._formatter.format(record) + "\n")
             with contextlib.suppress(Exception):
                 self._write("".join(lines))
-            if record is self._sentinel:
+            self._backlog.written += len(batch) - stopping
+            if stopping:
                 return
             time.sleep(LOG_GATHER_SECONDS)
 
     def stop_within(self, seconds: float) -> None:
         """Write out what is queued, waiting at most `seconds`: a blocked stream must not hold
         up shutdown (the thread is a daemon and goes with the process)."""
-        with contextlib.suppress(queue.Full):  # full: it cannot be told to stop; leave it
-            self.enqueue_sentinel()
+        self.enqueue_sentinel()
         if self._thread is not None:
             self._thread.join(seconds)
             self._thread = None
@@ -257,12 +290,12 @@ def configure_logging(
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
     stop_logging()
-    records: queue.Queue[logging.LogRecord] = queue.Queue(LOG_QUEUE_RECORDS)
+    backlog = _Backlog(LOG_QUEUE_RECORDS)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
         old.close()
-    root.addHandler(_Handoff(records))
+    root.addHandler(_Handoff(backlog))
     root.setLevel(level)
     # No line shows where a record was made, nor its thread or process (a worker's number is
     # a field): not looking them up saves a frame walk and three calls on every record, the
@@ -271,7 +304,7 @@ def configure_logging(
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     process_fields = {} if worker is None else {"worker": worker}
     formatter = JsonFormatter(process_fields) if fmt == "json" else TextFormatter(process_fields)
-    _listener = _Writer(records, formatter,
+    _listener = _Writer(backlog, formatter,
                         _stream_writer(stream) if stream else _stderr_writer())
     _listener.start()
     # aiohttp's own access log would be a second, unstructured line per request.
