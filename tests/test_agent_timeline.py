@@ -115,6 +115,22 @@ async def test_unknown_agents_and_bad_windows(client):
     assert (await client.get("/agents/mbp-tl", headers=AGENT)).status == 403
 
 
+async def test_any_agent_id_is_reached_through_the_query(client):
+    """Ids a path segment cannot carry: a `/`, `..`, and `problems` (another route)."""
+    for agent_id in ("office/mbp-7", "..", "problems"):
+        await client.post("/agents/heartbeat", headers=AGENT, json={
+            "agent_id": agent_id, "timestamp": "2026-11-03T22:00:00Z", "version": "v1"})
+        response = await client.get("/agent", params={"agent_id": agent_id}, headers=ANALYST)
+        assert response.status == 200, agent_id
+        body = await response.json()
+        AgentTimeline.model_validate(body)
+        assert (body["agent"]["agent_id"], body["agent"]["version"]) == (agent_id, "v1")
+    response = await client.get("/agent", params={"agent_id": "nobody"}, headers=ANALYST)
+    assert (response.status, (await response.json())["agent_id"]) == (404, "nobody")
+    assert (await client.get("/agent", headers=ANALYST)).status == 422
+    assert (await client.get("/agent", params={"agent_id": ".."}, headers=AGENT)).status == 403
+
+
 # -- the timeline itself, on histories a store could hold ------------------------------------
 
 def kept(ns: int, reasons=("sample",), uptime=None, version="v1") -> KeptBeat:

@@ -305,6 +305,12 @@ class TimelineQuery(BaseModel):
     until: Timestamp | None = Field(None, description="Exclusive; by default now.")
 
 
+class AgentTimelineQuery(TimelineQuery):
+    """GET /agent: the timeline of an agent named in the query, for ids a path cannot carry."""
+
+    agent_id: str = Field(min_length=1, max_length=255)
+
+
 class SilenceMatchersIn(BaseModel):
     """What a silence matches; every given matcher must hold."""
 

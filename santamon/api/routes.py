@@ -28,6 +28,7 @@ from .models import (
     AgentList,
     AgentQuery,
     AgentTimeline,
+    AgentTimelineQuery,
     BulkStatusResult,
     BulkStatusUpdate,
     ConnectionProblemsOut,
@@ -199,10 +200,16 @@ ROUTES = [
           "One agent's timeline", "agents",
           {200: AgentTimeline, 404: "No agent has this id."}, query=TimelineQuery,
           path_params={"agent_id": "The agent's id as it sends it (usually the hostname); "
-                                   "an agent called `problems` is not reached here."},
+                                   "an agent called `problems`, or one with a `/`, is reached "
+                                   "through `GET /agent`."},
           description="Online and offline intervals, availability per UTC day, agent and "
                       "macOS versions and reboots, worked out from the heartbeats the "
                       "agent's history keeps (by default the whole retention)."),
+    Route("GET", "/agent", agents.agent_timeline_by_query, Access.READ,
+          "One agent's timeline, named in the query", "agents",
+          {200: AgentTimeline, 404: "No agent has this id."}, query=AgentTimelineQuery,
+          description="The same as `GET /agents/{agent_id}`, for any id: one with a `/`, "
+                      "`.` or `..`, or an agent called `problems`."),
     # -- silences ----------------------------------------------------------------------------
     Route("GET", "/silences", silences.list_silences, Access.READ,
           "Silences, newest first", "silences", {200: SilenceList}, query=SilenceQuery),

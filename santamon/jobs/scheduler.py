@@ -53,8 +53,12 @@ class Jobs:
         jobs = [
             (JobState("stale-agents", "mark silent agents stale and raise AGENT-STALE alerts",
                       settings.stale_check_interval),
-             lambda: check_stale_agents(store, liveness, settings.stale_after, started_ns,
-                                        clock, summary_over=settings.stale_summary_threshold)),
+             lambda: check_stale_agents(
+                 store, liveness, settings.stale_after, started_ns, clock,
+                 summary_over=settings.stale_summary_threshold,
+                 # Only PostgreSQL is shared by other processes, whose heartbeats wait there.
+                 held_elsewhere=settings.heartbeat_flush_interval if settings.database_url
+                 else 0.0)),
             (JobState("retention", "prune old heartbeats and resolved signals, then compact",
                       settings.retention_interval),
              lambda: prune(store, settings, clock)),

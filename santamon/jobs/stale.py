@@ -19,11 +19,15 @@ LOGGED_ONE_BY_ONE = 10
 
 async def check_stale_agents(store: Store, liveness: Liveness, stale_after: float,
                              started_ns: int, clock: Callable[[], int] = timeutil.now_ns, *,
-                             summary_over: int = 0) -> str:
+                             summary_over: int = 0, held_elsewhere: float = 0.0) -> str:
     """Mark silent agents stale; more than `summary_over` alerts due at once (if not 0) become
     one alert for all their agents. An agent in a maintenance window raises none and is not
-    counted; a silenced alert is stored on its own (store.common.stale_alerts)."""
-    cutoff_ns = clock() - int(stale_after * 1e9)
+    counted; a silenced alert is stored on its own (store.common.stale_alerts).
+
+    `held_elsewhere`: how long other processes sharing the database may hold a heartbeat
+    they answered before writing it (their flush interval); an agent gets that on top of
+    the threshold, so a heartbeat in another process's memory never makes it stale."""
+    cutoff_ns = clock() - int((stale_after + held_elsewhere) * 1e9)
     if started_ns > cutoff_ns:
         # Agents get the full threshold counted from the server's start: a silence that was
         # only the server being down is not the agent's.

@@ -93,8 +93,8 @@ export async function show(box, agentId, { onSignals }) {
   render(box, agentId, onSignals);
   let next;
   try {
-    // The id is the agent's hostname; encoded, so a `/` or `?` in it stays in the segment.
-    const answer = await api('GET', `/agents/${encodeURIComponent(agentId)}`);
+    // Named in the query: a path segment cannot carry every id (`/`, `..`, `problems`).
+    const answer = await api('GET', `/agent?agent_id=${encodeURIComponent(agentId)}`);
     next = isPlainObject(answer) ? answer : { error: 'The server sent no timeline.' };
   } catch (err) {
     if (err.status === 401) return;

@@ -1,4 +1,4 @@
-"""An agent in the console's agents panel opens into its timeline (GET /agents/{agent_id}), in
+"""An agent in the console's agents panel opens into its timeline (GET /agent?agent_id=), in
 Debian's Chromium against a real `santamon serve`."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 HOUR_NS = 3600 * 1_000_000_000
 HOSTILE_AGENT = "<img src=x onerror=\"alert('agent')\">"
 HOSTILE_VERSION = "<script>alert('version')</script>"
+PATHLIKE_AGENT = "office/../mbp-7"  # no URL path carries it: the console asks GET /agent
 
 
 def history(server: ServerProcess) -> None:
@@ -54,6 +55,9 @@ def _agents_with_a_past(console_server: ServerProcess) -> Iterator[None]:
     api(console_server, "POST", "/agents/heartbeat", {
         "agent_id": HOSTILE_AGENT, "timestamp": "2026-11-03T14:22:30Z",
         "version": HOSTILE_VERSION, "os_version": "15.4.1"}, headers=AGENT)
+    api(console_server, "POST", "/agents/heartbeat", {
+        "agent_id": PATHLIKE_AGENT, "timestamp": "2026-11-03T14:22:30Z",
+        "version": "v0.3.1", "os_version": "15.4.1"}, headers=AGENT)
     yield
 
 
@@ -119,3 +123,12 @@ def test_a_hostile_agent_id_and_version_stay_text(ui: Console):
     page.wait_for_timeout(300)  # give any injected handler a chance to fire
     assert page.locator("#agents img, #agents script").count() == 0
     assert ui.dialogs == []
+
+
+def test_an_agent_whose_id_looks_like_a_path_opens_its_own_timeline(ui: Console):
+    ui.sign_in()
+    office = agent(ui, PATHLIKE_AGENT)
+    office.click()
+    timeline = office.locator(".agent-timeline")
+    expect(timeline.locator(".tl-versions li").first).to_contain_text("v0.3.1 · macOS 15.4.1")
+    expect(timeline).not_to_contain_text("no longer known")

@@ -9,7 +9,14 @@ import pytest
 
 from santamon import timeutil
 from santamon.jobs.stale import check_stale_agents
-from santamon.store import AgentFilter, HistoryRule, Liveness, StoreUnavailable, create_store
+from santamon.store import (
+    AgentFilter,
+    HistoryRule,
+    Liveness,
+    SignalFilter,
+    StoreUnavailable,
+    create_store,
+)
 
 from .test_contract import EVER, NS, ts
 
@@ -111,6 +118,29 @@ async def test_the_stale_check_counts_heartbeats_not_yet_written(store, clock):
     assert outcome == "1 agent(s) newly stale"
     agents = {a["agent_id"]: a["status"] for a in await store.list_agents(AgentFilter())}
     assert agents == {"mac-1": "active", "mac-2": "stale"}
+
+
+async def test_a_heartbeat_another_process_holds_does_not_make_its_agent_stale(store, clock):
+    """Two processes on one database, each coalescing its own heartbeats: the one that runs
+    the check cannot flush the other's, so agents get the other's flush interval too."""
+    here = Liveness(store, interval=NEVER, history=HistoryRule(), clock=clock)
+    elsewhere = Liveness(store, interval=NEVER, history=HistoryRule(), clock=clock)
+    started = clock()
+    beat(here, "mac-1", 0)
+    beat(here, "mac-2", 0)
+    await here.flush()
+    clock.advance(180.3)
+    beat(elsewhere, "mac-1", 180.3)  # answered by the other process, not yet written
+    clock.advance(0.3)
+    outcome = await check_stale_agents(store, here, 180, started - 10 * NS, clock,
+                                       held_elsewhere=1.0)
+    assert outcome == "0 agent(s) newly stale"
+    await elsewhere.flush()  # within its interval, as it would
+    clock.advance(0.5)  # mac-2 is now silent for over 181 s
+    await check_stale_agents(store, here, 180, started - 10 * NS, clock, held_elsewhere=1.0)
+    agents = {a["agent_id"]: a["status"] for a in await store.list_agents(AgentFilter())}
+    assert agents == {"mac-1": "active", "mac-2": "stale"}
+    assert (await store.list_signals(SignalFilter(host_id="mac-1"))).signals == []
 
 
 async def test_how_the_agent_authenticated_travels_with_its_latest_heartbeat(store, clock):

@@ -78,8 +78,11 @@ async def test_the_wal_stays_bounded_while_writes_never_stop(tmp_path, monkeypat
         writing = False
         await sampler
         await store.close()
-    assert any(later < earlier for earlier, later in itertools.pairwise(sizes))
-    assert max(sizes) < 16 * cap, max(sizes)  # the log was started over, again and again
+    restarts = sum(later < earlier for earlier, later in itertools.pairwise(sizes))
+    assert restarts >= 3, sizes  # the log was started over, again and again...
+    # ...so it stayed a fraction of the ~16 MB written (how small a multiple of the cap
+    # depends on when the checkpoint thread gets a core: `make bench` measures that).
+    assert max(sizes) < 32 * cap, max(sizes)
 
 
 async def test_checkpoints_on_a_fresh_database_do_not_fail(tmp_path, monkeypatch, caplog):

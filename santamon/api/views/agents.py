@@ -9,7 +9,7 @@ from ... import timeutil
 from ...domain import heartbeats
 from ...domain.problems import hour_of
 from ...store import AgentFilter, KeptBeat
-from ..models import AgentQuery, ProblemsQuery, TimelineQuery
+from ..models import AgentQuery, AgentTimelineQuery, ProblemsQuery, TimelineQuery
 from ..responses import ApiError, json_response
 from ..state import CLOCK, LIVENESS, PROBLEMS, SETTINGS, SILENCES, STORE
 
@@ -30,8 +30,18 @@ async def list_agents(request: web.Request) -> web.Response:
 
 async def agent_timeline(request: web.Request) -> web.Response:
     """Online and offline intervals, availability per day, versions and reboots."""
-    agent_id = request.match_info["agent_id"]
-    query = TimelineQuery.model_validate(dict(request.query))
+    return await _timeline(request, request.match_info["agent_id"],
+                           TimelineQuery.model_validate(dict(request.query)))
+
+
+async def agent_timeline_by_query(request: web.Request) -> web.Response:
+    """A path cannot carry every agent id (`/`, `.`, `..`, or `problems`, which is another
+    route), so the console names the agent in the query instead."""
+    query = AgentTimelineQuery.model_validate(dict(request.query))
+    return await _timeline(request, query.agent_id, query)
+
+
+async def _timeline(request: web.Request, agent_id: str, query: TimelineQuery) -> web.Response:
     now_ns = request.app[CLOCK]()
     until_ns = timeutil.parse_ns(query.until) if query.until else now_ns
     since_ns = (timeutil.parse_ns(query.since) if query.since
