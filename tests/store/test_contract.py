@@ -282,6 +282,17 @@ async def test_stats_count_by_status_severity_host_and_rule(store, clock):
     assert stats["agents"] == {"active": 1, "stale": 0, "total": 1}
 
 
+async def test_stats_list_the_busiest_hosts_and_rules_first(store):
+    await store.insert_signals(
+        [signal("a1", host="a-host", rule="R-a")]
+        + [signal(f"z{n}", host="z-host", rule="R-z") for n in range(3)]
+        + [signal(f"m{n}", host="m-host", rule="R-m") for n in range(3)])
+    stats = await store.stats()
+    # the most signals first, ties by name: the order a reader sees in JSON
+    assert list(stats["by_host"].items()) == [("m-host", 3), ("z-host", 3), ("a-host", 1)]
+    assert list(stats["top_rules"].items()) == [("R-m", 3), ("R-z", 3), ("R-a", 1)]
+
+
 # -- triage -----------------------------------------------------------------------------------
 
 async def test_status_changes_keep_their_history(store, clock):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import orjson
 
 from ... import timeutil
 from ...domain.signals import STATUSES
@@ -375,21 +376,31 @@ async def agent_history(conn: asyncpg.Connection, agent_id: str, since: str,
     return AgentHistory(agent_row(row), [kept_beat(beat) for beat in beats])
 
 
+# Every figure of /stats in one statement: one round trip and one snapshot. `json` (not
+# `jsonb`) keeps the order the top hosts and rules were aggregated in.
+STATS_SQL = """
+SELECT (SELECT count(*) FROM signals WHERE ts >= $1),
+       (SELECT coalesce(json_agg(json_build_array(severity, status, n)), '[]')
+          FROM signal_counts WHERE n > 0),
+       (SELECT coalesce(json_object_agg(host_id, n ORDER BY n DESC, host_id), '{}')
+          FROM (SELECT host_id, n FROM host_counts WHERE n > 0
+                ORDER BY n DESC, host_id LIMIT 10) AS top),
+       (SELECT coalesce(json_object_agg(rule_id, n ORDER BY n DESC, rule_id), '{}')
+          FROM (SELECT rule_id, n FROM rule_counts WHERE n > 0
+                ORDER BY n DESC, rule_id LIMIT 10) AS top),
+       (SELECT coalesce(json_object_agg(status, n), '{}')
+          FROM (SELECT status, count(*) AS n FROM agents GROUP BY status) AS per_status),
+       (SELECT coalesce(json_object_agg(severity, n), '{}')
+          FROM (SELECT severity, sum(n)::bigint AS n FROM silence_counts
+                WHERE status = 'open' GROUP BY severity) AS per_severity)"""
+
+
 async def stats(conn: asyncpg.Connection, now_ns: int) -> dict[str, Any]:
-    last_24h = await conn.fetchval("SELECT count(*) FROM signals WHERE ts >= $1",
-                                   timeutil.format_utc(now_ns - DAY_NS))
-    by_severity_status = await conn.fetch(
-        "SELECT severity, status, n FROM signal_counts WHERE n > 0")
-    by_host = dict(await conn.fetch("SELECT host_id, n FROM host_counts WHERE n > 0 "
-                                    "ORDER BY n DESC, host_id LIMIT 10"))
-    top_rules = dict(await conn.fetch("SELECT rule_id, n FROM rule_counts WHERE n > 0 "
-                                      "ORDER BY n DESC, rule_id LIMIT 10"))
-    agents = dict(await conn.fetch("SELECT status, count(*) FROM agents GROUP BY status"))
-    silenced_open = dict(await conn.fetch("SELECT severity, sum(n)::bigint FROM silence_counts "
-                                          "WHERE status = 'open' GROUP BY severity"))
-    return stats_document(last_24h=last_24h, by_severity_status=by_severity_status,
-                          silenced_open=silenced_open, by_host=by_host, top_rules=top_rules,
-                          agents=agents)
+    last_24h, by_severity_status, by_host, top_rules, agents, silenced_open = \
+        await conn.fetchrow(STATS_SQL, timeutil.format_utc(now_ns - DAY_NS))
+    return stats_document(last_24h=last_24h, by_severity_status=orjson.loads(by_severity_status),
+                          silenced_open=orjson.loads(silenced_open), by_host=orjson.loads(by_host),
+                          top_rules=orjson.loads(top_rules), agents=orjson.loads(agents))
 
 
 async def signal_volume(conn: asyncpg.Connection, since: str, until: str,
