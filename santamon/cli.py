@@ -184,7 +184,7 @@ async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | N
 # Requests leave their objects (a batch's parsed contexts: thousands of dicts and lists) to
 # reference counting; the cyclic collector only needs to run now and then. At the default
 # threshold (700) it ran every few signals, promoted what a request still held and re-walked it
-# in the older generations: over half of a batch's validation time (py-spy, issue 15).
+# in the older generations: half of the samples of a batch's validation (py-spy, issue 15).
 GC_YOUNG_THRESHOLD = 50_000
 
 
