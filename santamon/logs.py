@@ -40,10 +40,10 @@ SERVER_LOGGER = "aiohttp.server"
 _second: tuple[int, str] = (-1, "")  # the last second formatted, as it starts every line
 
 
-def _timestamp(record: logging.LogRecord) -> str:
+def _timestamp(created: float) -> str:
     global _second
-    seconds = int(record.created)
-    micros = round((record.created - seconds) * 1e6)  # as datetime rounds
+    seconds = int(created)
+    micros = round((created - seconds) * 1e6)  # as datetime rounds
     if micros >= 1_000_000:
         seconds, micros = seconds + 1, 0
     if _second[0] != seconds:  # most lines share their second with the line before
@@ -96,41 +96,46 @@ def _text_value(value: Any) -> str:
     return _quoted(text)
 
 
-class TextFormatter(logging.Formatter):
+class LineFormatter(logging.Formatter):
+    """One line per record, from plain values (`line`), so that the request line can be
+    rendered without a LogRecord (log_request)."""
+
     def __init__(self, process_fields: dict[str, Any] | None = None) -> None:
         """`process_fields` end every line: which worker process wrote it."""
         super().__init__()
         self._process_fields = process_fields or {}
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        return self.line(record.created, record.levelname, record.name, record.getMessage(),
+                         _fields(record), record.exc_text)
+
+    def line(self, created: float, level: str, logger: str, message: str,
+             fields: dict[str, Any], exc_text: str | None = None) -> str:
+        raise NotImplementedError
+
+
+class TextFormatter(LineFormatter):
+    def line(self, created: float, level: str, logger: str, message: str,
+             fields: dict[str, Any], exc_text: str | None = None) -> str:
         if not message.isprintable():
             message = _quoted(message)
-        parts = [_timestamp(record), record.levelname, record.name, message]
-        parts += [f"{k}={_text_value(v)}"
-                  for k, v in (_fields(record) | self._process_fields).items()]
+        parts = [_timestamp(created), level, logger, message]
+        parts += [f"{k}={_text_value(v)}" for k, v in (fields | self._process_fields).items()]
         line = " ".join(parts)
-        if record.exc_text:
-            line += "\n" + record.exc_text
+        if exc_text:
+            line += "\n" + exc_text
         return line
 
 
-class JsonFormatter(logging.Formatter):
-    def __init__(self, process_fields: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self._process_fields = process_fields or {}
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in (_fields(record) | self._process_fields).items():
+class JsonFormatter(LineFormatter):
+    def line(self, created: float, level: str, logger: str, message: str,
+             fields: dict[str, Any], exc_text: str | None = None) -> str:
+        doc: dict[str, Any] = {"ts": _timestamp(created), "level": level, "logger": logger,
+                               "msg": message}
+        for key, value in (fields | self._process_fields).items():
             doc.setdefault(key, value)
-        if record.exc_text:
-            doc["exc"] = record.exc_text
+        if exc_text:
+            doc["exc"] = exc_text
         return _escape_unprintable(orjson.dumps(doc, default=str).decode())
 
 
@@ -139,8 +144,15 @@ _dropped_lock = threading.Lock()
 
 
 def dropped_records() -> int:
-    """Records dropped because the queue was full (the stream did not keep up)."""
+    """Records (request lines included) dropped because the stream did not keep up."""
     return _dropped
+
+
+def _count_dropped(backlog_or_lines: _Backlog | _RequestLines) -> None:
+    global _dropped
+    with _dropped_lock:
+        _dropped += 1
+        backlog_or_lines.dropped += 1
 
 
 class _Backlog:
@@ -189,11 +201,47 @@ class _Handoff(QueueHandler):
         return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        global _dropped
         if not self._backlog.offer(record):
-            with _dropped_lock:
-                _dropped += 1
-                self._backlog.dropped += 1
+            _count_dropped(self._backlog)
+
+
+_WAKE = object()  # on the backlog: request lines are waiting (_RequestLines)
+
+
+class _RequestLines:
+    """The request lines, rendered by the thread that serves the request and handed to the
+    log thread in batches: one per request, they skip the LogRecord, the logger's handlers and
+    a queue put each (about 30 us of a heartbeat's ~160 us of CPU, issue 15). Bounded like the
+    backlog: lines waiting and lines being written count alike."""
+
+    def __init__(self, backlog: _Backlog, formatter: LineFormatter, limit: int) -> None:
+        self._backlog, self._formatter, self._limit = backlog, formatter, limit
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._held = 0  # waiting and being written; under _lock
+        self.dropped = 0  # under _dropped_lock
+
+    def add(self, level: str, fields: dict[str, Any]) -> None:
+        line = self._formatter.line(time.time(), level, ACCESS_LOGGER, "request", fields)
+        with self._lock:
+            full = self._held >= self._limit
+            if not full:
+                self._lines.append(line + "\n")
+                self._held += 1
+            first = len(self._lines) == 1 and not full
+        if full:
+            _count_dropped(self)
+        elif first:  # the log thread takes every line waiting when it gets to this
+            self._backlog.records.put(_WAKE)  # type: ignore[arg-type]
+
+    def take(self) -> list[str]:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines
+
+    def written(self, count: int) -> None:
+        with self._lock:
+            self._held -= count
 
 
 class _Writer(QueueListener):
@@ -201,10 +249,11 @@ class _Writer(QueueListener):
     blocked in a write would hold its handler lock, which logging.shutdown() at exit waits
     for."""
 
-    def __init__(self, backlog: _Backlog, formatter: logging.Formatter,
+    def __init__(self, backlog: _Backlog, requests: _RequestLines, formatter: logging.Formatter,
                  write: Callable[[str], None]) -> None:
         super().__init__(backlog.records)
-        self._backlog, self._formatter, self._write = backlog, formatter, write
+        self._backlog, self._requests = backlog, requests
+        self._formatter, self._write = formatter, write
 
     def _monitor(self) -> None:
         """Write all that has queued in one go, then let more gather for a moment: under load
@@ -217,16 +266,25 @@ class _Writer(QueueListener):
                 while True:
                     batch.append(records.get_nowait())
             lines = []
+            formatted = requests = 0
             stopping = False
             for record in batch:
                 if record is self._sentinel:
                     stopping = True
-                    break
+                if record is _WAKE or stopping:  # stopping: the lines logged before it too
+                    taken = self._requests.take()
+                    lines += taken
+                    requests += len(taken)
+                    if stopping:
+                        break
+                    continue
+                formatted += 1
                 with contextlib.suppress(Exception):  # never worth the writer thread
                     lines.append(self._formatter.format(record) + "\n")
             with contextlib.suppress(Exception):
                 self._write("".join(lines))
-            self._backlog.written += len(batch) - stopping
+            self._backlog.written += formatted
+            self._requests.written(requests)
             if stopping:
                 return
             time.sleep(LOG_GATHER_SECONDS)
@@ -274,6 +332,7 @@ class ProtocolErrorFilter(logging.Filter):
 
 
 _listener: _Writer | None = None
+_request_lines: _RequestLines | None = None
 
 
 def configure_logging(
@@ -286,7 +345,7 @@ def configure_logging(
     Records are formatted and written by a thread of their own: a slow or blocked stderr
     must never stall the event loop.
     """
-    global _listener
+    global _listener, _request_lines
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
     stop_logging()
@@ -304,7 +363,8 @@ def configure_logging(
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     process_fields = {} if worker is None else {"worker": worker}
     formatter = JsonFormatter(process_fields) if fmt == "json" else TextFormatter(process_fields)
-    _listener = _Writer(backlog, formatter,
+    _request_lines = _RequestLines(backlog, formatter, LOG_QUEUE_RECORDS)
+    _listener = _Writer(backlog, _request_lines, formatter,
                         _stream_writer(stream) if stream else _stderr_writer())
     _listener.start()
     # aiohttp's own access log would be a second, unstructured line per request.
@@ -339,8 +399,9 @@ def _stderr_writer() -> Callable[[str], None]:
 @atexit.register
 def stop_logging() -> None:
     """Write out the queued records (waiting LOG_STOP_SECONDS at most) and stop the writer."""
-    global _listener
+    global _listener, _request_lines
     if _listener is not None:
+        _request_lines = None  # from now on through the logger, like any record
         _listener.stop_within(LOG_STOP_SECONDS)
         _listener = None
 
@@ -367,7 +428,11 @@ def log_request(
         "agent_id": agent_id,
         "remote": remote,
     }
-    _access_log.log(level, "request", extra={"fields": fields})
+    lines = _request_lines
+    if lines is None:  # logging not set up by configure_logging: whatever handlers there are
+        _access_log.log(level, "request", extra={"fields": fields})
+    else:
+        lines.add(logging.getLevelName(level), fields)
 
 
 _access_log = logging.getLogger(ACCESS_LOGGER)

@@ -2,6 +2,7 @@ import io
 import json
 import logging
 import threading
+import time
 
 import pytest
 
@@ -39,6 +40,22 @@ def test_text_is_one_logfmt_line_per_request(capture):
     )
     assert first[:4].isdigit() and first[23] == "Z"
     assert "agent_id=- remote=192.0.2.9" in second
+
+
+def test_lines_logged_after_a_pause_are_written_too(capture):
+    """The log thread writes a batch, waits for more to gather, and goes on: request lines and
+    other records alike, in the order they were logged."""
+    configure_logging("text", stream=capture)
+    log_request("GET", "/first", 200, 0.001)
+    time.sleep(3 * logs.LOG_GATHER_SECONDS)
+    logging.getLogger("santamon.test").warning("between")
+    log_request("GET", "/second", 200, 0.001)
+    time.sleep(3 * logs.LOG_GATHER_SECONDS)
+    log_request("GET", "/third", 200, 0.001)
+    lines = written(capture).splitlines()
+    assert [line.split(" ", 4)[3] for line in lines] == ["request", "between", "request",
+                                                         "request"]
+    assert ["/first" in lines[0], "/second" in lines[2], "/third" in lines[3]] == [True] * 3
 
 
 def test_json_lines_carry_the_same_fields(capture):
