@@ -245,3 +245,54 @@ async def test_santamon_vacuum_compacts_a_live_database(tmp_path, monkeypatch, c
         assert len((await store.list_signals(SignalFilter(limit=1000))).signals) == 50
     finally:
         await store.close()
+
+
+# Every counter table against a count of the signals themselves.
+RECOUNTS = {
+    "signal_counts": ("SELECT severity, status, n FROM signal_counts WHERE n > 0",
+                      "SELECT severity, status, count(*) FROM signals GROUP BY 1, 2"),
+    "host_counts": ("SELECT host_id, n FROM host_counts WHERE n > 0",
+                    "SELECT host_id, count(*) FROM signals GROUP BY 1"),
+    "rule_counts": ("SELECT rule_id, n FROM rule_counts WHERE n > 0",
+                    "SELECT rule_id, count(*) FROM signals GROUP BY 1"),
+    "signal_titles": ("SELECT rule_id, title, n FROM signal_titles WHERE n > 0",
+                      "SELECT rule_id, title, count(*) FROM signals GROUP BY 1, 2"),
+    "group_counts": ("SELECT rule_id, host_id, status, severity, silence_id, n, first_ts, "
+                     "last_ts FROM group_counts WHERE n > 0",
+                     "SELECT rule_id, host_id, status, severity, coalesce(silence_id, 0), "
+                     "count(*), min(ts), max(ts) FROM signals GROUP BY 1, 2, 3, 4, 5"),
+    "silence_counts": ("SELECT silence_id, status, severity, n FROM silence_counts WHERE n > 0",
+                       "SELECT silence_id, status, severity, count(*) FROM signals "
+                       "WHERE silence_id IS NOT NULL GROUP BY 1, 2, 3"),
+}
+
+
+async def test_counters_match_the_signals_after_batches_duplicates_triage_and_pruning(tmp_path):
+    """The counter tables are kept by triggers on every write path: whatever the mix, each
+    counter is what counting the rows gives."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+
+    def mixed(prefix: str, count: int) -> list[NewSignal]:
+        return [NewSignal(f"{prefix}-{i % (count - 3)}",  # the last three repeat earlier ids
+                          f"2026-11-0{1 + i % 5}T22:22:{i % 60:02d}.000000000Z", f"h{i % 4}",
+                          f"R{i % 3}", ("low", "high", "critical")[i % 3], f"t{i % 2}", b"[]",
+                          b"{}", None, silence_id=7 if i % 5 == 0 else None)
+                for i in range(count)]
+
+    try:
+        await asyncio.gather(store.insert_signals(mixed("a", 40)),
+                             store.insert_signals(mixed("b", 600)),  # past one statement
+                             store.insert_signals(mixed("a", 25)))  # ids of the first again
+        assert await store.insert_signals(mixed("a", 8)) == [False] * 8  # stored before
+        await store.set_status([f"b-{i}" for i in range(0, 300, 2)], "resolved", None, "alice")
+        await store.set_status([f"a-{i}" for i in range(5)], "acknowledged", None, "alice")
+        await store.prune_resolved_signals("2026-11-03T00:00:00.000000000Z", 1000)
+        await store.insert_signals(mixed("c", 10))
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] > 500
+            for table, (counted, recounted) in RECOUNTS.items():
+                assert sorted(conn.execute(counted).fetchall()) == sorted(
+                    conn.execute(recounted).fetchall()), table
+    finally:
+        await store.close()
