@@ -407,15 +407,8 @@ def postgres_phases(args, phases: set[str], seed: Path, plan: list, keys: dict, 
             one.start()
             postgres.settle(url)
         if "under-ingest" in phases and "queries" in phases:
-            seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
-            log(f"PostgreSQL: queries while ingesting {args.ingest_rate:.0f} signals/s")
-            paced = start_paced_ingest(one_port, keys["agent"], args.ingest_rate, seconds)
-            time.sleep(3)
-            report["queries_under_ingest"] = asyncio.run(measure_queries(
-                base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
-            if paced.poll() is None:
-                paced.send_signal(signal.SIGTERM)
-            report["background_ingest"] = finish_paced_ingest(paced)
+            report.update(queries_under_ingest(args, one_port, keys, plan, seconds_per_kind,
+                                               engine="PostgreSQL: "))
         report["rss"] = {pid: rss_mb(pid) for pid in one.pids()}
         report["db_size_mb"] = postgres.database_size_mb(url)
     finally:
@@ -506,6 +499,21 @@ def query_plan(db_path: Path, meta: dict) -> tuple[list[tuple[str, list[str]]], 
         ("groups, deep page", []),  # filled in once the cursor is found
     ]
     return plan, {"sample_ids": len(ids), "hosts": hosts[:3]}
+
+
+def queries_under_ingest(args, port: int, keys: dict, plan: list, seconds_per_kind: float,
+                         engine: str = "") -> dict:
+    """The queries again while a process of its own ingests at args.ingest_rate."""
+    seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
+    log(f"{engine}queries while ingesting {args.ingest_rate:.0f} signals/s")
+    paced = start_paced_ingest(port, keys["agent"], args.ingest_rate, seconds)
+    time.sleep(3)
+    measured = asyncio.run(measure_queries(
+        f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {keys['admin']}"}, plan,
+        args.clients, args.queries, seconds_per_kind))
+    if paced.poll() is None:
+        paced.send_signal(signal.SIGTERM)
+    return {"queries_under_ingest": measured, "background_ingest": finish_paced_ingest(paced)}
 
 
 def with_deep_pages(base: str, headers: dict, args, plan: list, report: dict) -> list:
@@ -1092,15 +1100,7 @@ def sqlite_phases(args, phases: set[str], report: dict, real: Process, ceiling: 
         report["restart_after_kill_s"] = round(restart, 2)
 
     if "under-ingest" in phases and "queries" in phases:
-        seconds = len([p for p in plan if p[1]]) * seconds_per_kind + 30
-        log(f"queries while ingesting {args.ingest_rate:.0f} signals/s")
-        paced = start_paced_ingest(port, keys["agent"], args.ingest_rate, seconds)
-        time.sleep(3)
-        report["queries_under_ingest"] = asyncio.run(measure_queries(
-            base, admin_headers, plan, args.clients, args.queries, seconds_per_kind))
-        if paced.poll() is None:
-            paced.send_signal(signal.SIGTERM)
-        report["background_ingest"] = finish_paced_ingest(paced)
+        report.update(queries_under_ingest(args, port, keys, plan, seconds_per_kind))
 
     report["rss"] = rss_mb(real.pid)
     report["db_size_mb"] = db_size_mb(db_path)
