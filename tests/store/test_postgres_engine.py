@@ -134,15 +134,20 @@ async def test_a_newer_schema_is_refused(postgres_url):
         await PostgresStore(postgres_url).open()
 
 
+async def migrated_to(conn: asyncpg.Connection, version: int) -> None:
+    """The schema as a server of that version left it."""
+    for step in MIGRATIONS[:version]:
+        await step(conn)
+    await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+    await conn.execute("INSERT INTO schema_version VALUES ($1)", version)
+
+
 @pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
 async def test_an_older_database_upgrades_in_place(postgres_url, version):
     conn = await asyncpg.connect(postgres_url)
     try:
         async with conn.transaction():
-            for step in MIGRATIONS[:version]:
-                await step(conn)
-            await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-            await conn.execute("INSERT INTO schema_version VALUES ($1)", version)
+            await migrated_to(conn, version)
         await conn.execute(  # as versions before 3 stored a signal
             "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
             "context, received_at) VALUES ('old', '2026-11-03T22:22:07.000000000Z', 'mac-1', "
@@ -183,10 +188,7 @@ async def test_a_database_from_before_silences_counts_its_groups(postgres_url, v
     conn = await asyncpg.connect(postgres_url)
     try:
         async with conn.transaction():
-            for step in MIGRATIONS[:version]:
-                await step(conn)
-            await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-            await conn.execute("INSERT INTO schema_version VALUES ($1)", version)
+            await migrated_to(conn, version)
             await conn.execute(
                 "INSERT INTO signals (signal_id, ts, host_id, rule_id, severity, title, tags, "
                 "context, received_at, status) SELECT 'v1-' || n, $1 || lpad(n::text, 2, '0') "
