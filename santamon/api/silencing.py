@@ -9,13 +9,13 @@ empty list.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 from .. import timeutil
 from ..domain.silences import Silence, first_match, maintenance_window
 from ..store import Store, StoreUnavailable
+from ..tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,7 @@ class SilenceCache:
         self._poller = asyncio.create_task(self._poll(), name="santamon-silences")
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await cancel_and_wait(self._poller)
 
     async def reload(self) -> None:
         # The version first: a change landing in between makes the next poll load again.

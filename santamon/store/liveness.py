@@ -16,11 +16,11 @@ servers may share one database, since a store never lets an older heartbeat repl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 from .. import timeutil
+from ..tasks import cancel_and_wait
 from .base import Heartbeat, HistoryRule, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,8 @@ class Liveness:
 
     async def stop(self) -> None:
         """No more flushes on the timer; write what is pending (logged if it cannot be)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         try:
             await self.flush()
         except StoreUnavailable as exc:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from ... import timeutil
 from ...store import KeyUse, Store, StoreUnavailable
+from ...tasks import cancel_and_wait
 from .keys import Caller, KeyRing
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,7 @@ class KeySync:
         self._task = asyncio.create_task(self._run(), name="santamon-key-sync")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         with contextlib.suppress(StoreUnavailable):
             await self.flush()
 

@@ -15,6 +15,7 @@ from typing import Any
 import aiosqlite
 
 from ... import timeutil
+from ...tasks import cancel_and_wait
 from ..base import (
     AgentFilter,
     AgentHistory,
@@ -142,10 +143,7 @@ class SQLiteStore:
     async def _release(self) -> None:
         if self._writer is not None:
             await self._writer.stop()  # commits everything already queued
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoints
+        await cancel_and_wait(self._checkpoints)
         if self._maintenance is not None and self._writer is not None:
             await maintenance.finish(self._maintenance)
         for conn in self._connections:
