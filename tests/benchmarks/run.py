@@ -748,9 +748,13 @@ def _cpu(cpu: dict[str, float], unit: str) -> str:
     return "CPU " + " + ".join(f"{name} {us:.0f}" for name, us in cpu.items()) + f" us/{unit}"
 
 
-def cpu_rows(report: dict, goals: dict) -> list[tuple[str, str, str, bool | None]]:
+# A line of the printed table: what, the figure, the goal, whether it is met (None: no goal).
+Row = tuple[str, str, str, bool | None]
+
+
+def cpu_rows(report: dict, goals: dict) -> list[Row]:
     """Issue 15: the server's CPU per request (per signal in batches) beside the ceiling's."""
-    rows: list[tuple[str, str, str, bool | None]] = []
+    rows: list[Row] = []
     for key, label, ratio_goal, rate_goal in (
             ("ingest_empty", "empty file", goals["cpu_ratio_empty"], None),
             ("ingest", f"{report['settings']['signals']:,} file", goals["cpu_ratio_full"],
@@ -784,8 +788,33 @@ def cpu_rows(report: dict, goals: dict) -> list[tuple[str, str, str, bool | None
     return rows
 
 
-def postgres_rows(pg: dict, goals: dict) -> list[tuple[str, str, str, bool | None]]:
-    rows: list[tuple[str, str, str, bool | None]] = []
+def durability_rows(part: dict, engine: str = "") -> list[Row]:
+    """The SIGKILL check of one engine's part of the report, if it ran."""
+    if "durability" not in part:
+        return []
+    d = part["durability"]
+    return [(f"{engine}durable after SIGKILL", f"{d['acknowledged']} acked, "
+             f"{d['missing_after_sigkill']} missing", "0 missing", d["durable"])]
+
+
+def query_rows(part: dict, goals: dict, engine: str = "") -> list[Row]:
+    """Each query kind's p50/p95, idle and under ingest, against its goal."""
+    rows: list[Row] = []
+    for phase, goal in (("queries_idle", goals["query_p95_ms"]),
+                        ("queries_under_ingest", goals["query_p95_under_ingest_ms"])):
+        for kind, q in part.get(phase, {}).items():
+            if kind.startswith("_"):  # what the phase says of itself, not a query kind
+                continue
+            err = f"  errors {q['errors']}" if q["errors"] else ""
+            ok = not q["errors"] and q["p95_ms"] is not None and q["p95_ms"] <= goal
+            rows.append((f"{engine}{'idle' if phase == 'queries_idle' else 'ingest'}: {kind}",
+                         f"p50 {q['p50_ms']} ms  p95 {q['p95_ms']} ms  (n={q['n']}, "
+                         f"rows={q['rows']}){err}", f"p95 <= {goal} ms", ok))
+    return rows
+
+
+def postgres_rows(pg: dict, goals: dict) -> list[Row]:
+    rows: list[Row] = []
     rows.append(("PostgreSQL: first start on the migrated copy",
                  f"{pg.get('first_start_s')} s (server ready in {pg.get('server_ready_s')} s)",
                  "", None))
@@ -807,18 +836,7 @@ def postgres_rows(pg: dict, goals: dict) -> list[tuple[str, str, str, bool | Non
                      f"{_cpu(result['cpu_us_per_signal'], 'signal')}"
                      + (f"  non-2xx {result['non_2xx']}" if result["non_2xx"] else ""),
                      "", None))
-    if "durability" in pg:
-        d = pg["durability"]
-        rows.append(("PostgreSQL: durable after SIGKILL", f"{d['acknowledged']} acked, "
-                     f"{d['missing_after_sigkill']} missing", "0 missing", d["durable"]))
-    for phase, goal in (("queries_idle", goals["query_p95_ms"]),
-                        ("queries_under_ingest", goals["query_p95_under_ingest_ms"])):
-        for kind, q in pg.get(phase, {}).items():
-            err = f"  errors {q['errors']}" if q["errors"] else ""
-            ok = not q["errors"] and q["p95_ms"] is not None and q["p95_ms"] <= goal
-            rows.append((f"PG {'idle' if phase == 'queries_idle' else 'ingest'}: {kind}",
-                         f"p50 {q['p50_ms']} ms  p95 {q['p95_ms']} ms  (n={q['n']}, "
-                         f"rows={q['rows']}){err}", f"p95 <= {goal} ms", ok))
+    rows += durability_rows(pg, "PostgreSQL: ") + query_rows(pg, goals, "PG ")
     if "background_ingest" in pg:
         b = pg["background_ingest"]
         rows.append(("PG background ingest achieved", f"{b.get('achieved_per_s')} signals/s "
@@ -829,7 +847,7 @@ def postgres_rows(pg: dict, goals: dict) -> list[tuple[str, str, str, bool | Non
 
 
 def print_table(report: dict) -> None:
-    rows: list[tuple[str, str, str, bool | None]] = []
+    rows: list[Row] = []
     ingest = report.get("ingest", {})
     single = ingest.get("single")
     goals = report["goals"]
@@ -851,25 +869,13 @@ def print_table(report: dict) -> None:
                      + (f"  non-2xx {b['non_2xx']}" if b["non_2xx"] else ""),
                      "" if name == "ceiling" else f">= {goals['batch_signals_per_s']}", ok))
     rows += cpu_rows(report, goals)
-    if "durability" in report:
-        d = report["durability"]
-        rows.append(("durable after SIGKILL", f"{d['acknowledged']} acked, "
-                     f"{d['missing_after_sigkill']} missing", "0 missing", d["durable"]))
+    rows += durability_rows(report)
     if "first_open" in report:
         f = report["first_open"]
         rows.append(("first open of seed file", f"{f['seconds']:.1f} s (2nd start "
                      f"{f['second_start_s']:.1f} s)", f"<= {goals['first_open_s']} s",
                      f["seconds"] <= goals["first_open_s"]))
-    for phase, goal in (("queries_idle", goals["query_p95_ms"]),
-                        ("queries_under_ingest", goals["query_p95_under_ingest_ms"])):
-        for kind, q in report.get(phase, {}).items():
-            if kind.startswith("_"):
-                continue
-            err = f"  errors {q['errors']}" if q["errors"] else ""
-            ok = not q["errors"] and q["p95_ms"] is not None and q["p95_ms"] <= goal
-            rows.append((f"{'idle' if phase == 'queries_idle' else 'ingest'}: {kind}",
-                         f"p50 {q['p50_ms']} ms  p95 {q['p95_ms']} ms  (n={q['n']}, "
-                         f"rows={q['rows']}){err}", f"p95 <= {goal} ms", ok))
+    rows += query_rows(report, goals)
     if "background_ingest" in report:
         b = report["background_ingest"]
         rows.append(("background ingest achieved", f"{b.get('achieved_per_s')} signals/s "
