@@ -148,11 +148,13 @@ def dropped_records() -> int:
     return _dropped
 
 
-def _count_dropped(backlog_or_lines: _Backlog | _RequestLines) -> None:
+def _count_dropped(backlog: _Backlog | None = None) -> None:
+    """One more record dropped; a backlog's own count also frees its place in the bound."""
     global _dropped
     with _dropped_lock:
         _dropped += 1
-        backlog_or_lines.dropped += 1
+        if backlog is not None:
+            backlog.dropped += 1
 
 
 class _Backlog:
@@ -219,7 +221,6 @@ class _RequestLines:
         self._lock = threading.Lock()
         self._lines: list[str] = []
         self._held = 0  # waiting and being written; under _lock
-        self.dropped = 0  # under _dropped_lock
 
     def add(self, level: str, fields: dict[str, Any]) -> None:
         line = self._formatter.line(time.time(), level, ACCESS_LOGGER, "request", fields)
@@ -230,7 +231,7 @@ class _RequestLines:
                 self._held += 1
             first = len(self._lines) == 1 and not full
         if full:
-            _count_dropped(self)
+            _count_dropped()
         elif first:  # the log thread takes every line waiting when it gets to this
             self._backlog.records.put(_WAKE)  # type: ignore[arg-type]
 
