@@ -7,7 +7,7 @@ from aiohttp import web
 from ..responses import ApiError
 from ..state import AUTH_LIMITER, KEY_SYNC, KEYRING, METRICS, SESSIONS
 from .keys import PUBLIC_CALLER, Access, Caller, SharedKeyRefused, presented_key
-from .sessions import Session, check_csrf, csrf_ok, session_from_cookie
+from .sessions import Session, check_csrf, session_from_cookie
 
 SHARED_KEY_REFUSED = ("shared agent keys are turned off here (SANTAMON_AGENT_KEYS=bound-only): "
                       "give this Mac a key of its own (santamon agent-keys create)")
@@ -23,16 +23,11 @@ async def authenticate(request: web.Request, needed: Access) -> Caller:
     if needed is Access.PUBLIC:
         return PUBLIC_CALLER
     key = presented_key(request)
-    caller = None
-    if key:
-        try:
-            caller = request.app[KEYRING].identify(key)
-        except SharedKeyRefused:
-            raise failed_authentication(request, presented=True,
-                                        message=SHARED_KEY_REFUSED) from None
-    elif (session := await session_from_cookie(request, request.app[SESSIONS])) is not None:
-        check_csrf(request, session)
-        caller = session_caller(session)
+    try:
+        caller = await _identify(request, key)
+    except SharedKeyRefused:
+        raise failed_authentication(request, presented=True,
+                                    message=SHARED_KEY_REFUSED) from None
     if caller is None:
         raise failed_authentication(request, presented=bool(key))
     if not caller.may(needed):
@@ -48,18 +43,24 @@ async def may_call(request: web.Request, needed: Access) -> bool:
     `needed`. Counts and raises nothing: authenticate() gives the answer."""
     if needed is Access.PUBLIC:
         return True
-    key = presented_key(request)
-    caller = None
-    if key:
-        try:
-            caller = request.app[KEYRING].identify(key)
-        except SharedKeyRefused:
-            return False
-    else:
-        session = await session_from_cookie(request, request.app[SESSIONS])
-        if session is not None and csrf_ok(request, session):
-            caller = session_caller(session)
+    try:
+        caller = await _identify(request, presented_key(request))
+    except (SharedKeyRefused, ApiError):
+        return False
     return caller is not None and caller.may(needed)
+
+
+async def _identify(request: web.Request, key: str | None) -> Caller | None:
+    """Who the presented key, or else the console session, belongs to; None for neither.
+    Raises SharedKeyRefused (a shared key where only bound keys may ingest) and ApiError 403
+    (a session's unsafe request without its CSRF token)."""
+    if key:
+        return request.app[KEYRING].identify(key)
+    session = await session_from_cookie(request, request.app[SESSIONS])
+    if session is None:
+        return None
+    check_csrf(request, session)
+    return session_caller(session)
 
 
 def failed_authentication(request: web.Request, *, presented: bool,
