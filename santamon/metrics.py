@@ -7,6 +7,10 @@ database size) are set by the /metrics handler just before rendering.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -17,10 +21,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from santamon import __version__
 
@@ -44,6 +50,53 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 INGEST_ROUTE = "/ingest"
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class RequestSeries(Collector):
+    """`santamon_http_requests_total{route,method,status}` and
+    `santamon_http_request_duration_seconds{route,method}`, kept in plain lists rather than
+    prometheus_client's counters and histograms: these move on every request (every agent's
+    heartbeat), and those take a lock and check their state on each update (issue 15).
+    Updated on the event loop only; a scrape reads a copy of each series."""
+
+    def __init__(self) -> None:
+        # (route, method, status) -> [sum of seconds, then one count per bucket and +Inf]
+        self._series: dict[tuple[str, str, int], list[float]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        series = self._series.get((route, method, status))
+        if series is None:
+            series = self._series[(route, method, status)] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        series[0] += seconds
+        series[1 + bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # le: bound included
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        requests, latency = self._families()
+        by_route: dict[tuple[str, str], list[float]] = {}
+        for (route, method, status), series in list(self._series.items()):
+            series = list(series)
+            requests.add_metric([route, method, str(status)], sum(series[1:]))
+            total = by_route.setdefault((route, method), [0.0] * len(series))
+            for index, value in enumerate(series):
+                total[index] += value
+        bounds = [floatToGoString(bound) for bound in (*LATENCY_BUCKETS, math.inf)]
+        for (route, method), total in by_route.items():
+            latency.add_metric([route, method],
+                               list(zip(bounds, itertools.accumulate(total[1:]), strict=True)),
+                               total[0])
+        return iter((requests, latency))
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, HistogramMetricFamily]:
+        return (CounterMetricFamily("santamon_http_requests",
+                                    "HTTP requests by route, method and status code.",
+                                    labels=["route", "method", "status"]),
+                HistogramMetricFamily("santamon_http_request_duration_seconds",
+                                      "Time from receiving a request to having its response "
+                                      "ready, by route.", labels=["route", "method"]))
 
 
 class Metrics:
@@ -71,19 +124,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self.requests = Counter(
-            "santamon_http_requests",
-            "HTTP requests by route, method and status code.",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "santamon_http_request_duration_seconds",
-            "Time from receiving a request to having its response ready, by route.",
-            ["route", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.requests = RequestSeries()
+        r.register(self.requests)
         self.auth_failures = Counter(
             "santamon_auth_failures",
             "Failed authentications by reason (missing, invalid, rate_limited).",
@@ -152,7 +194,6 @@ class Metrics:
             "Size of the database files (main file, WAL and shared memory).",
             registry=r,
         )
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._ingest_children: tuple[Any, Any] | None = None  # (stored, duplicate)
         self.log_records_dropped = Gauge(
             "santamon_log_records_dropped",
@@ -161,17 +202,8 @@ class Metrics:
         )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """One request answered. The labelled children are looked up once per (route, method,
-        status), not per request: `labels()` takes a lock and builds its key every call."""
-        key = (route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = self._request_children[key] = (
-                self.latency.labels(route=route, method=method),
-                self.requests.labels(route=route, method=method, status=str(status)))
-        latency, requests = children
-        latency.observe(seconds)
-        requests.inc()
+        """One request answered."""
+        self.requests.observe(route, method, status, seconds)
         if route == INGEST_ROUTE and status >= 400:
             self.count_ingest_rejected(status)
 
