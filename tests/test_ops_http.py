@@ -102,6 +102,22 @@ async def test_every_response_carries_security_headers_and_api_answers_are_not_s
     assert h["Cache-Control"] == "no-store"
     assert h["Server"] == "santamon"
     assert "Strict-Transport-Security" not in h  # plain HTTP here; see test_tls_serving
+    # JSON is no document: it may load nothing, and the document-only headers stay off it.
+    assert h["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert h["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert "Permissions-Policy" not in h and "Cross-Origin-Opener-Policy" not in h
+
+
+@pytest.mark.parametrize("path", ["/ui", "/docs", "/static/app.css"])
+async def test_documents_carry_the_document_headers_too(client, path):
+    response = await client.get(path)
+    assert response.status == 200
+    h = response.headers
+    assert h["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert "camera=()" in h["Permissions-Policy"]
+    assert h["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert "script-src 'self'" in h["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
 
 
 async def test_metrics_needs_the_analyst_key(client):
