@@ -240,14 +240,17 @@ class _RequestLines:
         elif first:  # the log thread takes every line waiting when it gets to this
             self._backlog.records.put(_WAKE)  # type: ignore[arg-type]
 
-    def take(self) -> list[str]:
-        """Every line waiting, rendered (on the log thread)."""
+    def take(self) -> tuple[list[str], int]:
+        """Every line waiting, rendered (on the log thread), and how many were taken."""
         with self._lock:
             waiting, self._waiting = self._waiting, []
-        line = self._formatter.line
-        return [line(created, level, ACCESS_LOGGER, "request",
-                     dict(zip(REQUEST_FIELDS, fields, strict=True))) + "\n"
-                for created, level, *fields in waiting]
+        lines = []
+        for created, level, *values in waiting:
+            with contextlib.suppress(Exception):  # never worth the log thread
+                lines.append(self._formatter.line(
+                    created, level, ACCESS_LOGGER, "request",
+                    dict(zip(REQUEST_FIELDS, values, strict=True))) + "\n")
+        return lines, len(waiting)
 
     def written(self, count: int) -> None:
         with self._lock:
@@ -282,9 +285,9 @@ class _Writer(QueueListener):
                 if record is self._sentinel:
                     stopping = True
                 if record is _WAKE or stopping:  # stopping: the lines logged before it too
-                    taken = self._requests.take()
+                    taken, count = self._requests.take()
                     lines += taken
-                    requests += len(taken)
+                    requests += count
                     if stopping:
                         break
                     continue
@@ -437,8 +440,8 @@ def log_request(
                           strict=True))
         _access_log.log(level, "request", extra={"fields": fields})
     else:
-        lines.add((time.time(), "WARNING" if status >= 500 else "INFO", method, path, status,
-                   duration_ms, agent_id, remote))
+        lines.add((time.time(), logging.getLevelName(level), method, path, status, duration_ms,
+                   agent_id, remote))
 
 
 _access_log = logging.getLogger(ACCESS_LOGGER)

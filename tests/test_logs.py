@@ -157,3 +157,21 @@ def test_a_blocked_stream_drops_records_and_never_holds_up_stop(capture, monkeyp
         assert logs.dropped_records() >= 500 - 50 - 1
     finally:
         stream.release.set()
+
+
+def test_a_line_that_cannot_be_rendered_does_not_stop_the_log_thread(capture):
+    """Request lines are rendered on the log thread: one value whose rendering fails costs
+    that line only, never the thread (and with it every later line)."""
+
+    class Unrenderable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text for this")
+
+    configure_logging("text", stream=capture)
+    log_request("GET", Unrenderable(), 200, 0.001)  # type: ignore[arg-type]
+    time.sleep(3 * logs.LOG_GATHER_SECONDS)
+    log_request("GET", "/after", 200, 0.001)
+    logging.getLogger("santamon.test").warning("still here")
+    lines = written(capture).splitlines()
+    assert len(lines) == 2
+    assert "path=/after" in lines[0] and "still here" in lines[1]
