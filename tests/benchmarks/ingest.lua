@@ -1,8 +1,9 @@
 -- wrk script: one agent-shaped signal per request (or arrays of N with "batch", or an agent's
 -- heartbeat with "heartbeat", sent to /agents/heartbeat).
 --   wrk -t2 -c32 -d10s -s ingest.lua http://127.0.0.1:PORT/ingest -- MODE NONCE APIKEY ACKDIR [BATCH]
--- MODE: single | batch | heartbeat.  NONCE: 8 hex chars unique per wrk run; ids are
--- NONCE..thread..counter, so they are unique across threads, connections and runs.  Each thread
+-- MODE: single | batch | heartbeat.  NONCE: 8 hex chars unique per wrk run; ids are NONCE and
+-- 24 random hex digits (32 in all, like the agent's random ids: each takes a random place in
+-- the id index, as in production), so they are unique across threads, connections and runs.  Each thread
 -- appends the ids the server acknowledged with a 2xx to ACKDIR/acked-NONCE-THREAD.txt (checked
 -- against the DB).
 -- done() prints one line "BENCH_RESULT {json}" with counts and latency percentiles (us).
@@ -56,10 +57,16 @@ local template = '{"signal_id":"%s","ts":"%s","host_id":"%s","rule_id":"%s",%s'
   .. '{"relation":"ancestor","depth":3,"pid":1,"pidversion":1,"path":"/sbin/launchd","user":"root",'
   .. '"uid":0,"group":"wheel","gid":0,"session_id":1,"start_time":"2026-11-01T07:00:00-08:00"}]}}'
 
+local function random_id()
+  local r = math.random
+  return nonce .. string.format("%06x%06x%06x%06x", r(0, 0xffffff), r(0, 0xffffff),
+                                r(0, 0xffffff), r(0, 0xffffff))
+end
+
 local function signal()
   counter = counter + 1
   local c = counter
-  local id = nonce .. string.format("%04x%020d", tid, c)
+  local id = random_id()
   local digits = c % 10
   local frac = ""
   if digits > 0 then frac = "." .. string.sub(fraction, 1, digits) end
@@ -90,6 +97,7 @@ function init(args)
   wrk.headers["X-API-Key"] = args[3] or ""
   ackdir = args[4]
   batch = tonumber(args[5] or "500")
+  math.randomseed(tonumber(nonce, 16) + tid * 65537)  -- a sequence of its own per thread and run
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["User-Agent"] = "github.com/0x4d31/santamon/bench"
@@ -111,8 +119,7 @@ function request()
     end
     local items = {}
     for i = 1, batch do
-      counter = counter + 1
-      items[i] = '{"signal_id":"' .. nonce .. string.format("%04x%020d", tid, counter) .. tails[i]
+      items[i] = '{"signal_id":"' .. random_id() .. tails[i]
     end
     body = "[" .. table.concat(items, ",") .. "]"
   elseif mode == "heartbeat" then

@@ -3,7 +3,8 @@
 the writer's pragmas, in WAL mode as the service runs it.
 
 Signals are shaped as the agent sends them: random 32-hex ids (so the id index takes a random
-page per signal, as in production), 2,000 hosts, 30 rules, mixed severities, a 1.5 KB context.
+page per signal, as in production), event times of a moment ago, 2,000 hosts, 30 rules, mixed
+severities, a 1.5 KB context.
 Prints wall and CPU microseconds per signal (CPU is what a loaded machine cannot blur).
 
     # a fresh upgraded file with 200,000 signals, then every index and trigger of `signals`
@@ -31,6 +32,7 @@ from pathlib import Path
 import aiosqlite
 import orjson
 
+from santamon import timeutil
 from santamon.domain.signals import NewSignal
 from santamon.store.sqlite.schema import migrate
 from santamon.store.sqlite.store import WRITER_PRAGMAS
@@ -54,10 +56,10 @@ STRUCTURES = {
 }
 
 
-def signal(n: int) -> NewSignal:
+def signal(n: int) -> NewSignal:  # n: its place in the run
     return NewSignal(
         signal_id=_random.randbytes(16).hex(),
-        ts=f"2099-01-01T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}.{n:09d}Z",
+        ts=timeutil.format_utc(time.time_ns() + n),  # an event of a moment ago, as the agent's
         host_id=f"mbp-bench-{_random.randrange(2000):04d}",
         rule_id=f"SM-0{_random.randrange(30):02d}", severity=_random.choice(SEVERITIES),
         title="curl piped to shell", tags_json=b"[]", context_json=CONTEXT,
