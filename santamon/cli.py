@@ -27,7 +27,7 @@ import uvloop
 from aiohttp import web
 from yarl import URL
 
-from . import __version__, certs, timeutil, workers
+from . import __version__, certs, memory, timeutil, workers
 from .config import (
     POSTGRESQL_SCHEMES,
     ConfigError,
@@ -51,6 +51,7 @@ from .domain.keys import (
     new_person_key,
 )
 from .logs import configure_logging
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("santamon")
 
@@ -167,6 +168,7 @@ async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | N
         if isinstance(exc, StartupError):
             raise
         raise StartupError(str(exc) or type(exc).__name__) from exc
+    trimming = None
     try:
         site = listening_site(runner, settings, tls, reuse_port=reuse_port)
         try:
@@ -176,8 +178,10 @@ async def _run(app: web.Application, settings: Settings, tls: ssl.SSLContext | N
                                f"{exc.strerror or exc}") from exc
         log.info("listening on %s", site.name)
         tune_garbage_collector()
+        trimming = asyncio.create_task(memory.trim_forever(), name="santamon-malloc-trim")
         await stop.wait()
     finally:
+        await cancel_and_wait(trimming)
         await runner.cleanup()
 
 
