@@ -53,6 +53,9 @@ STRUCTURES = {
     "idx_signals_group": ["DROP INDEX idx_signals_group"],
     "counts trigger (signal, host, rule and title counts)": ["DROP TRIGGER signals_count_insert"],
     "group trigger (group_counts and its two indexes)": ["DROP TRIGGER signals_group_insert"],
+    "idx_group_counts_walk (its entry moves with each newer signal)": [
+        "DROP INDEX idx_group_counts_walk"],
+    "idx_group_counts_host": ["DROP INDEX idx_group_counts_host"],
 }
 
 
