@@ -14,7 +14,6 @@ import atexit
 import contextlib
 import copy
 import datetime as dt
-import itertools
 import logging
 import os
 import queue
@@ -148,33 +147,68 @@ def dropped_records() -> int:
     return _dropped
 
 
-def _count_dropped(backlog: _Backlog | None = None) -> None:
-    """One more record dropped; a backlog's own count also frees its place in the bound."""
+def _count_dropped() -> None:
     global _dropped
     with _dropped_lock:
         _dropped += 1
-        if backlog is not None:
-            backlog.dropped += 1
+
+
+_WAKE = object()  # on the queue: request lines are waiting (_Backlog.add_line)
+
+# A request line's fields, in the order its values are handed over and rendered.
+REQUEST_FIELDS = ("method", "path", "status", "duration_ms", "agent_id", "remote")
 
 
 class _Backlog:
-    """The records waiting for the log thread, bounded: those queued and those in the batch it
-    is writing count alike, so a blocked stream holds at most LOG_QUEUE_RECORDS whatever the
-    thread took out last. A SimpleQueue and counters, not a bounded queue.Queue: that takes a
-    lock and a condition per record, and every request logs one."""
+    """What waits for the log thread: records on a queue, and the request lines as bare values
+    (a tuple each: no LogRecord, no handler chain, no queue put and no rendering on the thread
+    that serves the request; issue 15). One bound for both: records and lines waiting, and
+    those in the batch the thread is writing, count alike, so a blocked stream holds at most
+    `limit` whatever the thread took out last."""
 
     def __init__(self, limit: int) -> None:
-        self.records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        self.records: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._limit = limit
-        self._offered = itertools.count()  # next() is atomic: any thread may log
-        self.dropped = 0  # under _dropped_lock
-        self.written = 0  # only the log thread adds to it
+        self._lock = threading.Lock()
+        self._lines: list[tuple[Any, ...]] = []
+        self._held = 0  # waiting and being written; under _lock
 
-    def offer(self, record: logging.LogRecord) -> bool:
-        if next(self._offered) - self.dropped - self.written >= self._limit:
+    def _reserve(self) -> bool:
+        """A place in the bound, or False (counted as dropped). Under _lock."""
+        if self._held >= self._limit:
             return False
-        self.records.put(record)
+        self._held += 1
         return True
+
+    def offer(self, record: logging.LogRecord) -> None:
+        with self._lock:
+            placed = self._reserve()
+        if placed:
+            self.records.put(record)
+        else:
+            _count_dropped()
+
+    def add_line(self, values: tuple[Any, ...]) -> None:
+        """`values`: the time, the level's name, then one value per REQUEST_FIELDS."""
+        with self._lock:
+            placed = self._reserve()
+            if placed:
+                self._lines.append(values)
+            first = placed and len(self._lines) == 1
+        if not placed:
+            _count_dropped()
+        elif first:  # the log thread takes every line waiting when it gets to this
+            self.records.put(_WAKE)
+
+    def take_lines(self) -> list[tuple[Any, ...]]:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines
+
+    def written(self, count: int) -> None:
+        """`count` records and lines are out of the bound (written, or given up)."""
+        with self._lock:
+            self._held -= count
 
 
 class _Handoff(QueueHandler):
@@ -194,7 +228,7 @@ class _Handoff(QueueHandler):
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         if not record.args and not record.exc_info and isinstance(record.msg, str):
-            return record  # nothing to render (the request line): no copy needed
+            return record  # nothing to render: no copy needed
         record = copy.copy(record)
         record.msg, record.args = record.getMessage(), None
         if record.exc_info:
@@ -203,58 +237,7 @@ class _Handoff(QueueHandler):
         return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        if not self._backlog.offer(record):
-            _count_dropped(self._backlog)
-
-
-_WAKE = object()  # on the backlog: request lines are waiting (_RequestLines)
-
-
-# A request line's fields, in the order its values are handed over and rendered.
-REQUEST_FIELDS = ("method", "path", "status", "duration_ms", "agent_id", "remote")
-
-
-class _RequestLines:
-    """The request lines. The thread that serves a request leaves only its values here (a
-    tuple: no LogRecord, no handler chain, no queue put, no rendering); the log thread renders
-    them in batches, where the formatter's code stays hot in the cache. That is a third of what
-    the line used to cost a heartbeat (issue 15). Bounded like the backlog: lines waiting and
-    lines being written count alike."""
-
-    def __init__(self, backlog: _Backlog, formatter: LineFormatter, limit: int) -> None:
-        self._backlog, self._formatter, self._limit = backlog, formatter, limit
-        self._lock = threading.Lock()
-        self._waiting: list[tuple[Any, ...]] = []
-        self._held = 0  # waiting and being written; under _lock
-
-    def add(self, values: tuple[Any, ...]) -> None:
-        """`values`: the time, the level's name, then one value per REQUEST_FIELDS."""
-        with self._lock:
-            full = self._held >= self._limit
-            if not full:
-                self._waiting.append(values)
-                self._held += 1
-            first = len(self._waiting) == 1 and not full
-        if full:
-            _count_dropped()
-        elif first:  # the log thread takes every line waiting when it gets to this
-            self._backlog.records.put(_WAKE)  # type: ignore[arg-type]
-
-    def take(self) -> tuple[list[str], int]:
-        """Every line waiting, rendered (on the log thread), and how many were taken."""
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
-        lines = []
-        for created, level, *values in waiting:
-            with contextlib.suppress(Exception):  # never worth the log thread
-                lines.append(self._formatter.line(
-                    created, level, ACCESS_LOGGER, "request",
-                    dict(zip(REQUEST_FIELDS, values, strict=True))) + "\n")
-        return lines, len(waiting)
-
-    def written(self, count: int) -> None:
-        with self._lock:
-            self._held -= count
+        self._backlog.offer(record)
 
 
 class _Writer(QueueListener):
@@ -262,11 +245,10 @@ class _Writer(QueueListener):
     blocked in a write would hold its handler lock, which logging.shutdown() at exit waits
     for."""
 
-    def __init__(self, backlog: _Backlog, requests: _RequestLines, formatter: logging.Formatter,
+    def __init__(self, backlog: _Backlog, formatter: LineFormatter,
                  write: Callable[[str], None]) -> None:
         super().__init__(backlog.records)
-        self._backlog, self._requests = backlog, requests
-        self._formatter, self._write = formatter, write
+        self._backlog, self._formatter, self._write = backlog, formatter, write
 
     def _monitor(self) -> None:
         """Write all that has queued in one go, then let more gather for a moment: under load
@@ -278,29 +260,38 @@ class _Writer(QueueListener):
             with contextlib.suppress(queue.Empty):
                 while True:
                     batch.append(records.get_nowait())
-            lines = []
-            formatted = requests = 0
+            lines: list[str] = []
+            taken = 0
             stopping = False
             for record in batch:
-                if record is self._sentinel:
-                    stopping = True
+                stopping = record is self._sentinel
                 if record is _WAKE or stopping:  # stopping: the lines logged before it too
-                    taken, count = self._requests.take()
-                    lines += taken
-                    requests += count
+                    request_lines = self._backlog.take_lines()
+                    taken += len(request_lines)
+                    lines += [line for values in request_lines
+                              if (line := self._request_line(values))]
                     if stopping:
                         break
                     continue
-                formatted += 1
+                taken += 1
                 with contextlib.suppress(Exception):  # never worth the writer thread
                     lines.append(self._formatter.format(record) + "\n")
             with contextlib.suppress(Exception):
                 self._write("".join(lines))
-            self._backlog.written += formatted
-            self._requests.written(requests)
+            self._backlog.written(taken)
             if stopping:
                 return
             time.sleep(LOG_GATHER_SECONDS)
+
+    def _request_line(self, values: tuple[Any, ...]) -> str | None:
+        """A request line, rendered here, in the batch; None (that line only is lost) if a
+        value cannot be."""
+        created, level, *fields = values
+        try:
+            return self._formatter.line(created, level, ACCESS_LOGGER, "request",
+                                        dict(zip(REQUEST_FIELDS, fields, strict=True))) + "\n"
+        except Exception:
+            return None
 
     def stop_within(self, seconds: float) -> None:
         """Write out what is queued, waiting at most `seconds`: a blocked stream must not hold
@@ -345,7 +336,7 @@ class ProtocolErrorFilter(logging.Filter):
 
 
 _listener: _Writer | None = None
-_request_lines: _RequestLines | None = None
+_backlog: _Backlog | None = None  # while the log thread runs: where request lines go
 
 
 def configure_logging(
@@ -358,7 +349,7 @@ def configure_logging(
     Records are formatted and written by a thread of their own: a slow or blocked stderr
     must never stall the event loop.
     """
-    global _listener, _request_lines
+    global _listener, _backlog
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
     stop_logging()
@@ -376,10 +367,10 @@ def configure_logging(
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     process_fields = {} if worker is None else {"worker": worker}
     formatter = JsonFormatter(process_fields) if fmt == "json" else TextFormatter(process_fields)
-    _request_lines = _RequestLines(backlog, formatter, LOG_QUEUE_RECORDS)
-    _listener = _Writer(backlog, _request_lines, formatter,
+    _listener = _Writer(backlog, formatter,
                         _stream_writer(stream) if stream else _stderr_writer())
     _listener.start()
+    _backlog = backlog
     # aiohttp's own access log would be a second, unstructured line per request.
     logging.getLogger("aiohttp.access").disabled = True
     server = logging.getLogger(SERVER_LOGGER)
@@ -412,9 +403,9 @@ def _stderr_writer() -> Callable[[str], None]:
 @atexit.register
 def stop_logging() -> None:
     """Write out the queued records (waiting LOG_STOP_SECONDS at most) and stop the writer."""
-    global _listener, _request_lines
+    global _listener, _backlog
     if _listener is not None:
-        _request_lines = None  # from now on through the logger, like any record
+        _backlog = None  # from now on through the logger, like any record
         _listener.stop_within(LOG_STOP_SECONDS)
         _listener = None
 
@@ -434,14 +425,14 @@ def log_request(
     if not _access_log.isEnabledFor(level):
         return
     duration_ms = round(duration * 1000, 3)
-    lines = _request_lines
-    if lines is None:  # logging not set up by configure_logging: whatever handlers there are
+    backlog = _backlog
+    if backlog is None:  # logging not set up by configure_logging: whatever handlers there are
         fields = dict(zip(REQUEST_FIELDS, (method, path, status, duration_ms, agent_id, remote),
                           strict=True))
         _access_log.log(level, "request", extra={"fields": fields})
     else:
-        lines.add((time.time(), logging.getLevelName(level), method, path, status, duration_ms,
-                   agent_id, remote))
+        backlog.add_line((time.time(), logging.getLevelName(level), method, path, status,
+                          duration_ms, agent_id, remote))
 
 
 _access_log = logging.getLogger(ACCESS_LOGGER)

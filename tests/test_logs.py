@@ -159,6 +159,24 @@ def test_a_blocked_stream_drops_records_and_never_holds_up_stop(capture, monkeyp
         stream.release.set()
 
 
+def test_records_and_request_lines_share_one_bound(capture, monkeypatch):
+    """A blocked stream holds at most LOG_QUEUE_RECORDS of records and request lines together,
+    not that many of each."""
+    monkeypatch.setattr(logs, "LOG_QUEUE_RECORDS", 50, raising=False)
+    monkeypatch.setattr(logs, "LOG_STOP_SECONDS", 0.2, raising=False)
+    stream = BlockedStream()
+    dropped = logs.dropped_records()
+    try:
+        configure_logging("text", stream=stream)
+        for n in range(100):
+            log_request("GET", f"/r/{n}", 200, 0.0)
+            logging.getLogger("santamon.test").warning("record %d", n)
+        assert logs.dropped_records() - dropped >= 200 - 50 - 1
+        stop_logging()
+    finally:
+        stream.release.set()
+
+
 def test_a_line_that_cannot_be_rendered_does_not_stop_the_log_thread(capture):
     """Request lines are rendered on the log thread: one value whose rendering fails costs
     that line only, never the thread (and with it every later line)."""
