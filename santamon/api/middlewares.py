@@ -169,7 +169,7 @@ def body_limit(request: web.Request) -> int:
 async def _read_body(request: web.Request, limit: int) -> bytes:
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise ApiError(413, f"request body over {limit} bytes", limit=limit)
+        raise _too_large(limit)
     held = (_unauthenticated(request, limit if declared is None else declared)
             if required_access(request) is Access.PUBLIC else contextlib.nullcontext())
     body = bytearray()
@@ -177,15 +177,14 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         try:
             if request.content.is_eof():  # all of it came with the headers: nothing to wait for
                 body += request.content.read_nowait()
+                if len(body) > limit:
+                    raise _too_large(limit)
             else:
                 async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
                     while chunk := await request.content.readany():
                         body += chunk
                         if len(body) > limit:
-                            raise ApiError(413, f"request body over {limit} bytes",
-                                           limit=limit)
-            if len(body) > limit:
-                raise ApiError(413, f"request body over {limit} bytes", limit=limit)
+                            raise _too_large(limit)
         except TimeoutError:
             raise ApiError(408, "request body not received in time") from None
         except web.RequestPayloadError:
@@ -194,6 +193,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         except ConnectionResetError:
             raise ApiError(CLIENT_CLOSED, "the client closed the connection") from None
     return bytes(body)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"request body over {limit} bytes", limit=limit)
 
 
 @contextlib.contextmanager
