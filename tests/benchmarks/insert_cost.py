@@ -34,6 +34,7 @@ import orjson
 
 from santamon import timeutil
 from santamon.domain.signals import NewSignal
+from santamon.store.sqlite.maintenance import file_paths
 from santamon.store.sqlite.schema import migrate
 from santamon.store.sqlite.store import WRITER_PRAGMAS
 from santamon.store.sqlite.writes import insert_new_signals
@@ -96,10 +97,15 @@ async def _upgraded(path: Path) -> None:
         await conn.commit()
 
 
+def remove(path: Path) -> None:
+    """A database file and the WAL and shared memory beside it."""
+    for file in file_paths(path):
+        file.unlink(missing_ok=True)
+
+
 def create(path: Path, signals: int) -> None:
     """A new file at the current schema, in WAL mode, holding `signals` signals."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    remove(path)
     asyncio.run(_upgraded(path))
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA journal_mode = WAL").fetchall()
@@ -117,15 +123,13 @@ def structures(path: Path, runs: int, count: int, per_commit: int) -> None:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(runs):
         for name, drops in variants.items():
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{copy}{suffix}").unlink(missing_ok=True)
+            remove(copy)
             shutil.copyfile(path, copy)
             with sqlite3.connect(copy) as conn:
                 for drop in drops:
                     conn.execute(drop)
             results[name].append(one_run(copy, count, per_commit))
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+    remove(copy)
     print(f"{count} signals per run in commits of {per_commit}, {runs} runs per variant; "
           "us per signal\n\n| variant | CPU, median | CPU, each run | wall, median |\n"
           "| --- | ---: | --- | ---: |")
