@@ -18,7 +18,6 @@ CPU per request is not. Prints a Markdown table; the raw profile stays in --out.
 from __future__ import annotations
 
 import argparse
-import secrets
 import shutil
 import subprocess
 import sys
@@ -42,12 +41,12 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("SQLite insert, indexes, triggers (writer thread)", ("insert_new_signals",
                                                           "RecordHeartbeat.apply")),
     ("writer thread: queue, answers", ("Writer._run",)),
-    ("log thread (writes the log lines)", ("QueueListener._monitor",)),
+    ("log thread (renders and writes the log lines)", ("_Writer._monitor",)),
     ("timestamp normalisation", ("(santamon/timeutil.py",)),
     ("context serialisation", ("encode_context", "shorten_context")),
     ("pydantic validation", ("model_validate_json", "validate_json")),
     ("metrics", ("prometheus_client", "(santamon/metrics.py")),
-    ("request log", ("log_request", "(logging/")),
+    ("request log", ("log_request", "(santamon/logs.py", "(logging/")),
     ("auth + agent guard", ("(santamon/api/auth/",)),
     ("writer hand-off (loop side)", ("(santamon/store/", "Writer.submit", "Writer._settle")),
     ("silences, shortening checks, building the row", ("(santamon/api/views/",
@@ -99,11 +98,10 @@ def main() -> int:
     db = workdir / "santamon.db"
     if args.db is not None:
         shutil.copyfile(args.db, db)
-    key = "bench-agent-" + secrets.token_hex(16)
+    keys, env = run.keys_and_env()
+    key = keys["agent"]
     port = run.free_port()
-    env = {k: v for k, v in run.os.environ.items() if not k.startswith("SANTAMON_")}
-    env.update(SANTAMON_API_KEY=key, SANTAMON_ADMIN_KEY="bench-admin-" + secrets.token_hex(16),
-               SANTAMON_HOST="127.0.0.1", SANTAMON_PORT=str(port), SANTAMON_DB_PATH=str(db))
+    env.update(SANTAMON_PORT=str(port), SANTAMON_DB_PATH=str(db))
     server = run.Process("santamon", [args.server, "serve"], env, port, workdir)
     path = "/agents/heartbeat" if args.mode == "heartbeat" else "/ingest"
     unit = "signal" if args.mode == "batch" else "request"

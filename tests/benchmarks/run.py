@@ -223,6 +223,17 @@ class Process:
 Pids = Callable[[], list[int]]
 
 
+def keys_and_env() -> tuple[dict[str, str], dict[str, str]]:
+    """New agent and admin keys, and a server environment with them: this process's, without
+    any SANTAMON_ setting of its own, listening on 127.0.0.1 only."""
+    keys = {"agent": "bench-agent-" + secrets.token_hex(16),
+            "admin": "bench-admin-" + secrets.token_hex(16)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANTAMON_")}
+    env.update(SANTAMON_API_KEY=keys["agent"], SANTAMON_ADMIN_KEY=keys["admin"],
+               SANTAMON_HOST="127.0.0.1")
+    return keys, env
+
+
 def run_wrk(url: str, mode: str, key: str, ackdir: Path | None, seconds: float, connections: int,
             threads: int, batch: int = 500, cpu: dict[str, Pids] | None = None) -> dict:
     """One wrk run; `cpu` names groups of processes (the service, the database) whose user
@@ -1037,11 +1048,7 @@ def main() -> int:
     shutil.rmtree(rundir, ignore_errors=True)
     ackdir = rundir / "acked"
     ackdir.mkdir(parents=True)
-    keys = {"agent": "bench-agent-" + secrets.token_hex(16),
-            "admin": "bench-admin-" + secrets.token_hex(16)}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SANTAMON_")}
-    env.update(SANTAMON_API_KEY=keys["agent"], SANTAMON_ADMIN_KEY=keys["admin"],
-               SANTAMON_HOST="127.0.0.1")
+    keys, env = keys_and_env()
     report: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
